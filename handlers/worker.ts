@@ -1,0 +1,34 @@
+/**
+ * The seed's `worker` example: works for a while, then answers with a payload.
+ * How long: `payload.seconds` if the task gives it, else $WORKER_SECONDS, else 20.
+ * Reports progress every second and stops early if the agent aborts it.
+ */
+import type { HandleTask } from '../src/agent';
+
+function durationSeconds(payload: unknown): number {
+  const fromPayload = (payload as { seconds?: unknown } | null)?.seconds;
+  if (typeof fromPayload === 'number' && fromPayload >= 0) return fromPayload;
+  const fromEnv = Number(process.env.WORKER_SECONDS);
+  return Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : 20;
+}
+
+export const handle_task: HandleTask = async (task, response, ctx) => {
+  const seconds = durationSeconds(task.payload);
+  const steps = Math.max(1, Math.ceil(seconds));
+  for (let step = 1; step <= steps; step += 1) {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, (seconds * 1000) / steps);
+      ctx.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          reject(new Error('worker aborted'));
+        },
+        { once: true },
+      );
+    });
+    ctx.progress(step, steps, `step ${step} of ${steps}`);
+  }
+  response.payload = { yiya: 'yippie', yeah: 1234123 };
+  return response;
+};

@@ -1,0 +1,249 @@
+/**
+ * `tasker agent`: consumes this endpoint's queue for each task type, runs the type's handler,
+ * and reports by publishing result events (agents never touch the database). A task is acked
+ * only after its `finished` event is confirmed by the broker, so a crash means redelivery, not
+ * loss; a redelivered task whose result this process already has is answered from memory.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Delivery, Subscription, TaskBroker } from '../broker';
+import {
+  WIRE_VERSION,
+  parseTaskMessage,
+  type AgentInfo,
+  type Progress,
+  type ResultEvent,
+  type TaskMessage,
+} from '../domain';
+import type { Logger } from '../log';
+import { VERSION } from '../version';
+import { DeliveryCounter } from './attempts';
+import type { Handlers, HandlerTask } from './contract';
+import { runHandler, type Outcome } from './run';
+
+export interface AgentOptions {
+  endpoint: string;
+  types: string[];
+  handlers: Handlers;
+  broker: TaskBroker;
+  concurrency: number;
+  reportDelayMs: number;
+  stateDir: string;
+  log: Logger;
+  /** on close, how long in-flight handlers may finish before they are aborted and handed back */
+  drainTimeoutMs?: number;
+}
+
+const FINISHED_CACHE = 10_000;
+const PROGRESS_INTERVAL_MS = 1000;
+const PUBLISH_RETRIES = 3;
+
+export class Agent {
+  private readonly log: Logger;
+  private readonly counter: DeliveryCounter;
+  private readonly shutdown = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly finished = new Map<number, ResultEvent>();
+  private readonly info: AgentInfo = { hostname: hostname(), pid: process.pid, version: VERSION };
+  private subscription: Subscription | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly options: AgentOptions) {
+    this.log = options.log;
+    this.counter = new DeliveryCounter(join(options.stateDir, options.endpoint));
+  }
+
+  async start(): Promise<void> {
+    const { endpoint, types, concurrency, broker } = this.options;
+    this.subscription = await broker.consumeTasks(
+      { endpoint, types, prefetch: concurrency },
+      (delivery) => this.track(this.onDelivery(delivery)),
+    );
+    this.log.info('agent consuming', { endpoint, types, concurrency });
+  }
+
+  private track(work: Promise<void>): Promise<void> {
+    const guarded = work.catch((err: unknown) => this.log.error('task handling failed', { err }));
+    this.inFlight.add(guarded);
+    void guarded.finally(() => this.inFlight.delete(guarded));
+    return guarded;
+  }
+
+  private event(
+    task: TaskMessage,
+    attempt: number,
+    fields: Pick<ResultEvent, 'event' | 'status'> & Partial<ResultEvent>,
+  ): ResultEvent {
+    return {
+      v: WIRE_VERSION,
+      task_id: task.id,
+      type: task.type,
+      endpoint: this.options.endpoint,
+      errnr: null,
+      errmsg: null,
+      payload: null,
+      progress: null,
+      at: new Date().toISOString(),
+      attempt,
+      agent: this.info,
+      ...fields,
+    };
+  }
+
+  private async onDelivery(delivery: Delivery): Promise<void> {
+    let task: TaskMessage;
+    try {
+      task = parseTaskMessage(delivery.content);
+    } catch (err) {
+      this.log.warn('dead-lettering an invalid task message', { err });
+      delivery.deadLetter();
+      return;
+    }
+    const { endpoint } = this.options;
+    if (task.endpoints !== null && !task.endpoints.includes(endpoint)) {
+      this.log.debug('task not addressed to this endpoint', { task_id: task.id });
+      delivery.ack();
+      return;
+    }
+    if (Date.parse(task.deliver_by) < Date.now()) {
+      this.log.warn('task arrived after its delivery deadline; not running it', {
+        task_id: task.id,
+      });
+      delivery.ack();
+      return;
+    }
+    const known = this.finished.get(task.id);
+    if (known !== undefined) {
+      await this.report(delivery, task, known);
+      return;
+    }
+    const handler = this.options.handlers.get(task.type);
+    const attempt = await this.counter.next(task.id, delivery.redelivered);
+    if (handler === undefined || attempt > task.max_deliveries) {
+      const errmsg =
+        handler === undefined
+          ? `no handler for task type ${task.type} on this endpoint`
+          : `gave up after ${task.max_deliveries} deliveries: the task never finished ` +
+            '(does its handler crash the agent?)';
+      this.log.warn('failing task without running it', { task_id: task.id, errmsg });
+      const event = this.event(task, attempt, { event: 'finished', status: 'FAILED', errnr: 1 });
+      await this.report(delivery, task, { ...event, errmsg });
+      return;
+    }
+    const outcome = await this.run(task, attempt, handler);
+    if (outcome.abandoned) {
+      this.log.info('handing task back on shutdown', { task_id: task.id });
+      delivery.requeue();
+      return;
+    }
+    const { status, errnr, errmsg, payload } = outcome;
+    await this.report(
+      delivery,
+      task,
+      this.event(task, attempt, { event: 'finished', status, errnr, errmsg, payload }),
+    );
+  }
+
+  private async run(
+    task: TaskMessage,
+    attempt: number,
+    handler: NonNullable<ReturnType<Handlers['get']>>,
+  ): Promise<Outcome> {
+    const log = this.log.child({ task_id: task.id, type: task.type, attempt });
+    let lastProgress = 0;
+    const send = (fields: Partial<ResultEvent>): void => {
+      const event = this.event(task, attempt, { event: 'progress', status: 'RUNNING', ...fields });
+      this.options.broker.publishResult(event).catch((err: unknown) => {
+        log.debug('could not send a progress report', { err });
+      });
+    };
+    const started = setTimeout(() => send({ event: 'received' }), this.options.reportDelayMs);
+    const progress = (current: number, total?: number | null, line?: string | null): void => {
+      const now = Date.now();
+      if (now - lastProgress < PROGRESS_INTERVAL_MS) return;
+      lastProgress = now;
+      const report: Progress = {
+        current: Math.max(0, Math.floor(current)),
+        total: total === undefined || total === null ? null : Math.floor(total),
+        line: line === undefined || line === null ? null : String(line).slice(0, 1000),
+      };
+      send({ progress: report });
+    };
+    const handlerTask: HandlerTask = {
+      id: task.id,
+      identifier: task.identifier,
+      type: task.type,
+      payload: task.payload,
+      endpoints: task.endpoints,
+      created_at: task.created_at,
+      deliver_by: task.deliver_by,
+    };
+    try {
+      log.info('running task');
+      const outcome = await runHandler(
+        handler,
+        handlerTask,
+        { endpoint: this.options.endpoint, attempt, log, progress },
+        task.execution_timeout_ms,
+        this.shutdown.signal,
+      );
+      log.info('task finished', { status: outcome.status, errnr: outcome.errnr });
+      return outcome;
+    } finally {
+      clearTimeout(started);
+    }
+  }
+
+  /** Publish the finished event, and ack the task only once the broker confirmed it. */
+  private async report(delivery: Delivery, task: TaskMessage, event: ResultEvent): Promise<void> {
+    this.remember(task.id, event);
+    for (let i = 1; i <= PUBLISH_RETRIES; i += 1) {
+      try {
+        await this.options.broker.publishResult(event);
+        delivery.ack();
+        await this.counter.clear(task.id);
+        return;
+      } catch (err) {
+        this.log.warn('could not report a result yet', { task_id: task.id, try: i, err });
+        if (i < PUBLISH_RETRIES) await new Promise((resolve) => setTimeout(resolve, 1000 * i));
+      }
+    }
+    // Keep the result; the task comes back (now, or after a reconnect) and is answered from memory.
+    delivery.requeue();
+  }
+
+  private remember(taskId: number, event: ResultEvent): void {
+    this.finished.delete(taskId);
+    this.finished.set(taskId, event);
+    if (this.finished.size > FINISHED_CACHE) {
+      const oldest = this.finished.keys().next().value;
+      if (oldest !== undefined) this.finished.delete(oldest);
+    }
+  }
+
+  /** Stop taking tasks, let running ones finish (up to the drain timeout), hand back the rest. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.subscription?.cancel();
+      const drain = Promise.all([...this.inFlight]);
+      const limit = this.options.drainTimeoutMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        drain.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), limit);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.log.warn('aborting handlers still running at shutdown', {
+          running: this.inFlight.size,
+        });
+        this.shutdown.abort(new Error('agent shutting down'));
+        await drain;
+      }
+      await this.subscription?.close();
+    })();
+    return this.closing;
+  }
+}

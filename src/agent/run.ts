@@ -1,0 +1,100 @@
+/**
+ * Runs one handler call and turns whatever happens into an outcome: a result, a thrown error,
+ * garbage returned, or a hang past the execution timeout. Never throws.
+ */
+import { coerceError, isPlainObject, statusForErrnr, type FinishedStatus } from '../domain';
+import type { HandleTask, HandlerContext, HandlerResponse, HandlerTask } from './contract';
+
+export interface Outcome {
+  status: FinishedStatus;
+  errnr: number;
+  errmsg: string | null;
+  payload: unknown;
+  /** the agent is shutting down: hand the task back instead of reporting */
+  abandoned: boolean;
+}
+
+/** errnr reported when a handler runs past its execution timeout */
+export const TIMEOUT_ERRNR = -1;
+const MAX_ERRMSG = 4000;
+
+function truncate(text: string): string {
+  return text.length > MAX_ERRMSG ? `${text.slice(0, MAX_ERRMSG)}…` : text;
+}
+
+function failed(errnr: number, errmsg: string): Outcome {
+  return { status: 'FAILED', errnr, errmsg: truncate(errmsg), payload: null, abandoned: false };
+}
+
+/** Check what a handler returned; a readable FAILED outcome when it is not a response. */
+export function checkResponse(value: unknown, response: HandlerResponse): Outcome {
+  const result = value === undefined ? response : value;
+  if (!isPlainObject(result)) {
+    return failed(1, `handler returned ${JSON.stringify(result) ?? typeof result}, not a response`);
+  }
+  const errnr = result.errnr ?? 0;
+  if (typeof errnr !== 'number' || !Number.isSafeInteger(errnr)) {
+    return failed(1, `handler set errnr to ${JSON.stringify(errnr)}; it must be an integer`);
+  }
+  const errmsg = result.errmsg ?? null;
+  if (errmsg !== null && typeof errmsg !== 'string') {
+    return failed(1, 'handler set errmsg to a non-string');
+  }
+  const payload = result.payload ?? null;
+  try {
+    JSON.stringify(payload);
+  } catch (err) {
+    return failed(1, `handler payload cannot be sent as JSON: ${coerceError(err).message}`);
+  }
+  return {
+    status: statusForErrnr(errnr),
+    errnr,
+    errmsg: errmsg === null ? null : truncate(errmsg),
+    payload,
+    abandoned: false,
+  };
+}
+
+export async function runHandler(
+  handler: HandleTask,
+  task: HandlerTask,
+  ctx: Omit<HandlerContext, 'signal'>,
+  timeoutMs: number,
+  shutdown: AbortSignal,
+): Promise<Outcome> {
+  const timeout = new AbortController();
+  const signal = AbortSignal.any([timeout.signal, shutdown]);
+  const response: HandlerResponse = { payload: null, errnr: 0, errmsg: null };
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = new Promise<'stopped'>((resolve) => {
+    timer = setTimeout(() => timeout.abort(new Error('execution timeout')), timeoutMs);
+    signal.addEventListener('abort', () => resolve('stopped'), { once: true });
+  });
+  try {
+    const call = Promise.resolve().then(() => handler(task, response, { ...ctx, signal }));
+    const settled = await Promise.race([call.then((value) => ({ value })), stopped]);
+    if (settled === 'stopped') {
+      call.catch(() => undefined);
+      if (timeout.signal.aborted) {
+        return {
+          status: 'TIMED_OUT',
+          errnr: TIMEOUT_ERRNR,
+          errmsg: `handler did not finish within the execution timeout of ${timeoutMs} ms`,
+          payload: null,
+          abandoned: false,
+        };
+      }
+      return { ...failed(1, 'agent shut down'), abandoned: true };
+    }
+    return checkResponse(settled.value, response);
+  } catch (thrown) {
+    if (shutdown.aborted) return { ...failed(1, 'agent shut down'), abandoned: true };
+    const err = coerceError(thrown);
+    const errnr = (err as { errnr?: unknown }).errnr;
+    const code =
+      typeof errnr === 'number' && Number.isSafeInteger(errnr) && errnr !== 0 ? errnr : 1;
+    return failed(code, err.message || err.name);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The HTTP API, in the seed's shape: POST /<type> creates a task, GET /<type>/<identifier>
+ * returns it with every endpoint's response. Health checks stay open; everything else needs a
+ * bearer token when tokens are configured.
+ */
+import express, { type Request, type RequestHandler } from 'express';
+import type { TaskBroker } from '../broker';
+import type { TaskerConfig, TaskTypeConfig } from '../config/types';
+import { NotFoundError, TaskerError } from '../domain';
+import type { Logger } from '../log';
+import type { TaskPublisher } from '../server/publish';
+import { createTask, findTask, markSent, toTaskView, type Db, type TaskRow } from '../store';
+import { requireBearerToken } from './auth';
+import { errorHandler, notFound } from './errors';
+import { parseCreateTaskBody } from './validate';
+
+export interface ApiDeps {
+  db: Db;
+  broker: TaskBroker;
+  config: TaskerConfig;
+  publish: TaskPublisher;
+  log: Logger;
+  /** a task could not be published at once; the relay should look soon */
+  onPublishDeferred?: () => void;
+}
+
+function taskTypeOf(req: Request, config: TaskerConfig): TaskTypeConfig {
+  const name = String(req.params.type);
+  const type = Object.hasOwn(config.taskTypes, name) ? config.taskTypes[name] : undefined;
+  if (type === undefined) {
+    throw new NotFoundError(
+      'unknown_task_type',
+      `unknown task type ${JSON.stringify(name)}; configured: ${Object.keys(config.taskTypes).join(', ')}`,
+    );
+  }
+  return type;
+}
+
+const requireJson: RequestHandler = (req, _res, next) => {
+  if (!req.is('application/json')) {
+    throw new TaskerError(
+      'unsupported_media_type',
+      'send the task as JSON with the header Content-Type: application/json',
+    );
+  }
+  next();
+};
+
+/** Publish right away, waiting at most `waitMs` for the confirm; false means "left to the relay". */
+async function publishNow(deps: ApiDeps, task: TaskRow): Promise<boolean> {
+  const { broker, db, log, config } = deps;
+  if (!broker.isConnected) return false;
+  const confirmed = deps.publish(task).then(() => markSent(db, task.id).then(() => true));
+  const timeout = new Promise<false>((resolve) => {
+    setTimeout(() => resolve(false), config.api.publishWaitMs).unref();
+  });
+  try {
+    return await Promise.race([confirmed, timeout]);
+  } catch (err) {
+    log.warn('publish failed; the relay will retry', { task_id: task.id, err });
+    return false;
+  } finally {
+    confirmed.catch(() => undefined);
+  }
+}
+
+export function createApp(deps: ApiDeps): express.Express {
+  const { config, db, log } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    let database = true;
+    try {
+      await db.raw('SELECT 1');
+    } catch {
+      database = false;
+    }
+    const broker = deps.broker.isConnected;
+    res.status(database && broker ? 200 : 503).json({
+      status: database && broker ? 'ready' : 'unavailable',
+      database: database ? 'up' : 'down',
+      broker: broker ? 'up' : 'down',
+    });
+  });
+
+  app.use(requireBearerToken(config.api.tokens));
+  const json = express.json({
+    limit: config.api.bodyLimitBytes,
+    strict: false,
+    type: 'application/json',
+  });
+
+  app.post('/:type', requireJson, json, async (req, res) => {
+    const type = taskTypeOf(req, config);
+    const body = parseCreateTaskBody(req.body, config.api);
+    const now = new Date();
+    const { task, created } = await createTask(db, {
+      type: type.name,
+      identifier: body.identifier,
+      payload: body.payload,
+      endpoints: body.endpoints,
+      deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
+      executionTimeoutMs: type.executionTimeoutMs,
+      now,
+      outboxDelayMs: config.api.publishWaitMs + config.broker.confirmTimeoutMs + 1000,
+    });
+    if (created) {
+      if (await publishNow(deps, task)) {
+        task.status = 'SENT';
+        task.sent_at = new Date();
+      } else {
+        deps.onPublishDeferred?.();
+      }
+      log.info('task accepted', { task_id: task.id, type: task.type, status: task.status });
+    }
+    res.status(created ? 201 : 200).json(toTaskView(task));
+  });
+
+  app.get('/:type/:identifier', async (req, res) => {
+    const type = taskTypeOf(req, config);
+    const identifier = String(req.params.identifier);
+    const found = await findTask(db, type.name, identifier);
+    if (found === null) {
+      throw new NotFoundError(
+        'task_not_found',
+        `no ${type.name} task with identifier ${JSON.stringify(identifier)}`,
+      );
+    }
+    res.json(found);
+  });
+
+  app.use(notFound);
+  app.use(errorHandler(log));
+  return app;
+}

@@ -1,0 +1,69 @@
+/**
+ * The one place error codes become HTTP statuses. Clients always get JSON
+ * `{error: {code, message}}`, never a stack trace; unexpected errors are logged in full.
+ */
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { NotFoundError, TaskerError, coerceError, type ErrorCode } from '../domain';
+import type { Logger } from '../log';
+
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  invalid_json: 400,
+  unsupported_media_type: 415,
+  payload_too_large: 413,
+  unknown_task_type: 404,
+  task_not_found: 404,
+  not_found: 404,
+  identifier_conflict: 409,
+  unauthorized: 401,
+  database_unavailable: 503,
+  broker_unavailable: 503,
+  config_invalid: 500,
+  invalid_message: 400,
+  handler_invalid: 500,
+  internal: 500,
+};
+
+/** Errors raised by express.json (body-parser) carry a `type`; map the ones clients cause. */
+function fromBodyParser(err: Error): TaskerError | null {
+  const type = (err as { type?: unknown }).type;
+  switch (type) {
+    case 'entity.parse.failed':
+      return new TaskerError('invalid_json', `request body is not valid JSON: ${err.message}`);
+    case 'entity.too.large': {
+      const limit = (err as { limit?: unknown }).limit;
+      return new TaskerError(
+        'payload_too_large',
+        `request body exceeds the limit of ${String(limit)} bytes`,
+      );
+    }
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new TaskerError('unsupported_media_type', err.message);
+    case 'request.aborted':
+      return new TaskerError('bad_request', 'request aborted by the client');
+    default:
+      return null;
+  }
+}
+
+export const notFound: RequestHandler = (req) => {
+  throw new NotFoundError('not_found', `no route for ${req.method} ${req.path}`);
+};
+
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (thrown: unknown, req, res, _next) => {
+    const err = coerceError(thrown);
+    const known = err instanceof TaskerError ? err : fromBodyParser(err);
+    const status = known === null ? 500 : HTTP_STATUS[known.code];
+    if (status >= 500) {
+      log.error('request failed', { method: req.method, path: req.path, err });
+    }
+    const body =
+      known === null || known.code === 'internal'
+        ? { code: 'internal', message: 'internal error; see the server log' }
+        : { code: known.code, message: known.message, ...(known.details ?? {}) };
+    if (status === 401) res.set('WWW-Authenticate', 'Bearer realm="tasker"');
+    res.status(status).json({ error: body });
+  };
+}

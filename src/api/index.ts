@@ -1,0 +1,2 @@
+export { createApp, type ApiDeps } from './app';
+export { parseCreateTaskBody, type BodyLimits, type CreateTaskBody } from './validate';

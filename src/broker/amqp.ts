@@ -1,0 +1,300 @@
+/**
+ * The RabbitMQ implementation of the broker seam. Publishes on a confirm channel (a publish
+ * resolves only on the broker's ack, and fails on nack, channel loss or timeout: "unknown", so
+ * the outbox keeps it), declares topology on a separate channel so a refused declare cannot take
+ * publishing down, and consumes through channels that come back after reconnects.
+ */
+import type * as amqp from 'amqplib';
+import { v7 as uuidv7 } from 'uuid';
+import { UnavailableError, type ResultEvent, type TaskMessage } from '../domain';
+import type { Logger } from '../log';
+import { ManagedChannel } from './channel';
+import { AmqpSession, type SessionOptions } from './session';
+import { declareCommon, declareEndpointQueue, declareTaskType, names } from './topology';
+import type {
+  ConsumeResultsOptions,
+  ConsumeTasksOptions,
+  Delivery,
+  Subscription,
+  TaskBroker,
+} from './types';
+
+export interface AmqpBrokerOptions extends Omit<SessionOptions, 'log'> {
+  prefix: string;
+  confirmTimeoutMs: number;
+  /** publishes awaiting a confirm at once; more wait their turn */
+  maxInFlight?: number;
+  log: Logger;
+}
+
+function brokerUser(url: string): string {
+  const user = new URL(url).username;
+  return user === '' ? 'guest' : decodeURIComponent(user);
+}
+
+export class AmqpBroker implements TaskBroker {
+  readonly session: AmqpSession;
+  private readonly log: Logger;
+  private readonly prefix: string;
+  private readonly user: string;
+  private readonly publisher: ManagedChannel<amqp.ConfirmChannel>;
+  private readonly topology: ManagedChannel;
+  /** exchanges/queues declared on the current connection */
+  private declared = new Set<string>();
+  private inFlight = 0;
+  private readonly slotWaiters: Array<() => void> = [];
+  private drained: Promise<void> | null = null;
+  private readonly subscriptions = new Set<ManagedChannel>();
+  private started: Promise<void> | null = null;
+
+  constructor(private readonly options: AmqpBrokerOptions) {
+    this.log = options.log;
+    this.prefix = options.prefix;
+    this.user = brokerUser(options.url);
+    this.session = new AmqpSession({ ...options, log: options.log });
+    this.session.on('disconnected', () => {
+      this.declared = new Set();
+    });
+    this.publisher = new ManagedChannel(
+      this.session,
+      this.log,
+      (conn) => conn.createConfirmChannel(),
+      async (ch) => {
+        ch.on('drain', () => this.onDrain());
+      },
+    );
+    this.topology = new ManagedChannel(
+      this.session,
+      this.log,
+      (conn) => conn.createChannel(),
+      async (ch) => {
+        this.declared = new Set();
+        await declareCommon(ch, this.prefix);
+      },
+    );
+  }
+
+  get isConnected(): boolean {
+    return this.session.isConnected && this.publisher.current !== null;
+  }
+
+  /** Begin connecting; resolves after the first attempt whether or not it succeeded. */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      await this.topology.start();
+      await this.publisher.start();
+      await this.session.start();
+    })();
+    return this.started;
+  }
+
+  private unavailable(what: string): UnavailableError {
+    return new UnavailableError('broker_unavailable', `broker unavailable: ${what}`);
+  }
+
+  private async declareOnce(
+    key: string,
+    declare: (ch: amqp.Channel) => Promise<unknown>,
+  ): Promise<void> {
+    if (this.declared.has(key)) return;
+    const ch = this.topology.current;
+    if (ch === null) throw this.unavailable('no topology channel');
+    await declare(ch);
+    this.declared.add(key);
+  }
+
+  private async acquireSlot(): Promise<void> {
+    const max = this.options.maxInFlight ?? 2000;
+    while (this.inFlight >= max) {
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    }
+    this.inFlight += 1;
+  }
+
+  private releaseSlot(): void {
+    this.inFlight -= 1;
+    this.slotWaiters.shift()?.();
+  }
+
+  private onDrain(): void {
+    this.drained = null;
+  }
+
+  private async confirmPublish(
+    exchange: string,
+    content: Buffer,
+    options: amqp.Options.Publish,
+  ): Promise<void> {
+    await this.acquireSlot();
+    try {
+      if (this.drained !== null) await this.drained;
+      const ch = this.publisher.current;
+      if (ch === null) throw this.unavailable('not connected');
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(this.unavailable(`no confirm within ${this.options.confirmTimeoutMs} ms`)),
+          this.options.confirmTimeoutMs,
+        );
+        const ok = ch.publish(exchange, '', content, options, (err: unknown) => {
+          clearTimeout(timer);
+          if (err === null || err === undefined) resolve();
+          else reject(new UnavailableError('broker_unavailable', 'broker did not confirm', err));
+        });
+        if (!ok && this.drained === null) {
+          this.drained = new Promise<void>((resolve) => ch.once('drain', resolve));
+        }
+      });
+    } finally {
+      this.releaseSlot();
+    }
+  }
+
+  async publishTask(message: TaskMessage): Promise<void> {
+    if (!this.isConnected) throw this.unavailable('not connected');
+    const exchange = names.taskExchange(this.prefix, message.type);
+    await this.declareOnce(exchange, (ch) => declareTaskType(ch, this.prefix, message.type));
+    for (const endpoint of message.endpoints ?? []) {
+      const queue = names.endpointQueue(this.prefix, message.type, endpoint);
+      await this.declareOnce(queue, (ch) =>
+        declareEndpointQueue(ch, this.prefix, message.type, endpoint),
+      );
+    }
+    const ttl = Math.max(1, Date.parse(message.deliver_by) - Date.now());
+    await this.confirmPublish(exchange, Buffer.from(JSON.stringify(message)), {
+      persistent: true,
+      contentType: 'application/json',
+      messageId: `task-${message.id}`,
+      type: 'task',
+      expiration: String(ttl),
+      timestamp: Math.floor(Date.now() / 1000),
+      appId: 'tasker',
+    });
+  }
+
+  async publishResult(event: ResultEvent): Promise<void> {
+    if (!this.isConnected) throw this.unavailable('not connected');
+    await this.confirmPublish(
+      names.resultsExchange(this.prefix),
+      Buffer.from(JSON.stringify(event)),
+      {
+        persistent: true,
+        contentType: 'application/json',
+        messageId: uuidv7(),
+        type: `result.${event.event}`,
+        userId: this.user,
+        timestamp: Math.floor(Date.now() / 1000),
+        appId: 'tasker-agent',
+      },
+    );
+  }
+
+  /**
+   * A consuming channel: `setup` declares, sets prefetch and calls `consume` through the given
+   * function, which records consumer tags so `cancel` can stop deliveries without closing.
+   */
+  private async subscribe(
+    setup: (
+      ch: amqp.Channel,
+      managed: ManagedChannel,
+      consume: (queue: string, onMessage: (m: amqp.ConsumeMessage | null) => void) => Promise<void>,
+    ) => Promise<void>,
+  ): Promise<Subscription> {
+    let cancelled = false;
+    let tags: Array<{ ch: amqp.Channel; tag: string }> = [];
+    const managed: ManagedChannel = new ManagedChannel(
+      this.session,
+      this.log,
+      (conn) => conn.createChannel(),
+      (ch) => {
+        tags = [];
+        return setup(ch, managed, async (queue, onMessage) => {
+          if (cancelled) return;
+          const { consumerTag } = await ch.consume(queue, onMessage);
+          tags.push({ ch, tag: consumerTag });
+        });
+      },
+    );
+    this.subscriptions.add(managed);
+    await managed.start();
+    const cancel = async (): Promise<void> => {
+      cancelled = true;
+      for (const { ch, tag } of tags) await ch.cancel(tag).catch(() => undefined);
+      tags = [];
+    };
+    return {
+      cancel,
+      close: async () => {
+        await cancel();
+        this.subscriptions.delete(managed);
+        await managed.close();
+      },
+    };
+  }
+
+  consumeTasks(
+    options: ConsumeTasksOptions,
+    onTask: (delivery: Delivery) => Promise<void>,
+  ): Promise<Subscription> {
+    return this.subscribe(async (ch, managed, consume) => {
+      await declareCommon(ch, this.prefix);
+      await ch.prefetch(options.prefetch);
+      for (const type of options.types) {
+        await declareTaskType(ch, this.prefix, type);
+        const queue = await declareEndpointQueue(ch, this.prefix, type, options.endpoint);
+        await consume(queue, (message) => {
+          if (message === null) {
+            this.log.warn('broker cancelled our consumer; reopening', { queue });
+            void ch.close().catch(() => undefined);
+            return;
+          }
+          void onTask(managed.delivery(ch, message));
+        });
+      }
+    });
+  }
+
+  consumeResults(
+    options: ConsumeResultsOptions,
+    onBatch: (deliveries: Delivery[]) => Promise<void>,
+  ): Promise<Subscription> {
+    return this.subscribe(async (ch, managed, consume) => {
+      await declareCommon(ch, this.prefix);
+      await ch.prefetch(options.prefetch);
+      let pending: Delivery[] = [];
+      let timer: NodeJS.Timeout | null = null;
+      let chain = Promise.resolve();
+      const flush = (): void => {
+        if (timer !== null) clearTimeout(timer);
+        timer = null;
+        const batch = pending;
+        pending = [];
+        if (batch.length === 0) return;
+        chain = chain
+          .then(() => onBatch(batch))
+          .catch((err: unknown) => this.log.error('result batch handler failed', { err }));
+      };
+      ch.on('close', () => {
+        if (timer !== null) clearTimeout(timer);
+        pending = [];
+      });
+      await consume(names.resultsQueue(this.prefix), (message) => {
+        if (message === null) {
+          this.log.warn('broker cancelled the results consumer; reopening');
+          void ch.close().catch(() => undefined);
+          return;
+        }
+        pending.push(managed.delivery(ch, message));
+        if (pending.length >= options.batchSize) flush();
+        else timer ??= setTimeout(flush, options.lingerMs);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const sub of this.subscriptions) await sub.close();
+    this.subscriptions.clear();
+    await this.publisher.close();
+    await this.topology.close();
+    await this.session.close();
+  }
+}

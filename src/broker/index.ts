@@ -1,0 +1,10 @@
+export { AmqpBroker, type AmqpBrokerOptions } from './amqp';
+export { AmqpSession, backoffDelayMs } from './session';
+export { names as brokerNames, durableQueueOptions } from './topology';
+export type {
+  ConsumeResultsOptions,
+  ConsumeTasksOptions,
+  Delivery,
+  Subscription,
+  TaskBroker,
+} from './types';

@@ -1,0 +1,63 @@
+/**
+ * The broker seam: everything tasker needs from a message broker, and nothing more. The AMQP
+ * implementation (amqp.ts) is the production one; an in-process one can back an embedded mode.
+ */
+import type { ResultEvent, TaskMessage } from '../domain';
+
+export interface Delivery {
+  readonly content: Buffer;
+  /** the broker says this message was delivered before (to this or another consumer) */
+  readonly redelivered: boolean;
+  /** the message's own id, set by the publisher */
+  readonly messageId: string | null;
+  /** the broker-validated user that published it, when the publisher set one */
+  readonly userId: string | null;
+  ack(): void;
+  /** give the message back for redelivery */
+  requeue(): void;
+  /** refuse it for good: it goes to the dead-letter queue */
+  deadLetter(): void;
+}
+
+export interface Subscription {
+  /** stop receiving new messages; those already received can still be settled */
+  cancel(): Promise<void>;
+  /** cancel and close the channel; unsettled messages go back to the queue */
+  close(): Promise<void>;
+}
+
+export interface ConsumeTasksOptions {
+  endpoint: string;
+  types: string[];
+  prefetch: number;
+}
+
+export interface ConsumeResultsOptions {
+  prefetch: number;
+  /** hand over at most this many deliveries at once */
+  batchSize: number;
+  /** wait at most this long for a batch to fill */
+  lingerMs: number;
+}
+
+export interface TaskBroker {
+  readonly isConnected: boolean;
+  /**
+   * Publish a task to its type's exchange and resolve once the broker confirmed it. Declares
+   * the queues of the addressed endpoints first, so one that never connected still finds it.
+   */
+  publishTask(message: TaskMessage): Promise<void>;
+  /** Publish a result event and resolve once the broker confirmed it. */
+  publishResult(event: ResultEvent): Promise<void>;
+  /** Consume this endpoint's queues for the given task types, one delivery at a time each. */
+  consumeTasks(
+    options: ConsumeTasksOptions,
+    onTask: (delivery: Delivery) => Promise<void>,
+  ): Promise<Subscription>;
+  /** Consume result events from every endpoint, in batches. */
+  consumeResults(
+    options: ConsumeResultsOptions,
+    onBatch: (deliveries: Delivery[]) => Promise<void>,
+  ): Promise<Subscription>;
+  close(): Promise<void>;
+}

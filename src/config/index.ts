@@ -1,0 +1,15 @@
+/**
+ * Public surface of the config module: load once at start, then pass the typed result around.
+ */
+export { findPackageRoot, loadConfig, type LoadConfigOptions } from './load';
+export { parseBoolean, parseBytes, parseDuration } from './units';
+export type {
+  AgentConfig,
+  ApiConfig,
+  BrokerConfig,
+  DatabaseConfig,
+  LogLevel,
+  ServerConfig,
+  TaskerConfig,
+  TaskTypeConfig,
+} from './types';

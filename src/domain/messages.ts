@@ -1,0 +1,155 @@
+/**
+ * AMQP wire formats: the task message fanned out to endpoints and the result event agents send
+ * back. JSON only, versioned, validated on receipt; nothing in them is ever evaluated.
+ */
+import { MessageError } from './errors';
+import {
+  checkInt,
+  isPlainObject,
+  readInt,
+  readOptionalString,
+  readString,
+  readTimestamp,
+  type Fail,
+} from './fields';
+import { checkEndpoint, checkTaskType } from './names';
+import { isResponseStatus, type ResponseStatus } from './states';
+
+export const WIRE_VERSION = 1;
+
+export interface TaskMessage {
+  v: typeof WIRE_VERSION;
+  id: number;
+  identifier: string;
+  type: string;
+  payload: unknown;
+  /** the addressed endpoints, or null for a broadcast to every subscriber */
+  endpoints: string[] | null;
+  created_at: string;
+  deliver_by: string;
+  /** how long a handler may run before the agent aborts it */
+  execution_timeout_ms: number;
+  /** deliveries to one endpoint before its agent gives up on the task */
+  max_deliveries: number;
+}
+
+export const RESULT_EVENTS = ['received', 'progress', 'finished'] as const;
+export type ResultEventKind = (typeof RESULT_EVENTS)[number];
+
+export interface Progress {
+  current: number;
+  total: number | null;
+  line: string | null;
+}
+
+export interface AgentInfo {
+  hostname: string;
+  pid: number;
+  version: string;
+}
+
+export interface ResultEvent {
+  v: typeof WIRE_VERSION;
+  task_id: number;
+  type: string;
+  endpoint: string;
+  event: ResultEventKind;
+  status: ResponseStatus;
+  errnr: number | null;
+  errmsg: string | null;
+  payload: unknown;
+  progress: Progress | null;
+  at: string;
+  attempt: number;
+  agent: AgentInfo | null;
+}
+
+const fail: Fail = (path, problem) => new MessageError(`${path} ${problem}`);
+
+function parseJsonObject(raw: Buffer | string, what: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+  } catch (err) {
+    throw new MessageError(`${what} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isPlainObject(parsed)) throw new MessageError(`${what} must be a JSON object`);
+  const v = parsed.v;
+  if (v !== WIRE_VERSION) {
+    throw new MessageError(`${what} has unsupported schema version ${JSON.stringify(v)}`);
+  }
+  return parsed;
+}
+
+export function parseTaskMessage(raw: Buffer | string): TaskMessage {
+  const obj = parseJsonObject(raw, 'task message');
+  let endpoints: string[] | null = null;
+  if (obj.endpoints !== null && obj.endpoints !== undefined) {
+    if (!Array.isArray(obj.endpoints)) throw fail('endpoints', 'must be an array or null');
+    endpoints = obj.endpoints.map((e, i) => checkEndpoint(e, `endpoints[${i}]`, fail));
+  }
+  readTimestamp(obj, 'created_at', '', fail);
+  readTimestamp(obj, 'deliver_by', '', fail);
+  return {
+    v: WIRE_VERSION,
+    id: readInt(obj, 'id', '', fail, { min: 1 }),
+    identifier: readString(obj, 'identifier', '', fail, { allowControl: true }),
+    type: checkTaskType(obj.type, 'type', fail),
+    payload: obj.payload ?? null,
+    endpoints,
+    created_at: obj.created_at as string,
+    deliver_by: obj.deliver_by as string,
+    execution_timeout_ms: readInt(obj, 'execution_timeout_ms', '', fail, { min: 1 }),
+    max_deliveries: readInt(obj, 'max_deliveries', '', fail, { min: 1 }),
+  };
+}
+
+function parseProgress(value: unknown): Progress | null {
+  if (value === null || value === undefined) return null;
+  if (!isPlainObject(value)) throw fail('progress', 'must be an object or null');
+  const total = value.total;
+  return {
+    current: checkInt(value.current, 'progress.current', fail, { min: 0 }),
+    total: total === null || total === undefined ? null : checkInt(total, 'progress.total', fail),
+    line: readOptionalString(value, 'line', 'progress', fail, { allowControl: true }),
+  };
+}
+
+function parseAgent(value: unknown): AgentInfo | null {
+  if (value === null || value === undefined) return null;
+  if (!isPlainObject(value)) throw fail('agent', 'must be an object or null');
+  return {
+    hostname: readString(value, 'hostname', 'agent', fail, { maxLength: 255 }),
+    pid: readInt(value, 'pid', 'agent', fail, { min: 0 }),
+    version: readString(value, 'version', 'agent', fail, { maxLength: 64 }),
+  };
+}
+
+export function parseResultEvent(raw: Buffer | string): ResultEvent {
+  const obj = parseJsonObject(raw, 'result event');
+  const event = obj.event;
+  if (typeof event !== 'string' || !(RESULT_EVENTS as readonly string[]).includes(event)) {
+    throw fail('event', `must be one of ${RESULT_EVENTS.join(', ')}`);
+  }
+  const status = obj.status;
+  if (!isResponseStatus(status) || status === 'PENDING' || status === 'UNDELIVERED') {
+    throw fail('status', 'must be RECEIVED, RUNNING, DONE, FAILED, TIMED_OUT or CANCELLED');
+  }
+  const errnr = obj.errnr;
+  readTimestamp(obj, 'at', '', fail);
+  return {
+    v: WIRE_VERSION,
+    task_id: readInt(obj, 'task_id', '', fail, { min: 1 }),
+    type: checkTaskType(obj.type, 'type', fail),
+    endpoint: checkEndpoint(obj.endpoint, 'endpoint', fail),
+    event: event as ResultEventKind,
+    status,
+    errnr: errnr === null || errnr === undefined ? null : checkInt(errnr, 'errnr', fail),
+    errmsg: readOptionalString(obj, 'errmsg', '', fail, { allowControl: true }),
+    payload: obj.payload ?? null,
+    progress: parseProgress(obj.progress),
+    at: obj.at as string,
+    attempt: readInt(obj, 'attempt', '', fail, { min: 1 }),
+    agent: parseAgent(obj.agent),
+  };
+}

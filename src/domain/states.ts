@@ -1,0 +1,67 @@
+/**
+ * Endpoint-response and task states, and the rules that move them. Pure: no I/O.
+ *
+ * A response row only moves forward. The one exception is UNDELIVERED: it is the server's
+ * verdict that the deadline passed without word from the endpoint, so a later fact from that
+ * endpoint (it did get the task, just late) replaces the verdict.
+ */
+
+export const RESPONSE_STATUSES = [
+  'PENDING',
+  'RECEIVED',
+  'RUNNING',
+  'DONE',
+  'FAILED',
+  'TIMED_OUT',
+  'UNDELIVERED',
+  'CANCELLED',
+] as const;
+export type ResponseStatus = (typeof RESPONSE_STATUSES)[number];
+
+export const TASK_STATUSES = ['CREATED', 'SENT', 'DONE', 'FAILED', 'INCOMPLETE'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** States an agent reports as the outcome of running a handler. */
+export const FINISHED_STATUSES = ['DONE', 'FAILED', 'TIMED_OUT'] as const;
+export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
+
+const RESPONSE_RANK: Record<ResponseStatus, number> = {
+  PENDING: 0,
+  RECEIVED: 1,
+  RUNNING: 2,
+  UNDELIVERED: 3,
+  DONE: 4,
+  FAILED: 4,
+  TIMED_OUT: 4,
+  CANCELLED: 4,
+};
+
+export function isTerminalResponse(status: ResponseStatus): boolean {
+  return RESPONSE_RANK[status] >= 3;
+}
+
+export function isTerminalTask(status: TaskStatus): boolean {
+  return status === 'DONE' || status === 'FAILED' || status === 'INCOMPLETE';
+}
+
+export function isResponseStatus(value: unknown): value is ResponseStatus {
+  return typeof value === 'string' && (RESPONSE_STATUSES as readonly string[]).includes(value);
+}
+
+/**
+ * May a response row in `from` move to `to`?
+ * - forward by rank only (a duplicate or stale event never moves a row back or sideways);
+ * - the same non-terminal state again is allowed so progress updates land;
+ * - UNDELIVERED may be replaced by what the endpoint reports finishing with.
+ */
+export function canMoveResponse(from: ResponseStatus, to: ResponseStatus): boolean {
+  if (from === 'UNDELIVERED') return to === 'DONE' || to === 'FAILED' || to === 'TIMED_OUT';
+  if (isTerminalResponse(from)) return false;
+  if (from === to) return true;
+  return RESPONSE_RANK[to] > RESPONSE_RANK[from];
+}
+
+/** Agent-reported outcome from a handler's errnr. */
+export function statusForErrnr(errnr: number): FinishedStatus {
+  return errnr === 0 ? 'DONE' : 'FAILED';
+}

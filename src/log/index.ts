@@ -1,0 +1,55 @@
+/**
+ * Structured logging: one JSON object per line on stderr, so logs from the server and many
+ * agents can be collected and searched. Deliberately tiny; swap for pino if you need transports.
+ */
+import type { LogLevel } from '../config/types';
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+function serializeError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const out: Record<string, unknown> = { name: err.name, message: err.message };
+  const code = (err as { code?: unknown }).code;
+  if (code !== undefined) out.code = code;
+  if (err.cause !== undefined) out.cause = serializeError(err.cause);
+  return out;
+}
+
+export function createLogger(
+  level: LogLevel,
+  base: Record<string, unknown> = {},
+  write: (line: string) => void = (line) => process.stderr.write(line),
+): Logger {
+  const min = RANK[level];
+  const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
+    if (RANK[lvl] < min) return;
+    const record: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, ...base };
+    record.msg = msg;
+    for (const [key, value] of Object.entries(fields ?? {})) record[key] = serializeError(value);
+    let line: string;
+    try {
+      line = JSON.stringify(record);
+    } catch {
+      line = JSON.stringify({ time: record.time, level: lvl, msg, note: 'unserializable fields' });
+    }
+    write(`${line}\n`);
+  };
+  return {
+    debug: (msg, fields) => emit('debug', msg, fields),
+    info: (msg, fields) => emit('info', msg, fields),
+    warn: (msg, fields) => emit('warn', msg, fields),
+    error: (msg, fields) => emit('error', msg, fields),
+    child: (fields) => createLogger(level, { ...base, ...fields }, write),
+  };
+}
+
+/** A logger that drops everything (tests that do not care about logs). */
+export const silentLogger: Logger = createLogger('error', {}, () => undefined);

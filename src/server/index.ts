@@ -1,0 +1,145 @@
+/**
+ * `tasker server`: api + relay + recorder + sweeper in one process, each switchable, so several
+ * servers can share one database and broker. Starts even while the broker is down (tasks are
+ * accepted as CREATED and relayed later). close() drains in reverse order of start and is safe
+ * to call twice.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../api';
+import { AmqpBroker, type TaskBroker } from '../broker';
+import type { TaskerConfig } from '../config/types';
+import type { Logger } from '../log';
+import { createDb, type Db } from '../store';
+import { startRecorder } from './recorder';
+import { startRelay } from './relay';
+import { startSweeper } from './sweeper';
+
+export { startRelay } from './relay';
+export { startRecorder } from './recorder';
+export { startSweeper } from './sweeper';
+export { taskMessage, taskPublisher, type TaskPublisher } from './publish';
+import { taskPublisher } from './publish';
+
+export interface ServerHandle {
+  /** the port the API listens on (0 when the API is off) */
+  readonly port: number;
+  readonly db: Db;
+  readonly broker: TaskBroker;
+  close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  /** a fatal broker error (refused credentials); the CLI exits on it */
+  onFatal?: (err: Error) => void;
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export async function startServer(
+  config: TaskerConfig,
+  log: Logger,
+  options: ServerOptions = {},
+): Promise<ServerHandle> {
+  const cleanups: Array<() => Promise<void>> = [];
+  const db = createDb(config.database);
+  cleanups.push(() => db.destroy());
+  const broker = new AmqpBroker({
+    url: config.broker.url,
+    prefix: config.broker.prefix,
+    heartbeatSeconds: config.broker.heartbeatSeconds,
+    confirmTimeoutMs: config.broker.confirmTimeoutMs,
+    reconnectInitialDelayMs: config.broker.reconnectInitialDelayMs,
+    reconnectMaxDelayMs: config.broker.reconnectMaxDelayMs,
+    connectionName: 'tasker-server',
+    log: log.child({ part: 'broker' }),
+  });
+  broker.session.on('fatal', (err: Error) => options.onFatal?.(err));
+  cleanups.push(() => broker.close());
+
+  let port = 0;
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      for (const cleanup of cleanups.reverse()) {
+        try {
+          await cleanup();
+        } catch (err) {
+          log.warn('error while shutting down', { err });
+        }
+      }
+    })();
+    return closing;
+  };
+
+  try {
+    await broker.start();
+    const { server: parts } = config;
+    const publish = taskPublisher(broker, config.taskTypes);
+    const relay = parts.relay
+      ? startRelay(db, broker, publish, parts.relayIntervalMs, log.child({ part: 'relay' }))
+      : null;
+    if (relay) cleanups.push(() => relay.stop());
+    if (parts.recorder) {
+      const recorder = await startRecorder(
+        db,
+        broker,
+        { batchSize: parts.recorderBatchSize, prefetch: parts.recorderPrefetch },
+        log.child({ part: 'recorder' }),
+      );
+      cleanups.push(() => recorder.close());
+    }
+    if (parts.sweeper) {
+      const sweeper = startSweeper(
+        db,
+        parts.sweepIntervalMs,
+        parts.timeoutGraceMs,
+        log.child({ part: 'sweeper' }),
+      );
+      cleanups.push(() => sweeper.stop());
+    }
+    if (parts.api) {
+      const app = createApp({
+        db,
+        broker,
+        config,
+        publish,
+        log: log.child({ part: 'api' }),
+        onPublishDeferred: () => relay?.kick(),
+      });
+      const server = createServer(app);
+      server.keepAliveTimeout = 5000;
+      await listen(server, config.api.port, config.api.host);
+      port = (server.address() as AddressInfo).port;
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+            setTimeout(() => server.closeAllConnections(), 5000).unref();
+          }),
+      );
+      log.info('api listening', { host: config.api.host, port });
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+
+  return {
+    get port() {
+      return port;
+    },
+    db,
+    broker,
+    close,
+  };
+}

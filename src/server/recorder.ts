@@ -1,0 +1,79 @@
+/**
+ * The recorder turns result events from the agents into response rows. It validates every
+ * event, writes a batch in one transaction, and acks only after the commit; a batch the
+ * database refused goes back to the queue (after a pause, so a database outage is no busy loop).
+ */
+import type { Delivery, Subscription, TaskBroker } from '../broker';
+import { parseResultEvent, type ResultEvent } from '../domain';
+import type { Logger } from '../log';
+import { recordResultEvents, type Db } from '../store';
+
+export interface RecorderOptions {
+  batchSize: number;
+  prefetch: number;
+  lingerMs?: number;
+}
+
+const MAX_PAUSE_MS = 10_000;
+
+export async function startRecorder(
+  db: Db,
+  broker: TaskBroker,
+  options: RecorderOptions,
+  log: Logger,
+): Promise<Subscription> {
+  let failures = 0;
+  const onBatch = async (deliveries: Delivery[]): Promise<void> => {
+    const accepted: Array<{ delivery: Delivery; event: ResultEvent }> = [];
+    for (const delivery of deliveries) {
+      try {
+        accepted.push({ delivery, event: parseResultEvent(delivery.content) });
+      } catch (err) {
+        log.warn('dead-lettering an invalid result event', { err });
+        delivery.deadLetter();
+      }
+    }
+    if (accepted.length === 0) return;
+    let orphaned: Set<ResultEvent>;
+    try {
+      const outcome = await recordResultEvents(
+        db,
+        accepted.map((a) => a.event),
+      );
+      orphaned = new Set(outcome.orphaned);
+      failures = 0;
+      log.debug('recorded result events', {
+        applied: outcome.applied,
+        ignored: outcome.ignored,
+        orphaned: outcome.orphaned.length,
+      });
+    } catch (err) {
+      failures += 1;
+      const pause = Math.min(MAX_PAUSE_MS, 250 * 2 ** Math.min(failures, 6));
+      log.warn('could not record result events; returning them to the queue', {
+        err,
+        events: accepted.length,
+        pause_ms: pause,
+      });
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      for (const { delivery } of accepted) delivery.requeue();
+      return;
+    }
+    for (const { delivery, event } of accepted) {
+      if (orphaned.has(event)) {
+        log.warn('dead-lettering a result event for an unknown task', {
+          task_id: event.task_id,
+          type: event.type,
+          endpoint: event.endpoint,
+        });
+        delivery.deadLetter();
+      } else {
+        delivery.ack();
+      }
+    }
+  };
+  return broker.consumeResults(
+    { batchSize: options.batchSize, prefetch: options.prefetch, lingerMs: options.lingerMs ?? 10 },
+    onBatch,
+  );
+}

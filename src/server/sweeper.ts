@@ -1,0 +1,27 @@
+/**
+ * The sweeper settles deadlines: endpoints that never got a task become UNDELIVERED, endpoints
+ * silent past the execution timeout become TIMED_OUT, and the task status is recomputed.
+ */
+import type { Logger } from '../log';
+import { sweepDeadlines, type Db } from '../store';
+import { startLoop, type Loop } from './loop';
+
+const BATCH = 100;
+
+export function startSweeper(
+  db: Db,
+  intervalMs: number,
+  timeoutGraceMs: number,
+  log: Logger,
+): Loop {
+  return startLoop(
+    'sweeper',
+    intervalMs,
+    async () => {
+      const outcome = await sweepDeadlines(db, { limit: BATCH, timeoutGraceMs });
+      for (const task of outcome.finished) log.info('task settled by deadline', task);
+      return outcome.tasks >= BATCH;
+    },
+    log,
+  );
+}

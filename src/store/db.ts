@@ -1,0 +1,127 @@
+/**
+ * The knex handle: MySQL/MariaDB through mysql2, UTC, utf8mb4. Also the one place that decides
+ * which driver errors mean "database unavailable" (503) and which are worth a retry.
+ */
+import knex, { type Knex } from 'knex';
+import { UnavailableError } from '../domain';
+import type { DatabaseConfig } from '../config/types';
+
+export type Db = Knex;
+
+interface MysqlConnectionOptions {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+}
+
+export function parseMysqlUrl(url: string): MysqlConnectionOptions {
+  const parsed = new URL(url);
+  return {
+    host: parsed.hostname || '127.0.0.1',
+    port: parsed.port === '' ? 3306 : Number(parsed.port),
+    user: decodeURIComponent(parsed.username || 'root'),
+    password: decodeURIComponent(parsed.password),
+    database: decodeURIComponent(parsed.pathname.replace(/^\//, '')),
+  };
+}
+
+export function createDb(config: DatabaseConfig, overrides: { database?: string } = {}): Db {
+  const conn = parseMysqlUrl(config.url);
+  return knex({
+    client: 'mysql2',
+    connection: {
+      ...conn,
+      database: overrides.database ?? conn.database,
+      charset: 'utf8mb4',
+      timezone: 'Z',
+      dateStrings: false,
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+      connectTimeout: config.acquireTimeoutMs,
+    },
+    pool: { min: config.poolMin, max: config.poolMax },
+    acquireConnectionTimeout: config.acquireTimeoutMs,
+  });
+}
+
+/** Create the configured database if it is missing (needs CREATE privilege). */
+export async function ensureDatabase(config: DatabaseConfig): Promise<void> {
+  const { database } = parseMysqlUrl(config.url);
+  if (!/^[A-Za-z0-9_$]{1,64}$/.test(database)) {
+    throw new Error(`database name ${JSON.stringify(database)} is not a plain identifier`);
+  }
+  const server = createDb({ ...config, poolMin: 0, poolMax: 1 }, { database: '' });
+  try {
+    await server.raw(
+      `CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+    );
+  } finally {
+    await server.destroy();
+  }
+}
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CON_COUNT_ERROR',
+  'ER_ACCESS_DENIED_ERROR',
+  'ER_BAD_DB_ERROR',
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+]);
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Deadlock or lock wait: the transaction can simply run again. */
+export function isRetryableTxnError(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
+}
+
+export function isDuplicateKey(err: unknown): boolean {
+  return errorCode(err) === 'ER_DUP_ENTRY';
+}
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (err instanceof knex.KnexTimeoutError) return true;
+  if (err instanceof Error && err.name === 'KnexTimeoutError') return true;
+  const code = errorCode(err);
+  if (code !== undefined && UNAVAILABLE_CODES.has(code)) return true;
+  return (err as { fatal?: unknown } | null)?.fatal === true;
+}
+
+/** Rethrow driver failures that mean "the database is down" as 503-mapped errors. */
+export function asStoreError(err: unknown): unknown {
+  if (isDatabaseUnavailable(err)) {
+    return new UnavailableError('database_unavailable', 'the database is unavailable', err);
+  }
+  return err;
+}
+
+/** Run `work` in a transaction, again on deadlock or lock-wait timeout (up to `attempts`). */
+export async function withTransaction<T>(
+  db: Db,
+  work: (trx: Knex.Transaction) => Promise<T>,
+  attempts = 5,
+): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await db.transaction(work);
+    } catch (err) {
+      if (attempt >= attempts || !isRetryableTxnError(err)) throw asStoreError(err);
+      await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20));
+    }
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The outbox: tasks committed but not yet confirmed by the broker. The request that created a
+ * task publishes it straight away and clears its row; the relay publishes whatever is left
+ * (broker down, server crashed between commit and confirm), claiming rows with SKIP LOCKED so
+ * several servers share the work.
+ */
+import { isTerminalTask } from '../domain';
+import { asStoreError, withTransaction, type Db } from './db';
+import type { TaskRow } from './rows';
+
+/** The broker confirmed the task: clear its outbox row and mark it SENT if it is still CREATED. */
+export async function markSent(db: Db, taskId: number, now = new Date()): Promise<void> {
+  try {
+    await db.transaction(async (trx) => {
+      await trx('tasks')
+        .where({ id: taskId, status: 'CREATED' })
+        .update({ status: 'SENT', sent_at: now, updated_at: now });
+      await trx('outbox').where({ task_id: taskId }).delete();
+    });
+  } catch (err) {
+    throw asStoreError(err);
+  }
+}
+
+export interface RelayOutcome {
+  published: number;
+  failed: number;
+  /** past their delivery deadline before the broker took them; the sweeper settles them */
+  expired: number;
+}
+
+interface OutboxRow {
+  id: number;
+  task_id: number;
+  attempts: number;
+}
+
+function retryDelayMs(attempts: number): number {
+  const base = Math.min(30_000, 500 * 2 ** Math.min(attempts, 10));
+  return base / 2 + Math.random() * (base / 2);
+}
+
+/**
+ * Publish due outbox rows. `publish` must resolve only once the broker confirmed the message.
+ */
+export async function relayDueTasks(
+  db: Db,
+  publish: (task: TaskRow) => Promise<void>,
+  options: { now?: Date; limit?: number } = {},
+): Promise<RelayOutcome> {
+  const now = options.now ?? new Date();
+  return withTransaction(db, async (trx) => {
+    const due = (await trx('outbox')
+      .select('id', 'task_id', 'attempts')
+      .where('next_attempt_at', '<=', now)
+      .orderBy('next_attempt_at')
+      .limit(options.limit ?? 100)
+      .forUpdate()
+      .skipLocked()) as OutboxRow[];
+    const outcome: RelayOutcome = { published: 0, failed: 0, expired: 0 };
+    if (due.length === 0) return outcome;
+    const tasks = (await trx('tasks').whereIn(
+      'id',
+      due.map((d) => d.task_id),
+    )) as TaskRow[];
+    const taskById = new Map(tasks.map((t) => [Number(t.id), t]));
+    const sent: number[] = [];
+    const results = await Promise.allSettled(
+      due.map(async (entry) => {
+        const task = taskById.get(Number(entry.task_id));
+        if (task === undefined || isTerminalTask(task.status) || task.deliver_by <= now) {
+          outcome.expired += 1;
+          return;
+        }
+        await publish(task);
+        outcome.published += 1;
+        sent.push(Number(task.id));
+      }),
+    );
+    const done: number[] = [];
+    for (const [i, result] of results.entries()) {
+      const entry = due[i] as OutboxRow;
+      if (result.status === 'fulfilled') {
+        done.push(Number(entry.id));
+        continue;
+      }
+      outcome.failed += 1;
+      const reason: unknown = result.reason;
+      await trx('outbox')
+        .where({ id: entry.id })
+        .update({
+          attempts: entry.attempts + 1,
+          next_attempt_at: new Date(now.getTime() + retryDelayMs(entry.attempts + 1)),
+          last_error: (reason instanceof Error ? reason.message : String(reason)).slice(0, 1000),
+        });
+    }
+    if (done.length > 0) {
+      await trx('outbox').whereIn('id', done).delete();
+    }
+    if (sent.length > 0) {
+      await trx('tasks')
+        .whereIn('id', sent)
+        .where({ status: 'CREATED' })
+        .update({ status: 'SENT', sent_at: now, updated_at: now });
+    }
+    return outcome;
+  });
+}

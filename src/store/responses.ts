@@ -1,0 +1,143 @@
+/**
+ * Shared by the recorder and the sweeper: convert response rows to domain state and back, lock a
+ * set of tasks with their rows, write changed rows, and recompute task status.
+ * Lock order is always tasks (by id) then their response rows, so the two never deadlock.
+ */
+import type { Knex } from 'knex';
+import {
+  aggregateStatus,
+  isTerminalTask,
+  pendingState,
+  type ResponseState,
+  type TaskStatus,
+} from '../domain';
+import { parseJsonColumn, taskEndpoints, type ResponseRow, type TaskRow } from './rows';
+
+export function rowToState(row: ResponseRow): ResponseState {
+  return {
+    status: row.status,
+    errnr: row.errnr,
+    errmsg: row.errmsg,
+    payload: parseJsonColumn(row.payload),
+    progress: parseJsonColumn(row.progress),
+    attempt: row.attempt,
+    agent: parseJsonColumn(row.agent),
+    startTime: row.start_time,
+    lastEventAt: row.last_event_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+export function stateToRow(
+  base: Pick<ResponseRow, 'task_id' | 'endpoint' | 'expected'>,
+  state: ResponseState,
+  now: Date,
+): ResponseRow {
+  return {
+    task_id: base.task_id,
+    endpoint: base.endpoint,
+    expected: Boolean(base.expected),
+    status: state.status,
+    errnr: state.errnr,
+    errmsg: state.errmsg,
+    payload: state.payload === null ? null : JSON.stringify(state.payload),
+    progress: state.progress === null ? null : JSON.stringify(state.progress),
+    attempt: state.attempt,
+    agent: state.agent === null ? null : JSON.stringify(state.agent),
+    start_time: state.startTime,
+    last_event_at: state.lastEventAt,
+    finished_at: state.finishedAt,
+    last_modified_time: now,
+  };
+}
+
+export function newUnexpectedRow(taskId: number, endpoint: string, now: Date): ResponseRow {
+  return stateToRow({ task_id: taskId, endpoint, expected: false }, pendingState(), now);
+}
+
+export const rowKey = (taskId: number, endpoint: string): string => `${taskId}\u0000${endpoint}`;
+
+export interface LockedTasks {
+  tasks: Map<number, TaskRow>;
+  rows: Map<string, ResponseRow>;
+}
+
+/** SELECT … FOR UPDATE the tasks and all their response rows. */
+export async function lockTasks(trx: Knex.Transaction, taskIds: number[]): Promise<LockedTasks> {
+  const ids = [...new Set(taskIds)].sort((a, b) => a - b);
+  const tasks = (await trx('tasks').whereIn('id', ids).orderBy('id').forUpdate()) as TaskRow[];
+  const found = tasks.map((t) => Number(t.id));
+  const rows =
+    found.length === 0
+      ? []
+      : ((await trx('task_responses')
+          .whereIn('task_id', found)
+          .orderBy(['task_id', 'id'])
+          .forUpdate()) as ResponseRow[]);
+  return {
+    tasks: new Map(tasks.map((t) => [Number(t.id), t])),
+    rows: new Map(rows.map((r) => [rowKey(Number(r.task_id), r.endpoint), r])),
+  };
+}
+
+const UPSERT_CHUNK = 500;
+const UPDATABLE_COLUMNS = [
+  'status',
+  'errnr',
+  'errmsg',
+  'payload',
+  'progress',
+  'attempt',
+  'agent',
+  'start_time',
+  'last_event_at',
+  'finished_at',
+  'last_modified_time',
+] as const;
+
+/** Write changed rows (new unexpected ones included) in as few statements as possible. */
+export async function writeRows(trx: Knex.Transaction, rows: ResponseRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += UPSERT_CHUNK) {
+    const chunk = rows.slice(i, i + UPSERT_CHUNK).map(({ id: _id, ...rest }) => rest);
+    await trx('task_responses')
+      .insert(chunk)
+      .onConflict(['task_id', 'endpoint'])
+      .merge([...UPDATABLE_COLUMNS]);
+  }
+}
+
+/**
+ * Recompute one locked task's status and counts from all its rows and store them if changed.
+ * Returns the new status.
+ */
+export async function recomputeTask(
+  trx: Knex.Transaction,
+  task: TaskRow,
+  rows: ResponseRow[],
+  now: Date,
+  nextSweepAt: Date | null,
+): Promise<TaskStatus> {
+  const addressed = taskEndpoints(task) !== null;
+  const { status, counts } = aggregateStatus({
+    current: task.status,
+    addressed,
+    deadlinePassed: task.deliver_by.getTime() <= now.getTime(),
+    responses: rows.map((r) => ({ status: r.status, expected: Boolean(r.expected) })),
+  });
+  const terminal = isTerminalTask(status);
+  const countsText = JSON.stringify(counts);
+  const sweepAt = terminal ? null : (nextSweepAt ?? task.sweep_at);
+  const changes: Partial<TaskRow> = {};
+  if (status !== task.status) changes.status = status;
+  if (countsText !== task.counts) changes.counts = countsText;
+  if (terminal && task.finished_at === null) changes.finished_at = now;
+  if (status !== 'CREATED' && task.sent_at === null) changes.sent_at = now;
+  if ((sweepAt?.getTime() ?? null) !== (task.sweep_at?.getTime() ?? null))
+    changes.sweep_at = sweepAt;
+  if (Object.keys(changes).length > 0) {
+    changes.updated_at = now;
+    await trx('tasks').where({ id: task.id }).update(changes);
+    Object.assign(task, changes);
+  }
+  return status;
+}
