@@ -6,7 +6,7 @@ module.exports = {
   transform: {
     '^.+\\.ts$': [
       'ts-jest',
-      { tsconfig: 'tsconfig.json', isolatedModules: true, diagnostics: false },
+      { tsconfig: 'tsconfig.json', diagnostics: false },
     ],
   },
   testTimeout: 30000,

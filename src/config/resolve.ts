@@ -169,7 +169,7 @@ function resolveApi(read: SettingReader): ApiConfig {
   }
   return {
     host: read.string('api.host'),
-    port: read.integer('api.port', 1, 65535),
+    port: read.integer('api.port', 0, 65535), // 0: any free port
     bodyLimitBytes,
     maxPayloadBytes,
     maxEndpoints: read.integer('api.max_endpoints', 1),

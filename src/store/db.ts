@@ -110,7 +110,10 @@ export function asStoreError(err: unknown): unknown {
   return err;
 }
 
-/** Run `work` in a transaction, again on deadlock or lock-wait timeout (up to `attempts`). */
+/**
+ * Run `work` in a READ COMMITTED transaction (no gap locks, so claiming rows with SKIP LOCKED
+ * does not deadlock across servers), again on deadlock or lock-wait timeout.
+ */
 export async function withTransaction<T>(
   db: Db,
   work: (trx: Knex.Transaction) => Promise<T>,
@@ -118,7 +121,7 @@ export async function withTransaction<T>(
 ): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await db.transaction(work);
+      return await db.transaction(work, { isolationLevel: 'read committed' });
     } catch (err) {
       if (attempt >= attempts || !isRetryableTxnError(err)) throw asStoreError(err);
       await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20));

@@ -94,13 +94,12 @@ export async function relayDueTasks(
           last_error: (reason instanceof Error ? reason.message : String(reason)).slice(0, 1000),
         });
     }
-    if (done.length > 0) {
-      await trx('outbox').whereIn('id', done).delete();
-    }
-    if (sent.length > 0) {
+    // One statement per row, by primary key: an IN list on a small table may be run as a scan
+    // that waits on rows another relay holds, and deadlocks.
+    for (const id of done) await trx('outbox').where({ id }).delete();
+    for (const id of sent) {
       await trx('tasks')
-        .whereIn('id', sent)
-        .where({ status: 'CREATED' })
+        .where({ id, status: 'CREATED' })
         .update({ status: 'SENT', sent_at: now, updated_at: now });
     }
     return outcome;

@@ -1,0 +1,335 @@
+/**
+ * The HTTP API with supertest over the real database and broker: the seed's shape, and every
+ * kind of bad input answered with the right status, a JSON error naming the problem, and
+ * nothing written.
+ */
+import request from 'supertest';
+import type { Express } from 'express';
+import { createApp } from '../../src/api';
+import type { AmqpBroker } from '../../src/broker';
+import { loadConfig } from '../../src/config';
+import { taskPublisher } from '../../src/server';
+import { createTestStack, type TestStack } from '../helpers/stack';
+import { newBroker, testLog } from '../helpers/processes';
+
+let stack: TestStack;
+let broker: AmqpBroker;
+let app: Express;
+
+beforeAll(async () => {
+  stack = await createTestStack({
+    set: ['api.max_endpoints=5', 'api.max_payload_bytes=2kb', 'api.body_limit=4kb'],
+  });
+  broker = newBroker(stack.config, 'api-test');
+  await broker.start();
+  await broker.session.waitUntilConnected(5000);
+  app = createApp({
+    db: stack.db,
+    broker,
+    config: stack.config,
+    publish: taskPublisher(broker, stack.config.taskTypes),
+    log: testLog,
+  });
+});
+afterAll(async () => {
+  await broker.close();
+  await stack.cleanup();
+});
+
+async function tableCounts(): Promise<number[]> {
+  const counts = await Promise.all(
+    ['tasks', 'task_responses', 'outbox'].map((t) => stack.db(t).count({ n: '*' })),
+  );
+  return counts.map((rows) => Number(rows[0]?.n));
+}
+
+const seedBody = {
+  identifier: 'e7bd91d0-16ad-11e2-892e-0800200c9a66',
+  payload: { foo: 'bar' },
+  endpoints: ['console1', 'console2'],
+};
+
+describe('POST /<type>', () => {
+  it('creates the task in the seed shape, confirmed by the broker (SENT)', async () => {
+    const res = await request(app).post('/worker').send(seedBody).expect(201);
+    expect(res.body).toMatchObject({
+      identifier: seedBody.identifier,
+      type: 'worker',
+      status: 'SENT',
+      endpoints: ['console1', 'console2'],
+      payload: { foo: 'bar' },
+      counts: { expected: 2, pending: 2 },
+    });
+    expect(typeof res.body.id).toBe('number');
+    expect(new Date(res.body.start_time).toISOString()).toBe(res.body.start_time);
+    const outbox = await stack.db('outbox').where({ task_id: res.body.id });
+    expect(outbox).toHaveLength(0);
+  });
+
+  it('answers a repeat of the same request with the existing task (200)', async () => {
+    const again = await request(app).post('/worker').send(seedBody).expect(200);
+    const first = await request(app).get(`/worker/${seedBody.identifier}`).expect(200);
+    expect(again.body.id).toBe(first.body.task.id);
+  });
+
+  it('refuses the same identifier with a different body (409) and writes nothing', async () => {
+    const before = await tableCounts();
+    const res = await request(app)
+      .post('/worker')
+      .send({ ...seedBody, payload: { foo: 'baz' } })
+      .expect(409);
+    expect(res.body.error.code).toBe('identifier_conflict');
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  const bad: Array<[string, () => request.Test, number, string, RegExp]> = [
+    [
+      'no content type',
+      () => request(app).post('/worker').send('identifier=x'),
+      415,
+      'unsupported_media_type',
+      /Content-Type/,
+    ],
+    [
+      'bad JSON',
+      () =>
+        request(app)
+          .post('/worker')
+          .set('content-type', 'application/json')
+          .send('{"identifier": '),
+      400,
+      'invalid_json',
+      /not valid JSON/,
+    ],
+    [
+      'a JSON array',
+      () => request(app).post('/worker').send([1, 2]),
+      400,
+      'bad_request',
+      /JSON object/,
+    ],
+    [
+      'missing identifier',
+      () => request(app).post('/worker').send({ payload: {} }),
+      400,
+      'bad_request',
+      /identifier is required/,
+    ],
+    [
+      'numeric identifier',
+      () => request(app).post('/worker').send({ identifier: 12 }),
+      400,
+      'bad_request',
+      /identifier must be a string/,
+    ],
+    [
+      'empty identifier',
+      () => request(app).post('/worker').send({ identifier: '' }),
+      400,
+      'bad_request',
+      /identifier must not be empty/,
+    ],
+    [
+      'oversized identifier',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'x'.repeat(256) }),
+      400,
+      'bad_request',
+      /at most 255/,
+    ],
+    [
+      'unknown field',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'u1', endpoint: ['a'] }),
+      400,
+      'bad_request',
+      /endpoint is not a known field/,
+    ],
+    [
+      'endpoints not a list',
+      () => request(app).post('/worker').send({ identifier: 'u2', endpoints: 'a,b' }),
+      400,
+      'bad_request',
+      /endpoints must be an array/,
+    ],
+    [
+      'bad endpoint name',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'u3', endpoints: ['ok', 'no/slash'] }),
+      400,
+      'bad_request',
+      /endpoints\[1\]/,
+    ],
+    [
+      'repeated endpoint',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'u4', endpoints: ['a', 'a'] }),
+      400,
+      'bad_request',
+      /endpoints\[1\] repeats endpoints\[0\]/,
+    ],
+    [
+      'too many endpoints',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'u5', endpoints: ['a', 'b', 'c', 'd', 'e', 'f'] }),
+      400,
+      'bad_request',
+      /limit is 5/,
+    ],
+    [
+      'oversized payload',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'u6', payload: 'x'.repeat(3000) }),
+      413,
+      'payload_too_large',
+      /payload is/,
+    ],
+    [
+      'oversized body',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'u7', payload: 'y'.repeat(5000) }),
+      413,
+      'payload_too_large',
+      /exceeds the limit/,
+    ],
+    [
+      'unknown task type',
+      () => request(app).post('/deploy').send({ identifier: 'u8' }),
+      404,
+      'unknown_task_type',
+      /unknown task type "deploy"/,
+    ],
+  ];
+  it.each(bad)(
+    'rejects %s with a JSON error and writes nothing',
+    async (_name, send, status, code, message) => {
+      const before = await tableCounts();
+      const res = await send().expect(status);
+      expect(res.headers['content-type']).toMatch(/application\/json/);
+      expect(res.body.error.code).toBe(code);
+      expect(res.body.error.message).toMatch(message);
+      expect(JSON.stringify(res.body)).not.toMatch(/at .*\.ts:\d+/);
+      expect(await tableCounts()).toEqual(before);
+    },
+  );
+
+  it('keeps SQL and shell metacharacters and emoji exactly as sent', async () => {
+    const identifier = "💥'; DROP TABLE tasks; -- $(touch /tmp/pwned)";
+    const payload = { cmd: '`rm -rf /`; echo "$HOME" | sh', text: 'Grüße 👩‍💻 \\ \' "' };
+    await request(app)
+      .post('/backup')
+      .send({ identifier, payload, endpoints: ['n1'] })
+      .expect(201);
+    const res = await request(app)
+      .get(`/backup/${encodeURIComponent(identifier)}`)
+      .expect(200);
+    expect(res.body.task.identifier).toBe(identifier);
+    expect(res.body.task.payload).toEqual(payload);
+    expect(await stack.db('tasks').count({ n: '*' })).toEqual([{ n: expect.any(Number) }]);
+  });
+
+  it('accepts a broadcast without endpoints', async () => {
+    const res = await request(app).post('/worker').send({ identifier: 'broadcast-1' }).expect(201);
+    expect(res.body).toMatchObject({ endpoints: [], payload: null, counts: { expected: 0 } });
+  });
+});
+
+describe('GET', () => {
+  it('returns the task with one PENDING response per addressed endpoint', async () => {
+    await request(app)
+      .post('/worker')
+      .send({ identifier: 'get-1', endpoints: ['x1', 'x2'] })
+      .expect(201);
+    const res = await request(app).get('/worker/get-1').expect(200);
+    expect(res.body.task.identifier).toBe('get-1');
+    expect(res.body.taskResponseList).toHaveLength(2);
+    expect(res.body.taskResponseList[0]).toMatchObject({
+      endpoint: 'x1',
+      status: 'PENDING',
+      task_id: res.body.task.id,
+      errnr: null,
+      errmsg: null,
+      payload: null,
+      start_time: null,
+    });
+  });
+
+  it('404s an unknown task or type, and an unknown route, as JSON', async () => {
+    expect((await request(app).get('/worker/nope').expect(404)).body.error.code).toBe(
+      'task_not_found',
+    );
+    expect((await request(app).get('/deploy/x').expect(404)).body.error.code).toBe(
+      'unknown_task_type',
+    );
+    expect((await request(app).get('/a/b/c').expect(404)).body.error.code).toBe('not_found');
+  });
+
+  it('keeps health checks open', async () => {
+    await request(app).get('/healthz').expect(200, { status: 'ok' });
+    const ready = await request(app).get('/readyz').expect(200);
+    expect(ready.body).toEqual({ status: 'ready', database: 'up', broker: 'up' });
+  });
+});
+
+describe('bearer tokens', () => {
+  const token = 'a-long-enough-secret-token';
+  let secured: Express;
+  beforeAll(() => {
+    const config = loadConfig({
+      mode: 'test',
+      env: {},
+      flags: {
+        'database-url': `mysql://root@127.0.0.1:3306/${stack.dbName}`,
+        prefix: stack.prefix,
+        set: `api.tokens=${token}`,
+      },
+    });
+    secured = createApp({
+      db: stack.db,
+      broker,
+      config,
+      publish: taskPublisher(broker, config.taskTypes),
+      log: testLog,
+    });
+  });
+
+  it('401s a missing or wrong token and writes nothing', async () => {
+    const before = await tableCounts();
+    const missing = await request(secured)
+      .post('/worker')
+      .send({ identifier: 'auth-1' })
+      .expect(401);
+    expect(missing.body.error.code).toBe('unauthorized');
+    expect(missing.headers['www-authenticate']).toMatch(/Bearer/);
+    await request(secured)
+      .post('/worker')
+      .set('authorization', 'Bearer wrong')
+      .send({ identifier: 'auth-1' })
+      .expect(401);
+    await request(secured).get('/worker/get-1').expect(401);
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('accepts the right token, and leaves health checks open', async () => {
+    await request(secured)
+      .post('/worker')
+      .set('authorization', `Bearer ${token}`)
+      .send({ identifier: 'auth-2' })
+      .expect(201);
+    await request(secured).get('/healthz').expect(200);
+  });
+});

@@ -1,0 +1,277 @@
+/**
+ * The whole path in one process: server (api, relay, recorder, sweeper) and agents on the real
+ * MariaDB and RabbitMQ. Handlers are passed in directly; loading them from files is covered by
+ * the end-to-end test with real processes.
+ */
+import * as amqp from 'amqplib';
+import type { HandleTask } from '../../src/agent';
+import { brokerNames } from '../../src/broker';
+import { WIRE_VERSION, type TaskMessage } from '../../src/domain';
+import { handle_task as backup } from '../../handlers/backup';
+import { handle_task as worker } from '../../handlers/worker';
+import { AMQP_URL, createTestStack, waitFor, type TestStack } from '../helpers/stack';
+import {
+  getTask,
+  postTask,
+  startTestAgent,
+  startTestServer,
+  waitForTerminal,
+  type RunningAgent,
+} from '../helpers/processes';
+
+let stack: TestStack;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+const agents: RunningAgent[] = [];
+const calls: Record<string, number> = {};
+
+const count =
+  (name: string, handler: HandleTask): HandleTask =>
+  (task, response, ctx) => {
+    calls[`${name}:${task.identifier}:${ctx.endpoint}`] =
+      (calls[`${name}:${task.identifier}:${ctx.endpoint}`] ?? 0) + 1;
+    return handler(task, response, ctx);
+  };
+
+const handlers: Record<string, HandleTask> = {
+  worker: count('worker', worker),
+  backup,
+  flaky: () => {
+    throw Object.assign(new Error('disk full'), { errnr: 28 });
+  },
+  hang: () => new Promise(() => undefined),
+  garbage: () => 42 as never,
+};
+
+beforeAll(async () => {
+  stack = await createTestStack({
+    set: [
+      'task_types=worker,backup,flaky,hang,garbage',
+      'task_types.worker.wait_for_endpoints_timeout=3s',
+      'task_types.hang.execution_timeout=500ms',
+      'server.sweep_interval=200ms',
+      'server.relay_interval=200ms',
+    ],
+  });
+  server = await startTestServer(stack.config);
+  for (const endpoint of ['console1', 'console2']) {
+    agents.push(await startTestAgent(stack.config, endpoint, handlers));
+  }
+});
+afterAll(async () => {
+  for (const agent of agents) await agent.close();
+  await server.close();
+  await stack.cleanup();
+});
+
+it('runs the seed walk-through: SENT, then DONE with one response per endpoint', async () => {
+  const body = {
+    identifier: 'e7bd91d0-16ad-11e2-892e-0800200c9a66',
+    payload: { foo: 'bar', seconds: 1.2 },
+    endpoints: ['console1', 'console2'],
+  };
+  const created = await postTask(server.url, 'worker', body);
+  expect(created.status).toBe(201);
+  expect(created.body.status).toBe('SENT');
+  const running = await waitFor(
+    () => getTask(server.url, 'worker', body.identifier),
+    (t) => t.taskResponseList.every((r) => r.status === 'RUNNING'),
+    5000,
+    'both endpoints RUNNING',
+  );
+  expect(running.task.status).toBe('SENT');
+  const done = await waitForTerminal(server.url, 'worker', body.identifier);
+  expect(done.task.status).toBe('DONE');
+  expect(done.task.counts).toMatchObject({
+    expected: 2,
+    received: 2,
+    done: 2,
+    failed: 0,
+    pending: 0,
+  });
+  expect(done.taskResponseList).toHaveLength(2);
+  for (const response of done.taskResponseList) {
+    expect(response).toMatchObject({
+      status: 'DONE',
+      errnr: 0,
+      errmsg: null,
+      attempt: 1,
+      payload: { yiya: 'yippie', yeah: 1234123 },
+      task_id: done.task.id,
+    });
+    expect(response.progress).toMatchObject({ total: 2 });
+  }
+  expect(done.task.finished_at).not.toBeNull();
+});
+
+it('shows a failing handler as that endpoint FAILED with errnr/errmsg, task FAILED', async () => {
+  await postTask(server.url, 'backup', { identifier: 'b-1', endpoints: ['console1', 'console2'] });
+  const done = await waitForTerminal(server.url, 'backup', 'b-1');
+  expect(done.task.status).toBe('FAILED');
+  expect(done.taskResponseList.map((r) => [r.status, r.errnr, r.errmsg])).toEqual([
+    ['FAILED', 32, 'could not backup!'],
+    ['FAILED', 32, 'could not backup!'],
+  ]);
+});
+
+it('marks an endpoint that never got the task UNDELIVERED and the task INCOMPLETE', async () => {
+  await postTask(server.url, 'worker', {
+    identifier: 'inc-1',
+    payload: { seconds: 0 },
+    endpoints: ['console1', 'ghost'],
+  });
+  const done = await waitForTerminal(server.url, 'worker', 'inc-1');
+  expect(done.task.status).toBe('INCOMPLETE');
+  const byEndpoint = Object.fromEntries(done.taskResponseList.map((r) => [r.endpoint, r.status]));
+  expect(byEndpoint).toEqual({ console1: 'DONE', ghost: 'UNDELIVERED' });
+  expect(done.task.counts).toMatchObject({ undelivered: 1, done: 1 });
+});
+
+it('delivers to an endpoint that first connects after the task was posted, within the deadline', async () => {
+  await postTask(server.url, 'worker', {
+    identifier: 'late-1',
+    payload: { seconds: 0 },
+    endpoints: ['console1', 'latecomer'],
+  });
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  agents.push(await startTestAgent(stack.config, 'latecomer', handlers));
+  const done = await waitForTerminal(server.url, 'worker', 'late-1');
+  expect(done.task.status).toBe('DONE');
+  expect(done.taskResponseList.find((r) => r.endpoint === 'latecomer')?.status).toBe('DONE');
+});
+
+it('fails only the task when a handler throws, hangs or returns garbage; the agent keeps serving', async () => {
+  const endpoints = ['console1'];
+  await postTask(server.url, 'flaky', { identifier: 'f-1', endpoints });
+  await postTask(server.url, 'hang', { identifier: 'h-1', endpoints });
+  await postTask(server.url, 'garbage', { identifier: 'g-1', endpoints });
+  const flaky = await waitForTerminal(server.url, 'flaky', 'f-1');
+  expect(flaky.taskResponseList[0]).toMatchObject({
+    status: 'FAILED',
+    errnr: 28,
+    errmsg: 'disk full',
+  });
+  const hang = await waitForTerminal(server.url, 'hang', 'h-1');
+  expect(hang.task.status).toBe('FAILED');
+  expect(hang.taskResponseList[0]).toMatchObject({ status: 'TIMED_OUT', errnr: -1 });
+  expect(hang.taskResponseList[0]?.errmsg).toMatch(/execution timeout/);
+  const garbage = await waitForTerminal(server.url, 'garbage', 'g-1');
+  expect(garbage.taskResponseList[0]).toMatchObject({ status: 'FAILED', errnr: 1 });
+  expect(garbage.taskResponseList[0]?.errmsg).toMatch(/handler returned 42/);
+
+  await postTask(server.url, 'worker', {
+    identifier: 'after-1',
+    payload: { seconds: 0 },
+    endpoints,
+  });
+  expect((await waitForTerminal(server.url, 'worker', 'after-1')).task.status).toBe('DONE');
+});
+
+it('runs an addressed task only on the endpoints it names', async () => {
+  await postTask(server.url, 'worker', {
+    identifier: 'only-1',
+    payload: { seconds: 0 },
+    endpoints: ['console2'],
+  });
+  const done = await waitForTerminal(server.url, 'worker', 'only-1');
+  expect(done.taskResponseList.map((r) => r.endpoint)).toEqual(['console2']);
+  expect(calls['worker:only-1:console1']).toBeUndefined();
+  expect(calls['worker:only-1:console2']).toBe(1);
+});
+
+it('broadcasts a task without endpoints to every subscriber and decides it after the deadline', async () => {
+  await postTask(server.url, 'worker', { identifier: 'all-1', payload: { seconds: 0 } });
+  const done = await waitForTerminal(server.url, 'worker', 'all-1');
+  expect(done.task.status).toBe('DONE');
+  expect(done.taskResponseList.map((r) => r.endpoint).sort()).toEqual([
+    'console1',
+    'console2',
+    'latecomer',
+  ]);
+  expect(done.taskResponseList.every((r) => !r.expected)).toBe(true);
+});
+
+describe('on the wire', () => {
+  let connection: amqp.ChannelModel;
+  let channel: amqp.ConfirmChannel;
+  beforeAll(async () => {
+    connection = await amqp.connect(AMQP_URL);
+    channel = await connection.createConfirmChannel();
+  });
+  afterAll(async () => {
+    await connection.close();
+  });
+
+  it('runs a task delivered twice only once and keeps one row per endpoint', async () => {
+    const created = await postTask(server.url, 'worker', {
+      identifier: 'dup-1',
+      payload: { seconds: 0.3 },
+      endpoints: ['console1'],
+    });
+    const done = await waitForTerminal(server.url, 'worker', 'dup-1');
+    const message: TaskMessage = {
+      v: WIRE_VERSION,
+      id: created.body.id as number,
+      identifier: 'dup-1',
+      type: 'worker',
+      payload: { seconds: 0.3 },
+      endpoints: ['console1'],
+      created_at: done.task.start_time,
+      deliver_by: done.task.deliver_by,
+      execution_timeout_ms: 30_000,
+      max_deliveries: 5,
+    };
+    channel.publish(
+      brokerNames.taskExchange(stack.prefix, 'worker'),
+      '',
+      Buffer.from(JSON.stringify(message)),
+    );
+    await channel.waitForConfirms();
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    const after = await getTask(server.url, 'worker', 'dup-1');
+    expect(calls['worker:dup-1:console1']).toBe(1);
+    expect(after.taskResponseList).toHaveLength(1);
+    expect(after.taskResponseList[0]).toMatchObject({ status: 'DONE', attempt: 1 });
+  });
+
+  it('dead-letters malformed task messages and keeps serving', async () => {
+    const queue = brokerNames.endpointQueue(stack.prefix, 'worker', 'console1');
+    const deadQueue = brokerNames.deadQueue(stack.prefix);
+    const before = (await channel.checkQueue(deadQueue)).messageCount;
+    channel.sendToQueue(queue, Buffer.from('{not json'));
+    channel.sendToQueue(queue, Buffer.from(JSON.stringify({ v: 99, id: 1 })));
+    channel.sendToQueue(queue, Buffer.from(JSON.stringify({ v: 1, id: 'x' })));
+    await channel.waitForConfirms();
+    await waitFor(
+      async () => (await channel.checkQueue(deadQueue)).messageCount,
+      (n) => n >= before + 3,
+      5000,
+      'three dead letters',
+    );
+    await postTask(server.url, 'worker', {
+      identifier: 'alive-1',
+      payload: { seconds: 0 },
+      endpoints: ['console1'],
+    });
+    expect((await waitForTerminal(server.url, 'worker', 'alive-1')).task.status).toBe('DONE');
+  });
+
+  it('dead-letters malformed result events without recording anything', async () => {
+    const deadQueue = brokerNames.deadQueue(stack.prefix);
+    const before = (await channel.checkQueue(deadQueue)).messageCount;
+    const rows = await stack.db('task_responses').count({ n: '*' });
+    channel.publish(brokerNames.resultsExchange(stack.prefix), '', Buffer.from('nope'));
+    channel.publish(
+      brokerNames.resultsExchange(stack.prefix),
+      '',
+      Buffer.from(JSON.stringify({ v: 1, task_id: 1, event: 'finished', status: 'PENDING' })),
+    );
+    await channel.waitForConfirms();
+    await waitFor(
+      async () => (await channel.checkQueue(deadQueue)).messageCount,
+      (n) => n >= before + 2,
+      5000,
+      'two dead letters',
+    );
+    expect(await stack.db('task_responses').count({ n: '*' })).toEqual(rows);
+  });
+});
