@@ -19,7 +19,7 @@ export function builtInDefaults(paths: DefaultPaths): Record<string, Record<stri
       port: 8888,
       // defaults for every task type without its own setting
       wait_for_endpoints_timeout: '60s',
-      execution_timeout: '1h',
+      execution_timeout: '25m', // below RabbitMQ's default consumer_timeout of 30 min
       max_deliveries: 5,
       body_limit: '1mb',
       max_payload_bytes: '512kb',

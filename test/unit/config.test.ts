@@ -57,7 +57,7 @@ describe('defaults', () => {
         worker: {
           name: 'worker',
           waitForEndpointsTimeoutMs: 60_000,
-          executionTimeoutMs: 3_600_000,
+          executionTimeoutMs: 1_500_000,
           maxDeliveries: 5,
         },
       },
@@ -185,7 +185,7 @@ describe('task types', () => {
     expect(config.taskTypes.backup).toEqual({
       name: 'backup',
       waitForEndpointsTimeoutMs: 20_000,
-      executionTimeoutMs: 3_600_000,
+      executionTimeoutMs: 1_500_000,
       maxDeliveries: 5,
     });
   });
@@ -485,8 +485,8 @@ describe('flags', () => {
   });
 
   it('name the flag when its value is bad', () => {
-    expect(configError(() => load({ env, flags: { port: '0' } })).message).toBe(
-      'config api.port: must be at least 1 [flag --port]',
+    expect(configError(() => load({ env, flags: { port: '-1' } })).message).toBe(
+      'config api.port: must be at least 0 [flag --port]',
     );
   });
 });
@@ -544,7 +544,7 @@ describe('values', () => {
   });
 
   it.each([
-    ['api: { port: 0 }', 'api.port', 'must be at least 1'],
+    ['api: { port: 70000 }', 'api.port', 'must be at most 65535'],
     ['api: { port: 65536 }', 'api.port', 'must be at most 65535'],
     ['api: { port: 80.5 }', 'api.port', 'must be an integer'],
     ['api: { host: "" }', 'api.host', 'must not be empty'],

@@ -1,0 +1,232 @@
+/**
+ * End to end with real processes: the built `tasker server` and two `tasker agent`s, driven
+ * with the seed README's curl commands, unchanged but for the port.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { TaskWithResponses } from '../../src/store';
+import { createTestStack, uniqueName, waitFor, MYSQL_ROOT, type TestStack } from '../helpers/stack';
+import {
+  ROOT,
+  assertBuilt,
+  childEnv,
+  freePort,
+  runCli,
+  startCli,
+  waitForHttp,
+  waitForOutput,
+  type Child,
+} from '../helpers/cli';
+
+const exec = promisify(execFile);
+jest.setTimeout(60_000);
+
+let stack: TestStack;
+let port: number;
+let server: Child;
+const agents: Child[] = [];
+let handlersDir: string;
+
+const seedIdentifier = 'e7bd91d0-16ad-11e2-892e-0800200c9a66';
+
+async function curl(...args: string[]): Promise<unknown> {
+  const { stdout } = await exec('curl', ['-s', ...args], { cwd: ROOT });
+  return JSON.parse(stdout);
+}
+
+function getTask(type: string, identifier: string): Promise<TaskWithResponses> {
+  return curl(`http://localhost:${port}/${type}/${identifier}`) as Promise<TaskWithResponses>;
+}
+
+function terminal(type: string, identifier: string): Promise<TaskWithResponses> {
+  return waitFor(
+    () => getTask(type, identifier),
+    (t) => ['DONE', 'FAILED', 'INCOMPLETE'].includes(t.task.status),
+    20_000,
+    `${type}/${identifier} to finish`,
+  );
+}
+
+beforeAll(async () => {
+  assertBuilt();
+  stack = await createTestStack({
+    set: ['task_types.worker.wait_for_endpoints_timeout=4s', 'server.sweep_interval=250ms'],
+  });
+  port = await freePort();
+  handlersDir = mkdtempSync(join(tmpdir(), 'tasker-handlers-'));
+  // An operator's handler: plain JavaScript, dropped in a directory, no build.
+  writeFileSync(
+    join(handlersDir, 'hello.js'),
+    `exports.handle_task = async function (task, response, ctx) {
+  response.payload = { greeting: 'hello ' + task.payload.name, endpoint: ctx.endpoint };
+  return response;
+};
+`,
+  );
+  const types = ['--types', 'worker,backup,hello'];
+  server = startCli(['server', ...stack.cliFlags, ...types, '--port', String(port)]);
+  await waitForHttp(`http://127.0.0.1:${port}/readyz`, server);
+  for (const endpoint of ['console1', 'console2']) {
+    const agent = startCli(
+      [
+        'agent',
+        ...stack.cliFlags,
+        ...types,
+        '--endpoint',
+        endpoint,
+        '--handlers',
+        `${handlersDir},${join(ROOT, 'dist', 'handlers')}`,
+        '--log-level',
+        'info',
+      ],
+      childEnv({ WORKER_SECONDS: '1' }),
+    );
+    agents.push(agent);
+    await waitForOutput(agent, 'agent consuming');
+  }
+});
+
+afterAll(async () => {
+  for (const agent of agents) await agent.stop();
+  await server?.stop();
+  await stack?.cleanup();
+  rmSync(handlersDir, { recursive: true, force: true });
+});
+
+it('answers the seed curl POST with the task, status SENT', async () => {
+  const created = (await curl(
+    '-X',
+    'POST',
+    '-H',
+    'content-type: application/json',
+    '-d@testdata.json',
+    `http://localhost:${port}/worker`,
+  )) as Record<string, unknown>;
+  expect(created).toMatchObject({
+    status: 'SENT',
+    endpoints: ['console1', 'console2'],
+    identifier: seedIdentifier,
+    type: 'worker',
+    payload: { foo: 'bar' },
+  });
+  expect(typeof created.id).toBe('number');
+  expect(typeof created.start_time).toBe('string');
+});
+
+it('answers the seed curl GET with DONE and both endpoints responses once they finished', async () => {
+  const done = await terminal('worker', seedIdentifier);
+  expect(done.task.status).toBe('DONE');
+  expect(done.taskResponseList.map((r) => r.endpoint).sort()).toEqual(['console1', 'console2']);
+  for (const r of done.taskResponseList) {
+    expect(r).toMatchObject({
+      status: 'DONE',
+      errnr: 0,
+      errmsg: null,
+      payload: { yiya: 'yippie', yeah: 1234123 },
+    });
+    expect(r.agent?.pid).toEqual(expect.any(Number));
+  }
+});
+
+it('reports the backup handler failure per endpoint and the task FAILED', async () => {
+  await curl(
+    '-X',
+    'POST',
+    '-H',
+    'content-type: application/json',
+    '-d',
+    '{"identifier":"b1","endpoints":["console1","console2"]}',
+    `http://localhost:${port}/backup`,
+  );
+  const done = await terminal('backup', 'b1');
+  expect(done.task.status).toBe('FAILED');
+  expect(done.taskResponseList.map((r) => [r.status, r.errnr, r.errmsg])).toEqual([
+    ['FAILED', 32, 'could not backup!'],
+    ['FAILED', 32, 'could not backup!'],
+  ]);
+});
+
+it('marks the task INCOMPLETE when a listed endpoint has no agent', async () => {
+  await curl(
+    '-X',
+    'POST',
+    '-H',
+    'content-type: application/json',
+    '-d',
+    '{"identifier":"i1","payload":{"seconds":0},"endpoints":["console1","console3"]}',
+    `http://localhost:${port}/worker`,
+  );
+  const done = await terminal('worker', 'i1');
+  expect(done.task.status).toBe('INCOMPLETE');
+  expect(Object.fromEntries(done.taskResponseList.map((r) => [r.endpoint, r.status]))).toEqual({
+    console1: 'DONE',
+    console3: 'UNDELIVERED',
+  });
+});
+
+it('runs a plain .js handler dropped into the handlers directory', async () => {
+  await curl(
+    '-X',
+    'POST',
+    '-H',
+    'content-type: application/json',
+    '-d',
+    '{"identifier":"h1","payload":{"name":"world"},"endpoints":["console2"]}',
+    `http://localhost:${port}/hello`,
+  );
+  const done = await terminal('hello', 'h1');
+  expect(done.task.status).toBe('DONE');
+  expect(done.taskResponseList[0]?.payload).toEqual({
+    greeting: 'hello world',
+    endpoint: 'console2',
+  });
+});
+
+it('lets an agent finish its running task on SIGTERM before it exits', async () => {
+  await curl(
+    '-X',
+    'POST',
+    '-H',
+    'content-type: application/json',
+    '-d',
+    '{"identifier":"drain-1","payload":{"seconds":2},"endpoints":["console1"]}',
+    `http://localhost:${port}/worker`,
+  );
+  const agent = agents[0] as Child;
+  await waitFor(
+    () => getTask('worker', 'drain-1'),
+    (t) => t.taskResponseList[0]?.status === 'RUNNING',
+    5000,
+    'drain-1 running',
+  );
+  expect(await agent.stop('SIGTERM')).toBe(0);
+  const done = await terminal('worker', 'drain-1');
+  expect(done.taskResponseList[0]).toMatchObject({ status: 'DONE', attempt: 1 });
+});
+
+it('installs, lists and rolls back the schema with tasker migrate', async () => {
+  const dbName = uniqueName('tasker_m_');
+  const flags = ['--mode', 'test', '--database-url', `${MYSQL_ROOT}/${dbName}`];
+  try {
+    const install = await runCli(['migrate', ...flags]);
+    expect(install.code).toBe(0);
+    expect(install.output).toMatch(/applied: .*create_tasks/);
+    const status = await runCli(['migrate', '--status', ...flags]);
+    expect(JSON.parse(status.output)).toMatchObject({ pending: [] });
+    const rollback = await runCli(['migrate', '--rollback', '--all', ...flags]);
+    expect(rollback.output).toMatch(/rolled back: .*create_outbox/);
+    const after = await runCli(['migrate', '--status', ...flags]);
+    expect(JSON.parse(after.output)).toMatchObject({ applied: [] });
+  } finally {
+    await stack.db.raw(`DROP DATABASE IF EXISTS \`${dbName}\``);
+  }
+});
+
+it('refuses to start with a bad config value and names the key', async () => {
+  const result = await runCli(['server', '--mode', 'test', '--port', 'eighty']);
+  expect(result.code).toBe(1);
+  expect(result.output).toMatch(/api\.port/);
+});
