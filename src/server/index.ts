@@ -50,7 +50,7 @@ export async function startServer(
   options: ServerOptions = {},
 ): Promise<ServerHandle> {
   const cleanups: Array<() => Promise<void>> = [];
-  const db = createDb(config.database);
+  const db = createDb(config.database, { log: log.child({ part: 'database' }) });
   cleanups.push(() => db.destroy());
   const broker = new AmqpBroker({
     url: config.broker.url,

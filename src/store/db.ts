@@ -5,6 +5,7 @@
 import knex, { type Knex } from 'knex';
 import { UnavailableError } from '../domain';
 import type { DatabaseConfig } from '../config/types';
+import { silentLogger, type Logger } from '../log';
 
 export type Db = Knex;
 
@@ -27,9 +28,20 @@ export function parseMysqlUrl(url: string): MysqlConnectionOptions {
   };
 }
 
-export function createDb(config: DatabaseConfig, overrides: { database?: string } = {}): Db {
+export function createDb(
+  config: DatabaseConfig,
+  overrides: { database?: string; log?: Logger } = {},
+): Db {
   const conn = parseMysqlUrl(config.url);
+  // knex prints pool and driver trouble with console.log; keep it in our structured log
+  const log = overrides.log ?? silentLogger;
   return knex({
+    log: {
+      warn: (message: unknown) => log.debug('knex warning', { message: String(message) }),
+      error: (message: unknown) => log.warn('knex error', { message: String(message) }),
+      deprecate: (message: unknown) => log.debug('knex deprecation', { message: String(message) }),
+      debug: (message: unknown) => log.debug('knex debug', { message: String(message) }),
+    },
     client: 'mysql2',
     connection: {
       ...conn,

@@ -36,11 +36,13 @@ export interface StackOptions {
   set?: string[];
   /** broker url to put in the config (e.g. through a proxy) */
   brokerUrl?: string;
+  /** the url tasker uses (e.g. through a proxy); it must name `dbName` */
   databaseUrl?: string;
+  dbName?: string;
 }
 
 export async function createTestStack(options: StackOptions = {}): Promise<TestStack> {
-  const dbName = uniqueName('tasker_t_');
+  const dbName = options.dbName ?? uniqueName('tasker_t_');
   const prefix = uniqueName('t');
   const stateDir = mkdtempSync(join(tmpdir(), 'tasker-agent-'));
   const set = [`agent.state_dir=${stateDir}`, ...(options.set ?? [])];
