@@ -10,7 +10,13 @@ import { UnavailableError, type ResultEvent, type TaskMessage } from '../domain'
 import type { Logger } from '../log';
 import { ManagedChannel } from './channel';
 import { AmqpSession, type SessionOptions } from './session';
-import { declareCommon, declareEndpointQueue, declareTaskType, names } from './topology';
+import {
+  declareAgentQueue,
+  declareCommon,
+  declareEndpointQueue,
+  declareTaskType,
+  names,
+} from './topology';
 import type {
   ConsumeResultsOptions,
   ConsumeTasksOptions,
@@ -24,6 +30,8 @@ export interface AmqpBrokerOptions extends Omit<SessionOptions, 'log'> {
   confirmTimeoutMs: number;
   /** publishes awaiting a confirm at once; more wait their turn */
   maxInFlight?: number;
+  /** task types whose exchanges to declare on every connect (the server's job) */
+  declareTaskTypes?: readonly string[];
   log: Logger;
 }
 
@@ -69,7 +77,12 @@ export class AmqpBroker implements TaskBroker {
       (conn) => conn.createChannel(),
       async (ch) => {
         this.declared = new Set();
+        if (options.declareTaskTypes === undefined) return;
         await declareCommon(ch, this.prefix);
+        for (const type of options.declareTaskTypes) {
+          await declareTaskType(ch, this.prefix, type);
+          this.declared.add(names.taskExchange(this.prefix, type));
+        }
       },
     );
   }
@@ -236,11 +249,17 @@ export class AmqpBroker implements TaskBroker {
     onTask: (delivery: Delivery) => Promise<void>,
   ): Promise<Subscription> {
     return this.subscribe(async (ch, managed, consume) => {
-      await declareCommon(ch, this.prefix);
       await ch.prefetch(options.prefetch);
       for (const type of options.types) {
-        await declareTaskType(ch, this.prefix, type);
-        const queue = await declareEndpointQueue(ch, this.prefix, type, options.endpoint);
+        const queue = await declareAgentQueue(ch, this.prefix, type, options.endpoint).catch(
+          (err: unknown) => {
+            this.log.warn(
+              `cannot set up queue for ${type}: is the server running with this task type?`,
+              { err },
+            );
+            throw err;
+          },
+        );
         await consume(queue, (message) => {
           if (message === null) {
             this.log.warn('broker cancelled our consumer; reopening', { queue });

@@ -20,6 +20,7 @@ export function durableQueueOptions(prefix: string): Options.AssertQueue {
 
 interface Declarer {
   assertExchange(name: string, type: string, options?: Options.AssertExchange): Promise<unknown>;
+  checkExchange(name: string): Promise<unknown>;
   assertQueue(name: string, options?: Options.AssertQueue): Promise<unknown>;
   bindQueue(queue: string, exchange: string, pattern: string): Promise<unknown>;
 }
@@ -36,6 +37,22 @@ export async function declareCommon(ch: Declarer, prefix: string): Promise<void>
 
 export async function declareTaskType(ch: Declarer, prefix: string, type: string): Promise<void> {
   await ch.assertExchange(names.taskExchange(prefix, type), 'fanout', { durable: true });
+}
+
+/**
+ * What an agent needs, declared with the least permissions: the exchanges must already exist
+ * (the server declares them; checking needs no configure right), and the agent declares and
+ * binds only its own queue.
+ */
+export async function declareAgentQueue(
+  ch: Declarer,
+  prefix: string,
+  type: string,
+  endpoint: string,
+): Promise<string> {
+  await ch.checkExchange(names.resultsExchange(prefix));
+  await ch.checkExchange(names.taskExchange(prefix, type));
+  return declareEndpointQueue(ch, prefix, type, endpoint);
 }
 
 export async function declareEndpointQueue(

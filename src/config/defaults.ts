@@ -54,6 +54,10 @@ export function builtInDefaults(paths: DefaultPaths): Record<string, Record<stri
       recorder_prefetch: 1000,
       // time past a handler's execution timeout before the sweeper marks it TIMED_OUT
       timeout_grace: '1m',
+      // trust a result event's endpoint only if the broker user that published it is
+      // <agent_user_prefix><endpoint> (RabbitMQ validates the user_id property)
+      authenticate_agents: false,
+      agent_user_prefix: 'tasker-agent-',
     },
     agent: {
       endpoint: null,

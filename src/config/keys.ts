@@ -37,6 +37,8 @@ export const SECTION_KEYS = {
     'recorder_batch_size',
     'recorder_prefetch',
     'timeout_grace',
+    'authenticate_agents',
+    'agent_user_prefix',
   ],
   agent: ['endpoint', 'handlers_dir', 'concurrency', 'state_dir', 'report_delay'],
   log: ['level'],

@@ -263,6 +263,8 @@ function resolveServer(read: SettingReader): ServerConfig {
     // AMQP's prefetch count is a 16-bit field
     recorderPrefetch: read.integer('server.recorder_prefetch', 1, 65535),
     timeoutGraceMs: read.duration('server.timeout_grace'),
+    authenticateAgents: read.boolean('server.authenticate_agents'),
+    agentUserPrefix: read.string('server.agent_user_prefix'),
   };
 }
 

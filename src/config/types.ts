@@ -60,6 +60,9 @@ export interface ServerConfig {
   recorderPrefetch: number;
   /** how long past a handler's execution timeout the server waits for word before TIMED_OUT */
   timeoutGraceMs: number;
+  /** accept a result event only from the broker user `<agentUserPrefix><endpoint>` */
+  authenticateAgents: boolean;
+  agentUserPrefix: string;
 }
 
 export interface AgentConfig {

@@ -6,8 +6,17 @@ import { checkString, type Fail } from './fields';
 export const TASK_TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
 export const ENDPOINT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-/** Paths the HTTP API serves itself, so no task type may take them. */
-export const RESERVED_TYPE_NAMES: readonly string[] = ['healthz', 'readyz', 'metrics'];
+/**
+ * Names no task type may take: paths the HTTP API serves itself, and the broker's own
+ * `<prefix>.results` and `<prefix>.dead` exchanges.
+ */
+export const RESERVED_TYPE_NAMES: readonly string[] = [
+  'healthz',
+  'readyz',
+  'metrics',
+  'results',
+  'dead',
+];
 
 export function checkTaskType(value: unknown, path: string, fail: Fail): string {
   const type = checkString(value, path, fail, {
@@ -15,7 +24,7 @@ export function checkTaskType(value: unknown, path: string, fail: Fail): string 
     patternHint:
       'must be lower-case letters, digits, "_" or "-", starting with a letter, at most 32',
   });
-  if (RESERVED_TYPE_NAMES.includes(type)) throw fail(path, `"${type}" is reserved by the API`);
+  if (RESERVED_TYPE_NAMES.includes(type)) throw fail(path, `"${type}" is reserved by tasker`);
   return type;
 }
 

@@ -60,6 +60,7 @@ export async function startServer(
     reconnectInitialDelayMs: config.broker.reconnectInitialDelayMs,
     reconnectMaxDelayMs: config.broker.reconnectMaxDelayMs,
     connectionName: 'tasker-server',
+    declareTaskTypes: Object.keys(config.taskTypes),
     log: log.child({ part: 'broker' }),
   });
   broker.session.on('fatal', (err: Error) => options.onFatal?.(err));
@@ -92,7 +93,11 @@ export async function startServer(
       const recorder = await startRecorder(
         db,
         broker,
-        { batchSize: parts.recorderBatchSize, prefetch: parts.recorderPrefetch },
+        {
+          batchSize: parts.recorderBatchSize,
+          prefetch: parts.recorderPrefetch,
+          agentUserPrefix: parts.authenticateAgents ? parts.agentUserPrefix : null,
+        },
         log.child({ part: 'recorder' }),
       );
       cleanups.push(() => recorder.close());

@@ -12,6 +12,18 @@ export interface RecorderOptions {
   batchSize: number;
   prefetch: number;
   lingerMs?: number;
+  /** when set, an event is trusted only if published by the broker user `<prefix><endpoint>` */
+  agentUserPrefix?: string | null;
+}
+
+/** Why an event cannot be trusted, or null when it can. */
+function untrusted(delivery: Delivery, event: ResultEvent, prefix: string | null): string | null {
+  if (prefix === null) return null;
+  const expected = `${prefix}${event.endpoint}`;
+  if (delivery.userId === expected) return null;
+  return `event for endpoint ${event.endpoint} published by broker user ${JSON.stringify(
+    delivery.userId,
+  )}, not ${JSON.stringify(expected)}`;
 }
 
 const MAX_PAUSE_MS = 10_000;
@@ -26,12 +38,24 @@ export async function startRecorder(
   const onBatch = async (deliveries: Delivery[]): Promise<void> => {
     const accepted: Array<{ delivery: Delivery; event: ResultEvent }> = [];
     for (const delivery of deliveries) {
+      let event: ResultEvent;
       try {
-        accepted.push({ delivery, event: parseResultEvent(delivery.content) });
+        event = parseResultEvent(delivery.content);
       } catch (err) {
         log.warn('dead-lettering an invalid result event', { err });
         delivery.deadLetter();
+        continue;
       }
+      const distrust = untrusted(delivery, event, options.agentUserPrefix ?? null);
+      if (distrust !== null) {
+        log.warn('dead-lettering a result event from the wrong broker user', {
+          reason: distrust,
+          task_id: event.task_id,
+        });
+        delivery.deadLetter();
+        continue;
+      }
+      accepted.push({ delivery, event });
     }
     if (accepted.length === 0) return;
     let orphaned: Set<ResultEvent>;

@@ -96,6 +96,8 @@ describe('defaults', () => {
         recorderBatchSize: 200,
         recorderPrefetch: 1000,
         timeoutGraceMs: 60_000,
+        authenticateAgents: false,
+        agentUserPrefix: 'tasker-agent-',
       },
       agent: {
         endpoint: null,
@@ -225,7 +227,7 @@ api:
 
   it('rejects reserved, malformed and repeated names', () => {
     expect(configError(() => loadYaml('task_types: [worker, healthz]\n')).message).toBe(
-      'config task_types.healthz: "healthz" is reserved by the API [' +
+      'config task_types.healthz: "healthz" is reserved by tasker [' +
         path.join(cwd, 'config', 'unit.yaml') +
         ']',
     );

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Create (or update) RabbitMQ users for tasker with least privilege. Idempotent.
+#
+#   scripts/broker-users.sh server USER PASSWORD   full rights on <prefix>.* (declares topology)
+#   scripts/broker-users.sh agent ENDPOINT PASSWORD
+#       user <agent-user-prefix><ENDPOINT>: may declare, bind and read only its own queues
+#       <prefix>.<type>.<ENDPOINT>, and publish only to <prefix>.results (and <prefix>.dead,
+#       which RabbitMQ requires of whoever declares a queue that dead-letters there). It
+#       cannot publish tasks, read another endpoint's queue, or see other endpoints' results.
+#   scripts/broker-users.sh delete USER
+#
+# Options (before the command): --vhost V (default /), --prefix P (default tasker),
+# --agent-user-prefix X (default tasker-agent-, as server.agent_user_prefix).
+# Needs rabbitmqctl and the rights to run it (root or the rabbitmq user).
+set -euo pipefail
+
+vhost=/
+prefix=tasker
+agent_user_prefix=tasker-agent-
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --vhost) vhost=$2; shift 2 ;;
+    --prefix) prefix=$2; shift 2 ;;
+    --agent-user-prefix) agent_user_prefix=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] || usage
+
+ctl() { rabbitmqctl -q "$@"; }
+# regex-escape a literal (names allow letters, digits, '.', '_', '-')
+esc() { printf '%s' "$1" | sed 's/[.]/\\./g'; }
+
+ensure_vhost() {
+  if ! ctl list_vhosts --no-table-headers | grep -qxF "$vhost"; then ctl add_vhost "$vhost"; fi
+}
+
+ensure_user() { # user password
+  if ctl list_users --no-table-headers | awk '{print $1}' | grep -qxF "$1"; then
+    ctl change_password "$1" "$2"
+  else
+    ctl add_user "$1" "$2"
+  fi
+}
+
+p=$(esc "$prefix")
+type_re='[a-z][a-z0-9_-]*'
+case "$1" in
+  server)
+    [ $# -eq 3 ] || usage
+    ensure_vhost
+    ensure_user "$2" "$3"
+    ctl set_permissions -p "$vhost" "$2" "^${p}\\." "^${p}\\." "^${p}\\."
+    echo "server user $2: full rights on ${prefix}.* in vhost $vhost"
+    ;;
+  agent)
+    [ $# -eq 3 ] || usage
+    if ! [[ "$2" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
+      echo "invalid endpoint name: $2" >&2
+      exit 2
+    fi
+    user="${agent_user_prefix}$2"
+    e=$(esc "$2")
+    own_queues="${p}\\.${type_re}\\.${e}"
+    task_exchanges="${p}\\.(?!results\$|dead\$)${type_re}"
+    ensure_vhost
+    ensure_user "$user" "$3"
+    ctl set_permissions -p "$vhost" "$user" \
+      "^${own_queues}\$" \
+      "^(${p}\\.results|${p}\\.dead|${own_queues})\$" \
+      "^(${own_queues}|${task_exchanges})\$"
+    echo "agent user $user: own queues ${prefix}.<type>.$2, publishes to ${prefix}.results"
+    ;;
+  delete)
+    [ $# -eq 2 ] || usage
+    ctl delete_user "$2" || true
+    ;;
+  *) usage ;;
+esac

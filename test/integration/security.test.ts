@@ -1,0 +1,202 @@
+/**
+ * Least-privilege broker users (scripts/broker-users.sh) and the recorder's check of the
+ * broker-validated user_id: an agent's credentials can run its own tasks and nothing more.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as amqp from 'amqplib';
+import { brokerNames } from '../../src/broker';
+import { WIRE_VERSION, type ResultEvent } from '../../src/domain';
+import { handle_task as worker } from '../../handlers/worker';
+import { createTestStack, waitFor, type TestStack } from '../helpers/stack';
+import {
+  getTask,
+  postTask,
+  startTestAgent,
+  startTestServer,
+  waitForTerminal,
+  type RunningAgent,
+} from '../helpers/processes';
+import { ROOT } from '../helpers/cli';
+
+const run = promisify(execFile);
+jest.setTimeout(60_000);
+
+const password = 'agent-password-123';
+let stack: TestStack;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let agent: RunningAgent;
+let endpoint: string;
+let other: string;
+
+async function users(...args: string[]): Promise<void> {
+  await run('bash', [join(ROOT, 'scripts', 'broker-users.sh'), '--prefix', stack.prefix, ...args]);
+}
+
+const agentUrl = (name: string): string => `amqp://tasker-agent-${name}:${password}@127.0.0.1:5672`;
+
+/** Run `action` on a fresh channel and return the error that closed it, or null. */
+async function refused(
+  url: string,
+  action: (ch: amqp.ConfirmChannel) => Promise<unknown>,
+): Promise<Error | null> {
+  const connection = await amqp.connect(url);
+  try {
+    const ch = await connection.createConfirmChannel();
+    let closedWith: Error | null = null;
+    ch.on('error', (err: Error) => (closedWith = err));
+    try {
+      await action(ch);
+      await ch.waitForConfirms();
+      await ch.close();
+      return null;
+    } catch (err) {
+      // a refused publish closes the channel; the broker's reason arrives as its 'error'
+      return closedWith ?? (err as Error);
+    }
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+beforeAll(async () => {
+  stack = await createTestStack({ set: ['server.authenticate_agents=true'] });
+  endpoint = `sec-${stack.prefix}`;
+  other = `other-${stack.prefix}`;
+  await users('agent', endpoint, password);
+  await users('agent', other, password);
+  server = await startTestServer(stack.config);
+  agent = await startTestAgent(
+    stack.config,
+    endpoint,
+    { worker },
+    { brokerUrl: agentUrl(endpoint) },
+  );
+  // the other endpoint's queue exists (its agent ran once)
+  await (
+    await startTestAgent(stack.config, other, { worker }, { brokerUrl: agentUrl(other) })
+  ).close();
+});
+
+afterAll(async () => {
+  await agent?.close();
+  await server?.close();
+  await stack?.cleanup();
+  for (const name of [endpoint, other])
+    await users('delete', `tasker-agent-${name}`).catch(() => undefined);
+});
+
+it('runs tasks with an agent using its own least-privilege user', async () => {
+  await postTask(server.url, 'worker', {
+    identifier: 'sec-1',
+    payload: { seconds: 0 },
+    endpoints: [endpoint],
+  });
+  const done = await waitForTerminal(server.url, 'worker', 'sec-1');
+  expect(done.task.status).toBe('DONE');
+});
+
+it("refuses an agent's credentials to publish a task", async () => {
+  const err = await refused(agentUrl(endpoint), async (ch) => {
+    ch.publish(brokerNames.taskExchange(stack.prefix, 'worker'), '', Buffer.from('{}'));
+  });
+  expect(String(err)).toMatch(/ACCESS_REFUSED|403/);
+});
+
+it("refuses an agent's credentials to read another endpoint's queue", async () => {
+  const err = await refused(agentUrl(endpoint), (ch) =>
+    ch.consume(brokerNames.endpointQueue(stack.prefix, 'worker', other), () => undefined),
+  );
+  expect(String(err)).toMatch(/ACCESS_REFUSED|403/);
+});
+
+it("refuses an agent's credentials to read results or delete a task exchange", async () => {
+  expect(
+    String(
+      await refused(agentUrl(endpoint), (ch) =>
+        ch.consume(brokerNames.resultsQueue(stack.prefix), () => undefined),
+      ),
+    ),
+  ).toMatch(/403|ACCESS_REFUSED/);
+  expect(
+    String(
+      await refused(agentUrl(endpoint), (ch) =>
+        ch.deleteExchange(brokerNames.taskExchange(stack.prefix, 'worker')),
+      ),
+    ),
+  ).toMatch(/403|ACCESS_REFUSED/);
+});
+
+describe('reporting for another endpoint', () => {
+  let taskId: number;
+  beforeAll(async () => {
+    const posted = await postTask(server.url, 'worker', {
+      identifier: 'sec-2',
+      payload: { seconds: 30 },
+      endpoints: [other],
+    });
+    taskId = posted.body.id as number;
+  });
+  const forged = (): ResultEvent => ({
+    v: WIRE_VERSION,
+    task_id: taskId,
+    type: 'worker',
+    endpoint: other,
+    event: 'finished',
+    status: 'DONE',
+    errnr: 0,
+    errmsg: null,
+    payload: { forged: true },
+    progress: null,
+    at: new Date().toISOString(),
+    attempt: 1,
+    agent: null,
+  });
+
+  it('is refused by the broker when the user_id property is forged', async () => {
+    const err = await refused(agentUrl(endpoint), async (ch) => {
+      ch.publish(
+        brokerNames.resultsExchange(stack.prefix),
+        '',
+        Buffer.from(JSON.stringify(forged())),
+        {
+          userId: `tasker-agent-${other}`,
+        },
+      );
+    });
+    expect(String(err)).toMatch(/PRECONDITION_FAILED|406/);
+  });
+
+  it('is dead-lettered by the recorder when published under its own user', async () => {
+    const deadQueue = brokerNames.deadQueue(stack.prefix);
+    const admin = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+    const adminCh = await admin.createChannel();
+    const before = (await adminCh.checkQueue(deadQueue)).messageCount;
+    const err = await refused(agentUrl(endpoint), async (ch) => {
+      ch.publish(
+        brokerNames.resultsExchange(stack.prefix),
+        '',
+        Buffer.from(JSON.stringify(forged())),
+        {
+          userId: `tasker-agent-${endpoint}`,
+        },
+      );
+    });
+    expect(err).toBeNull();
+    await waitFor(
+      async () => (await adminCh.checkQueue(deadQueue)).messageCount,
+      (n) => n > before,
+      5000,
+      'dead letter',
+    );
+    await admin.close();
+    const task = await getTask(server.url, 'worker', 'sec-2');
+    expect(task.taskResponseList).toHaveLength(1);
+    expect(task.taskResponseList[0]).toMatchObject({
+      endpoint: other,
+      status: 'PENDING',
+      payload: null,
+    });
+  });
+});
