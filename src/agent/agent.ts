@@ -44,6 +44,7 @@ export class Agent {
   private readonly shutdown = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly finished = new Map<number, ResultEvent>();
+  private readonly running = new Map<number, Promise<ResultEvent | null>>();
   private readonly info: AgentInfo = { hostname: hostname(), pid: process.pid, version: VERSION };
   private subscription: Subscription | null = null;
   private closing: Promise<void> | null = null;
@@ -117,8 +118,26 @@ export class Agent {
       await this.report(delivery, task, known);
       return;
     }
+    // A duplicate of a task this agent is running now waits for that run instead of a second.
+    let result = this.running.get(task.id);
+    if (result === undefined) {
+      result = this.execute(task, delivery.redelivered);
+      this.running.set(task.id, result);
+      void result.finally(() => this.running.delete(task.id));
+    }
+    const event = await result;
+    if (event === null) {
+      this.log.info('handing task back on shutdown', { task_id: task.id });
+      delivery.requeue();
+      return;
+    }
+    await this.report(delivery, task, event);
+  }
+
+  /** Count the delivery, run the handler, and return the finished event (null: abandoned). */
+  private async execute(task: TaskMessage, redelivered: boolean): Promise<ResultEvent | null> {
     const handler = this.options.handlers.get(task.type);
-    const attempt = await this.counter.next(task.id, delivery.redelivered);
+    const attempt = await this.counter.next(task.id, redelivered);
     if (handler === undefined || attempt > task.max_deliveries) {
       const errmsg =
         handler === undefined
@@ -126,22 +145,12 @@ export class Agent {
           : `gave up after ${task.max_deliveries} deliveries: the task never finished ` +
             '(does its handler crash the agent?)';
       this.log.warn('failing task without running it', { task_id: task.id, errmsg });
-      const event = this.event(task, attempt, { event: 'finished', status: 'FAILED', errnr: 1 });
-      await this.report(delivery, task, { ...event, errmsg });
-      return;
+      return this.event(task, attempt, { event: 'finished', status: 'FAILED', errnr: 1, errmsg });
     }
     const outcome = await this.run(task, attempt, handler);
-    if (outcome.abandoned) {
-      this.log.info('handing task back on shutdown', { task_id: task.id });
-      delivery.requeue();
-      return;
-    }
+    if (outcome.abandoned) return null;
     const { status, errnr, errmsg, payload } = outcome;
-    await this.report(
-      delivery,
-      task,
-      this.event(task, attempt, { event: 'finished', status, errnr, errmsg, payload }),
-    );
+    return this.event(task, attempt, { event: 'finished', status, errnr, errmsg, payload });
   }
 
   private async run(

@@ -272,16 +272,18 @@ export class AmqpBroker implements TaskBroker {
     });
   }
 
-  consumeResults(
+  async consumeResults(
     options: ConsumeResultsOptions,
     onBatch: (deliveries: Delivery[]) => Promise<void>,
   ): Promise<Subscription> {
-    return this.subscribe(async (ch, managed, consume) => {
+    // Batches run one after another; on close, the last ones finish (and ack) first.
+    let chain = Promise.resolve();
+    let flushNow = (): void => undefined;
+    const subscription = await this.subscribe(async (ch, managed, consume) => {
       await declareCommon(ch, this.prefix);
       await ch.prefetch(options.prefetch);
       let pending: Delivery[] = [];
       let timer: NodeJS.Timeout | null = null;
-      let chain = Promise.resolve();
       const flush = (): void => {
         if (timer !== null) clearTimeout(timer);
         timer = null;
@@ -292,6 +294,7 @@ export class AmqpBroker implements TaskBroker {
           .then(() => onBatch(batch))
           .catch((err: unknown) => this.log.error('result batch handler failed', { err }));
       };
+      flushNow = flush;
       ch.on('close', () => {
         if (timer !== null) clearTimeout(timer);
         pending = [];
@@ -307,6 +310,15 @@ export class AmqpBroker implements TaskBroker {
         else timer ??= setTimeout(flush, options.lingerMs);
       });
     });
+    return {
+      cancel: () => subscription.cancel(),
+      close: async () => {
+        await subscription.cancel();
+        flushNow();
+        await chain;
+        await subscription.close();
+      },
+    };
   }
 
   async close(): Promise<void> {

@@ -230,3 +230,24 @@ it('refuses to start with a bad config value and names the key', async () => {
   expect(result.code).toBe(1);
   expect(result.output).toMatch(/api\.port/);
 });
+
+it('drains and exits 0 on SIGTERM, and a second server picks up where it left off', async () => {
+  const started = Date.now();
+  expect(await server.stop('SIGTERM')).toBe(0);
+  expect(Date.now() - started).toBeLessThan(10_000);
+  const types = ['--types', 'worker,backup,hello'];
+  server = startCli(['server', ...stack.cliFlags, ...types, '--port', String(port)]);
+  await waitForHttp(`http://127.0.0.1:${port}/readyz`, server);
+  const again = await getTask('worker', seedIdentifier);
+  expect(again.task.status).toBe('DONE');
+  await curl(
+    '-X',
+    'POST',
+    '-H',
+    'content-type: application/json',
+    '-d',
+    '{"identifier":"after-restart","payload":{"seconds":0},"endpoints":["console2"]}',
+    `http://localhost:${port}/worker`,
+  );
+  expect((await terminal('worker', 'after-restart')).task.status).toBe('DONE');
+});

@@ -201,36 +201,46 @@ describe('on the wire', () => {
     await connection.close();
   });
 
-  it('runs a task delivered twice only once and keeps one row per endpoint', async () => {
-    const created = await postTask(server.url, 'worker', {
-      identifier: 'dup-1',
-      payload: { seconds: 0.3 },
-      endpoints: ['console1'],
-    });
-    const done = await waitForTerminal(server.url, 'worker', 'dup-1');
+  async function deliverAgain(id: number, identifier: string, seconds: number): Promise<void> {
+    const found = await getTask(server.url, 'worker', identifier);
     const message: TaskMessage = {
       v: WIRE_VERSION,
-      id: created.body.id as number,
-      identifier: 'dup-1',
+      id,
+      identifier,
       type: 'worker',
-      payload: { seconds: 0.3 },
+      payload: { seconds },
       endpoints: ['console1'],
-      created_at: done.task.start_time,
-      deliver_by: done.task.deliver_by,
+      created_at: found.task.start_time,
+      deliver_by: found.task.deliver_by,
       execution_timeout_ms: 30_000,
       max_deliveries: 5,
     };
-    channel.publish(
-      brokerNames.taskExchange(stack.prefix, 'worker'),
-      '',
-      Buffer.from(JSON.stringify(message)),
-    );
+    const exchange = brokerNames.taskExchange(stack.prefix, 'worker');
+    channel.publish(exchange, '', Buffer.from(JSON.stringify(message)));
     await channel.waitForConfirms();
+  }
+
+  it('runs a task delivered again after it finished only once, with one row per endpoint', async () => {
+    const body = { identifier: 'dup-1', payload: { seconds: 0.3 }, endpoints: ['console1'] };
+    const created = await postTask(server.url, 'worker', body);
+    await waitForTerminal(server.url, 'worker', 'dup-1');
+    await deliverAgain(created.body.id as number, 'dup-1', 0.3);
     await new Promise((resolve) => setTimeout(resolve, 800));
     const after = await getTask(server.url, 'worker', 'dup-1');
     expect(calls['worker:dup-1:console1']).toBe(1);
     expect(after.taskResponseList).toHaveLength(1);
     expect(after.taskResponseList[0]).toMatchObject({ status: 'DONE', attempt: 1 });
+  });
+
+  it('runs a task delivered again while it is still running only once', async () => {
+    const body = { identifier: 'dup-2', payload: { seconds: 1 }, endpoints: ['console1'] };
+    const created = await postTask(server.url, 'worker', body);
+    await deliverAgain(created.body.id as number, 'dup-2', 1);
+    const done = await waitForTerminal(server.url, 'worker', 'dup-2');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(calls['worker:dup-2:console1']).toBe(1);
+    expect(done.taskResponseList).toHaveLength(1);
+    expect(done.taskResponseList[0]).toMatchObject({ status: 'DONE', attempt: 1 });
   });
 
   it('dead-letters malformed task messages and keeps serving', async () => {
