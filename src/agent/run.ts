@@ -17,6 +17,16 @@ export interface Outcome {
 /** errnr reported when a handler runs past its execution timeout */
 export const TIMEOUT_ERRNR = -1;
 const MAX_ERRMSG = 4000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A short description of any value, for messages; never throws. */
+function describe(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? typeof value;
+  } catch {
+    return Array.isArray(value) ? 'an unserializable array' : `an unserializable ${typeof value}`;
+  }
+}
 
 function truncate(text: string): string {
   return text.length > MAX_ERRMSG ? `${text.slice(0, MAX_ERRMSG)}…` : text;
@@ -30,11 +40,11 @@ function failed(errnr: number, errmsg: string): Outcome {
 export function checkResponse(value: unknown, response: HandlerResponse): Outcome {
   const result = value === undefined ? response : value;
   if (!isPlainObject(result)) {
-    return failed(1, `handler returned ${JSON.stringify(result) ?? typeof result}, not a response`);
+    return failed(1, `handler returned ${describe(result)}, not a response`);
   }
   const errnr = result.errnr ?? 0;
   if (typeof errnr !== 'number' || !Number.isSafeInteger(errnr)) {
-    return failed(1, `handler set errnr to ${JSON.stringify(errnr)}; it must be an integer`);
+    return failed(1, `handler set errnr to ${describe(errnr)}; it must be an integer`);
   }
   const errmsg = result.errmsg ?? null;
   if (errmsg !== null && typeof errmsg !== 'string') {
@@ -62,12 +72,16 @@ export async function runHandler(
   timeoutMs: number,
   shutdown: AbortSignal,
 ): Promise<Outcome> {
+  // shutting down before the handler started: hand the task back without running it
+  if (shutdown.aborted) return { ...failed(1, 'agent shut down'), abandoned: true };
   const timeout = new AbortController();
   const signal = AbortSignal.any([timeout.signal, shutdown]);
   const response: HandlerResponse = { payload: null, errnr: 0, errmsg: null };
   let timer: NodeJS.Timeout | undefined;
   const stopped = new Promise<'stopped'>((resolve) => {
-    timer = setTimeout(() => timeout.abort(new Error('execution timeout')), timeoutMs);
+    // setTimeout fires at once for delays past 2^31-1 ms; such a timeout means "about never"
+    const delay = Math.min(timeoutMs, MAX_TIMER_MS);
+    timer = setTimeout(() => timeout.abort(new Error('execution timeout')), delay);
     signal.addEventListener('abort', () => resolve('stopped'), { once: true });
   });
   try {

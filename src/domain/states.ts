@@ -52,10 +52,13 @@ export function isResponseStatus(value: unknown): value is ResponseStatus {
  * May a response row in `from` move to `to`?
  * - forward by rank only (a duplicate or stale event never moves a row back or sideways);
  * - the same non-terminal state again is allowed so progress updates land;
- * - UNDELIVERED may be replaced by what the endpoint reports finishing with.
+ * - UNDELIVERED may be replaced by what the endpoint reports finishing with, and only a
+ *   PENDING row may become UNDELIVERED.
  */
 export function canMoveResponse(from: ResponseStatus, to: ResponseStatus): boolean {
   if (from === 'UNDELIVERED') return to === 'DONE' || to === 'FAILED' || to === 'TIMED_OUT';
+  // UNDELIVERED means "no word from the endpoint": only a PENDING row can become it
+  if (to === 'UNDELIVERED') return from === 'PENDING';
   if (isTerminalResponse(from)) return false;
   if (from === to) return true;
   return RESPONSE_RANK[to] > RESPONSE_RANK[from];

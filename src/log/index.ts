@@ -14,12 +14,17 @@ export interface Logger {
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-function serializeError(err: unknown): unknown {
+const MAX_CAUSES = 5;
+
+function serializeError(err: unknown, depth = 0): unknown {
   if (!(err instanceof Error)) return err;
   const out: Record<string, unknown> = { name: err.name, message: err.message };
   const code = (err as { code?: unknown }).code;
   if (code !== undefined) out.code = code;
-  if (err.cause !== undefined) out.cause = serializeError(err.cause);
+  if (depth === 0 && err.stack !== undefined) out.stack = err.stack;
+  // a cause chain may loop; stop after a few links
+  if (err.cause !== undefined && depth < MAX_CAUSES)
+    out.cause = serializeError(err.cause, depth + 1);
   return out;
 }
 

@@ -1,0 +1,155 @@
+/**
+ * The structured logger, checked through its `write` parameter: one JSON object per line.
+ */
+import { createLogger, silentLogger, type Logger } from '../../src/log';
+import type { LogLevel } from '../../src/config/types';
+
+function capture(
+  level: LogLevel,
+  base?: Record<string, unknown>,
+): { log: Logger; lines: string[]; records: () => Record<string, unknown>[] } {
+  const lines: string[] = [];
+  const log = createLogger(level, base, (line) => lines.push(line));
+  const records = (): Record<string, unknown>[] =>
+    lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { log, lines, records };
+}
+
+function logAll(log: Logger): void {
+  log.debug('d');
+  log.info('i');
+  log.warn('w');
+  log.error('e');
+}
+
+describe('createLogger', () => {
+  it.each<[LogLevel, string[]]>([
+    ['debug', ['d', 'i', 'w', 'e']],
+    ['info', ['i', 'w', 'e']],
+    ['warn', ['w', 'e']],
+    ['error', ['e']],
+  ])('at level %s writes %j', (level, expected) => {
+    const { log, records } = capture(level);
+    logAll(log);
+    expect(records().map((r) => r.msg)).toEqual(expected);
+  });
+
+  it('writes one JSON object per line with time, level and msg', () => {
+    const { log, lines, records } = capture('debug');
+    const before = Date.now();
+    log.warn('disk almost full', { free: 12, path: '/var/x' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0].endsWith('\n')).toBe(true);
+    expect(lines[0].indexOf('\n')).toBe(lines[0].length - 1);
+    const [record] = records();
+    expect(record).toEqual({
+      time: expect.any(String),
+      level: 'warn',
+      msg: 'disk almost full',
+      free: 12,
+      path: '/var/x',
+    });
+    const time = Date.parse(record.time as string);
+    expect(new Date(time).toISOString()).toBe(record.time);
+    expect(time).toBeGreaterThanOrEqual(before - 1);
+    expect(time).toBeLessThanOrEqual(Date.now() + 1);
+  });
+
+  it('escapes newlines in messages and fields so a record stays on one line', () => {
+    const { log, lines, records } = capture('info');
+    log.info('line one\nline two', { note: 'a\nb' });
+    expect(lines[0].split('\n')).toHaveLength(2);
+    expect(records()[0]).toMatchObject({ msg: 'line one\nline two', note: 'a\nb' });
+  });
+
+  it('serializes an Error field with its name, message, code and cause', () => {
+    const { log, records } = capture('info');
+    const root = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const err = new TypeError('could not publish', { cause: root });
+    log.error('publish failed', { err, task_id: 7 });
+    expect(records()[0]).toEqual({
+      time: expect.any(String),
+      level: 'error',
+      msg: 'publish failed',
+      task_id: 7,
+      err: {
+        name: 'TypeError',
+        message: 'could not publish',
+        stack: expect.stringContaining('TypeError: could not publish'),
+        cause: { name: 'Error', message: 'connect ECONNREFUSED', code: 'ECONNREFUSED' },
+      },
+    });
+  });
+
+  it('keeps a non-Error cause as it is', () => {
+    const { log, records } = capture('info');
+    log.error('x', { err: new Error('outer', { cause: { status: 503 } }) });
+    expect(records()[0].err).toEqual({
+      name: 'Error',
+      message: 'outer',
+      stack: expect.any(String),
+      cause: { status: 503 },
+    });
+  });
+
+  it('does not throw on an error whose cause chain loops', () => {
+    const { log, lines } = capture('info');
+    const a = new Error('a');
+    const b = new Error('b', { cause: a });
+    (a as { cause?: unknown }).cause = b;
+    expect(() => log.error('loop', { err: a })).not.toThrow();
+    expect(lines).toHaveLength(1);
+  });
+
+  it('still writes a line when a field cannot be serialized', () => {
+    const { log, records } = capture('info');
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    log.info('odd fields', { circular, big: 1n });
+    expect(records()).toEqual([
+      {
+        time: expect.any(String),
+        level: 'info',
+        msg: 'odd fields',
+        note: 'unserializable fields',
+      },
+    ]);
+  });
+
+  it('adds the base fields to every record', () => {
+    const { log, records } = capture('info', { service: 'tasker', pid: 99 });
+    log.info('hello');
+    expect(records()[0]).toMatchObject({ service: 'tasker', pid: 99, msg: 'hello' });
+  });
+
+  it('child loggers add their fields, keep the parent level and the same writer', () => {
+    const { log, records } = capture('info', { service: 'tasker' });
+    const child = log.child({ task_id: 7 }).child({ attempt: 2, service: 'agent' });
+    child.debug('dropped');
+    child.info('from child', { extra: true });
+    log.info('from parent');
+    expect(records()).toEqual([
+      {
+        time: expect.any(String),
+        level: 'info',
+        service: 'agent',
+        task_id: 7,
+        attempt: 2,
+        msg: 'from child',
+        extra: true,
+      },
+      { time: expect.any(String), level: 'info', service: 'tasker', msg: 'from parent' },
+    ]);
+  });
+
+  it('silentLogger writes nothing and never throws', () => {
+    const write = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      logAll(silentLogger);
+      silentLogger.child({ a: 1 }).error('x', { err: new Error('y') });
+      expect(write).not.toHaveBeenCalled();
+    } finally {
+      write.mockRestore();
+    }
+  });
+});
