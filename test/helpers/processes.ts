@@ -13,8 +13,15 @@ export const testLog: Logger = process.env.TEST_LOG
   ? createLogger('debug', { test: true })
   : silentLogger;
 
-export function newBroker(config: TaskerConfig, name: string, url = config.broker.url): AmqpBroker {
+/** A broker client for tests; `asServer` also declares the task types' exchanges. */
+export function newBroker(
+  config: TaskerConfig,
+  name: string,
+  url = config.broker.url,
+  asServer = false,
+): AmqpBroker {
   return new AmqpBroker({
+    ...(asServer ? { declareTaskTypes: Object.keys(config.taskTypes) } : {}),
     url,
     prefix: config.broker.prefix,
     heartbeatSeconds: config.broker.heartbeatSeconds,
