@@ -7,6 +7,7 @@
 import type * as amqp from 'amqplib';
 import { v7 as uuidv7 } from 'uuid';
 import { UnavailableError, type ResultEvent, type TaskMessage } from '../domain';
+import type { BrokerConfig } from '../config/types';
 import type { Logger } from '../log';
 import { ManagedChannel } from './channel';
 import { AmqpSession, type SessionOptions } from './session';
@@ -33,6 +34,31 @@ export interface AmqpBrokerOptions extends Omit<SessionOptions, 'log'> {
   /** task types whose exchanges to declare on every connect (the server's job) */
   declareTaskTypes?: readonly string[];
   log: Logger;
+}
+
+/** An AmqpBroker configured from the `broker` config section. */
+export function createBroker(
+  config: BrokerConfig,
+  options: {
+    connectionName: string;
+    log: Logger;
+    declareTaskTypes?: readonly string[];
+    url?: string;
+  },
+): AmqpBroker {
+  return new AmqpBroker({
+    url: options.url ?? config.url,
+    prefix: config.prefix,
+    heartbeatSeconds: config.heartbeatSeconds,
+    confirmTimeoutMs: config.confirmTimeoutMs,
+    reconnectInitialDelayMs: config.reconnectInitialDelayMs,
+    reconnectMaxDelayMs: config.reconnectMaxDelayMs,
+    connectionName: options.connectionName,
+    log: options.log,
+    ...(options.declareTaskTypes === undefined
+      ? {}
+      : { declareTaskTypes: options.declareTaskTypes }),
+  });
 }
 
 function brokerUser(url: string): string {

@@ -1,4 +1,4 @@
-export { AmqpBroker, type AmqpBrokerOptions } from './amqp';
+export { AmqpBroker, createBroker, type AmqpBrokerOptions } from './amqp';
 export { AmqpSession, backoffDelayMs } from './session';
 export { names as brokerNames, durableQueueOptions } from './topology';
 export type {

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, loadHandlers } from '../agent';
-import { AmqpBroker } from '../broker';
+import { createBroker } from '../broker';
 import type { TaskerConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { startServer } from '../server';
@@ -65,13 +65,7 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
   const log = createLogger(config.log.level, { process: 'agent', endpoint });
   const types = Object.keys(config.taskTypes);
   const handlers = await loadHandlers(config.agent.handlersDirs, types);
-  const broker = new AmqpBroker({
-    url: config.broker.url,
-    prefix: config.broker.prefix,
-    heartbeatSeconds: config.broker.heartbeatSeconds,
-    confirmTimeoutMs: config.broker.confirmTimeoutMs,
-    reconnectInitialDelayMs: config.broker.reconnectInitialDelayMs,
-    reconnectMaxDelayMs: config.broker.reconnectMaxDelayMs,
+  const broker = createBroker(config.broker, {
     connectionName: `tasker-agent ${endpoint}`,
     log: log.child({ part: 'broker' }),
   });

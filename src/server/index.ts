@@ -7,10 +7,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../api';
-import { AmqpBroker, type TaskBroker } from '../broker';
+import { createBroker, type TaskBroker } from '../broker';
 import type { TaskerConfig } from '../config/types';
 import type { Logger } from '../log';
 import { createDb, type Db } from '../store';
+import { taskPublisher } from './publish';
 import { startRecorder } from './recorder';
 import { startRelay } from './relay';
 import { startSweeper } from './sweeper';
@@ -19,7 +20,6 @@ export { startRelay } from './relay';
 export { startRecorder } from './recorder';
 export { startSweeper } from './sweeper';
 export { taskMessage, taskPublisher, type TaskPublisher } from './publish';
-import { taskPublisher } from './publish';
 
 export interface ServerHandle {
   /** the port the API listens on (0 when the API is off) */
@@ -52,13 +52,7 @@ export async function startServer(
   const cleanups: Array<() => Promise<void>> = [];
   const db = createDb(config.database, { log: log.child({ part: 'database' }) });
   cleanups.push(() => db.destroy());
-  const broker = new AmqpBroker({
-    url: config.broker.url,
-    prefix: config.broker.prefix,
-    heartbeatSeconds: config.broker.heartbeatSeconds,
-    confirmTimeoutMs: config.broker.confirmTimeoutMs,
-    reconnectInitialDelayMs: config.broker.reconnectInitialDelayMs,
-    reconnectMaxDelayMs: config.broker.reconnectMaxDelayMs,
+  const broker = createBroker(config.broker, {
     connectionName: 'tasker-server',
     declareTaskTypes: Object.keys(config.taskTypes),
     log: log.child({ part: 'broker' }),

@@ -37,6 +37,20 @@ async function curl(...args: string[]): Promise<unknown> {
   return JSON.parse(stdout);
 }
 
+/** POST a JSON body with curl, as a user would. */
+function curlPost(type: string, body: Record<string, unknown>): Promise<unknown> {
+  const url = `http://localhost:${port}/${type}`;
+  return curl(
+    '-X',
+    'POST',
+    '-H',
+    'content-type: application/json',
+    '-d',
+    JSON.stringify(body),
+    url,
+  );
+}
+
 function getTask(type: string, identifier: string): Promise<TaskWithResponses> {
   return curl(`http://localhost:${port}/${type}/${identifier}`) as Promise<TaskWithResponses>;
 }
@@ -132,15 +146,7 @@ it('answers the seed curl GET with DONE and both endpoints responses once they f
 });
 
 it('reports the backup handler failure per endpoint and the task FAILED', async () => {
-  await curl(
-    '-X',
-    'POST',
-    '-H',
-    'content-type: application/json',
-    '-d',
-    '{"identifier":"b1","endpoints":["console1","console2"]}',
-    `http://localhost:${port}/backup`,
-  );
+  await curlPost('backup', { identifier: 'b1', endpoints: ['console1', 'console2'] });
   const done = await terminal('backup', 'b1');
   expect(done.task.status).toBe('FAILED');
   expect(done.taskResponseList.map((r) => [r.status, r.errnr, r.errmsg])).toEqual([
@@ -150,15 +156,11 @@ it('reports the backup handler failure per endpoint and the task FAILED', async 
 });
 
 it('marks the task INCOMPLETE when a listed endpoint has no agent', async () => {
-  await curl(
-    '-X',
-    'POST',
-    '-H',
-    'content-type: application/json',
-    '-d',
-    '{"identifier":"i1","payload":{"seconds":0},"endpoints":["console1","console3"]}',
-    `http://localhost:${port}/worker`,
-  );
+  await curlPost('worker', {
+    identifier: 'i1',
+    payload: { seconds: 0 },
+    endpoints: ['console1', 'console3'],
+  });
   const done = await terminal('worker', 'i1');
   expect(done.task.status).toBe('INCOMPLETE');
   expect(Object.fromEntries(done.taskResponseList.map((r) => [r.endpoint, r.status]))).toEqual({
@@ -168,15 +170,11 @@ it('marks the task INCOMPLETE when a listed endpoint has no agent', async () => 
 });
 
 it('runs a plain .js handler dropped into the handlers directory', async () => {
-  await curl(
-    '-X',
-    'POST',
-    '-H',
-    'content-type: application/json',
-    '-d',
-    '{"identifier":"h1","payload":{"name":"world"},"endpoints":["console2"]}',
-    `http://localhost:${port}/hello`,
-  );
+  await curlPost('hello', {
+    identifier: 'h1',
+    payload: { name: 'world' },
+    endpoints: ['console2'],
+  });
   const done = await terminal('hello', 'h1');
   expect(done.task.status).toBe('DONE');
   expect(done.taskResponseList[0]?.payload).toEqual({
@@ -186,15 +184,11 @@ it('runs a plain .js handler dropped into the handlers directory', async () => {
 });
 
 it('lets an agent finish its running task on SIGTERM before it exits', async () => {
-  await curl(
-    '-X',
-    'POST',
-    '-H',
-    'content-type: application/json',
-    '-d',
-    '{"identifier":"drain-1","payload":{"seconds":2},"endpoints":["console1"]}',
-    `http://localhost:${port}/worker`,
-  );
+  await curlPost('worker', {
+    identifier: 'drain-1',
+    payload: { seconds: 2 },
+    endpoints: ['console1'],
+  });
   const agent = agents[0] as Child;
   await waitFor(
     () => getTask('worker', 'drain-1'),
@@ -240,14 +234,10 @@ it('drains and exits 0 on SIGTERM, and a second server picks up where it left of
   await waitForHttp(`http://127.0.0.1:${port}/readyz`, server);
   const again = await getTask('worker', seedIdentifier);
   expect(again.task.status).toBe('DONE');
-  await curl(
-    '-X',
-    'POST',
-    '-H',
-    'content-type: application/json',
-    '-d',
-    '{"identifier":"after-restart","payload":{"seconds":0},"endpoints":["console2"]}',
-    `http://localhost:${port}/worker`,
-  );
+  await curlPost('worker', {
+    identifier: 'after-restart',
+    payload: { seconds: 0 },
+    endpoints: ['console2'],
+  });
   expect((await terminal('worker', 'after-restart')).task.status).toBe('DONE');
 });

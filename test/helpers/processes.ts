@@ -2,7 +2,7 @@
  * In-process server and agents wired to a test stack, and a small HTTP poller.
  */
 import { Agent, type HandleTask } from '../../src/agent';
-import { AmqpBroker } from '../../src/broker';
+import { createBroker, type AmqpBroker } from '../../src/broker';
 import type { TaskerConfig } from '../../src/config';
 import { createLogger, silentLogger, type Logger } from '../../src/log';
 import { startServer, type ServerHandle } from '../../src/server';
@@ -20,17 +20,16 @@ export function newBroker(
   url = config.broker.url,
   asServer = false,
 ): AmqpBroker {
-  return new AmqpBroker({
-    ...(asServer ? { declareTaskTypes: Object.keys(config.taskTypes) } : {}),
-    url,
-    prefix: config.broker.prefix,
-    heartbeatSeconds: config.broker.heartbeatSeconds,
-    confirmTimeoutMs: config.broker.confirmTimeoutMs,
-    reconnectInitialDelayMs: 100,
-    reconnectMaxDelayMs: 1000,
-    connectionName: name,
-    log: testLog.child({ broker: name }),
-  });
+  const broker = createBroker(
+    { ...config.broker, reconnectInitialDelayMs: 100, reconnectMaxDelayMs: 1000 },
+    {
+      url,
+      connectionName: name,
+      log: testLog.child({ broker: name }),
+      ...(asServer ? { declareTaskTypes: Object.keys(config.taskTypes) } : {}),
+    },
+  );
+  return broker;
 }
 
 export async function startTestServer(
