@@ -1,0 +1,104 @@
+/**
+ * Phase 2: POST throughput and latency against the real server, no agents running (the
+ * endpoint queues just fill; the phase's queues are deleted at its end).
+ */
+import { endpointNames, postLoad } from '../lib/http';
+import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu';
+import { startDbMeter } from '../lib/dbstatus';
+import { peakRss, sleep } from '../lib/proc';
+import { watchQueues } from '../lib/queues';
+import { TYPE, startStack, taskStatusCounts, type StackOptions } from '../lib/stack';
+import { latency, rate, type Latency } from '../lib/stats';
+
+export interface PostPhaseOptions {
+  durationMs: number;
+  warmupTasks: number;
+  concurrency: number;
+  endpoints: number;
+  /** node flags, extra settings for the processes */
+  stack: StackOptions;
+  progress: (line: string) => void;
+}
+
+export interface PostPhase {
+  concurrency: number;
+  endpoints_per_task: number;
+  duration_ms: number;
+  accepted: number;
+  tasks_per_s: number;
+  latency: Latency;
+  answered_sent: number;
+  answered_created: number;
+  errors: Record<string, number>;
+  first_error: string | null;
+  /** task status in SQL a few seconds after the load (CREATED ones should have been relayed) */
+  db_status_after: Record<string, number>;
+  /** messages waiting in the first endpoint's queue: every accepted task, once */
+  queue_e1_messages: number;
+  server_peak_rss_bytes: number | null;
+  /** CPU per process during the measured load, in % of one core */
+  cpu: Record<string, CpuShare>;
+  /** MariaDB SHOW GLOBAL STATUS deltas during the measured load */
+  db_status_delta: Record<string, number>;
+}
+
+export async function postPhase(options: PostPhaseOptions): Promise<PostPhase> {
+  const { progress } = options;
+  progress('POST: starting server');
+  const stack = await startStack('post', options.stack);
+  try {
+    const endpoints = endpointNames(options.endpoints);
+    const base = {
+      baseUrl: stack.baseUrl,
+      type: TYPE,
+      endpoints,
+      concurrency: options.concurrency,
+    };
+    progress(`POST: warm-up, ${options.warmupTasks} tasks`);
+    const warm = await postLoad({ ...base, count: options.warmupTasks, idPrefix: 'warm' });
+    if (warm.accepted !== options.warmupTasks) {
+      throw new Error(`warm-up: ${JSON.stringify(warm.errors)} ${warm.firstError ?? ''}`);
+    }
+    progress(`POST: ${options.durationMs / 1000} s at ${options.concurrency} in flight`);
+    const dbMeter = await startDbMeter();
+    const meter = startCpuMeter({ server: [stack.server.pid], ...servicePids() });
+    const run = await postLoad({
+      ...base,
+      durationMs: options.durationMs,
+      idPrefix: 'post',
+      onProgress: (done) => progress(`  ${done} POSTs answered`),
+    });
+    const cpu = meter.stop();
+    const dbDelta = await dbMeter.stop();
+    const serverRss = peakRss(stack.server.pid);
+    // let the relay publish what was answered CREATED, then look at SQL and the queue
+    let after = await taskStatusCounts(stack.sql);
+    for (let i = 0; i < 50 && (after.CREATED ?? 0) > 0; i += 1) {
+      await sleep(200);
+      after = await taskStatusCounts(stack.sql);
+    }
+    const watch = await watchQueues();
+    const [e1] = await watch.depths([`${stack.prefix}.${TYPE}.e1`]);
+    await watch.close();
+    return {
+      concurrency: options.concurrency,
+      endpoints_per_task: options.endpoints,
+      duration_ms: Math.round(run.elapsedMs),
+      accepted: run.accepted,
+      tasks_per_s: rate(run.accepted, run.elapsedMs),
+      latency: latency(run.latenciesMs),
+      answered_sent: run.sent,
+      answered_created: run.created,
+      errors: run.errors,
+      first_error: run.firstError,
+      db_status_after: after,
+      queue_e1_messages: e1 ?? 0,
+      server_peak_rss_bytes: serverRss,
+      cpu,
+      db_status_delta: dbDelta,
+    };
+  } finally {
+    progress('POST: stopping server, deleting its database and queues');
+    await stack.close();
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The results: the issue's targets checked against the measured figures, a table for people,
+ * and the JSON shape written to bench/results/latest.json.
+ */
+import type { AmqpCeiling } from './phases/ceiling-amqp';
+import type { MariaDbCeiling } from './phases/ceiling-mariadb';
+import type { E2ePhase } from './phases/e2e';
+import type { PostPhase } from './phases/post';
+import type { WidthPhase } from './phases/width';
+import { formatCpu } from './lib/cpu';
+import { perUnit } from './lib/dbstatus';
+import { fmtInt, fmtMb, fmtMs } from './lib/stats';
+
+export interface Results {
+  run_id: string;
+  mode: 'quick' | 'full';
+  started_at: string;
+  finished_at: string;
+  machine: Record<string, unknown>;
+  ceilings: { amqp?: AmqpCeiling; mariadb?: MariaDbCeiling };
+  post?: PostPhase;
+  e2e?: E2ePhase;
+  width?: WidthPhase;
+  peak_rss: { server_bytes: number | null; agent_bytes: number | null };
+  targets: Target[];
+  errors: Array<{ phase: string; message: string }>;
+}
+
+export interface Target {
+  name: string;
+  measured: number | null;
+  unit: string;
+  /** "≥ 2000" */
+  target: string;
+  pass: boolean | null;
+}
+
+function atLeast(name: string, measured: number | null, min: number, unit: string): Target {
+  return {
+    name,
+    measured,
+    unit,
+    target: `>= ${min}`,
+    pass: measured === null ? null : measured >= min,
+  };
+}
+
+function atMost(name: string, measured: number | null, max: number, unit: string): Target {
+  return {
+    name,
+    measured,
+    unit,
+    target: `<= ${max}`,
+    pass: measured === null ? null : measured <= max,
+  };
+}
+
+const MB = 1024 * 1024;
+
+export function checkTargets(r: Omit<Results, 'targets'>): Target[] {
+  const ceiling = r.ceilings.amqp?.deliveries_per_s ?? null;
+  const e2eRate = r.e2e?.completed === true ? r.e2e.endpoint_responses_per_s : null;
+  const share = e2eRate === null || ceiling === null ? null : (100 * e2eRate) / ceiling;
+  const mb = (bytes: number | null): number | null =>
+    bytes === null ? null : Math.round(bytes / MB);
+  return [
+    atLeast('POST throughput', r.post?.tasks_per_s ?? null, 2000, 'tasks/s'),
+    atMost('POST p99 latency', r.post?.latency.p99_ms ?? null, 50, 'ms'),
+    atLeast('end to end', e2eRate, 5000, 'responses/s'),
+    atLeast(
+      'end to end / broker ceiling',
+      share === null ? null : Math.round(share * 10) / 10,
+      30,
+      '%',
+    ),
+    atMost('1 task x 1,000 endpoints DONE', r.width?.warm_done_ms ?? null, 5000, 'ms'),
+    atMost('GET of that task (median)', r.width?.get.p50_ms ?? null, 50, 'ms'),
+    atMost('server peak RSS', mb(r.peak_rss.server_bytes), 250, 'MB'),
+    atMost('agent peak RSS', mb(r.peak_rss.agent_bytes), 100, 'MB'),
+  ];
+}
+
+function table(rows: string[][]): string {
+  const widths =
+    rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
+  const line = (row: string[]): string =>
+    row
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join('  ');
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  return [line(rows[0] ?? []), rule, ...rows.slice(1).map(line)].join('\n');
+}
+
+export function render(r: Results): string {
+  const out: string[] = [];
+  out.push(`tasker benchmark ${r.run_id} (${r.mode}), ${r.started_at}`);
+  out.push(
+    Object.entries(r.machine)
+      .map(([k, v]) => `${k}: ${String(v)}`)
+      .join(', '),
+  );
+  out.push('');
+  const rows: string[][] = [['measurement', 'value']];
+  const { amqp, mariadb } = r.ceilings;
+  if (amqp) {
+    rows.push([
+      `ceiling: RabbitMQ fanout to ${amqp.queues} queues, persistent, confirmed`,
+      `${fmtInt(amqp.deliveries_per_s)} deliveries/s`,
+    ]);
+    rows.push(['  publishes confirmed', `${fmtInt(amqp.publish_confirms_per_s)} msg/s`]);
+    rows.push(['  CPU, % of one core', formatCpu(amqp.cpu)]);
+  }
+  if (mariadb) {
+    rows.push([
+      `ceiling: MariaDB INSERT, ${mariadb.rows_per_statement} rows/statement, ${mariadb.connections} connections`,
+      `${fmtInt(mariadb.rows_per_s)} rows/s`,
+    ]);
+    rows.push(['  CPU, % of one core', formatCpu(mariadb.cpu)]);
+  }
+  const p = r.post;
+  if (p) {
+    rows.push([
+      `POST, ${p.concurrency} in flight, ${p.endpoints_per_task} endpoints/task`,
+      `${fmtInt(p.tasks_per_s)} tasks/s`,
+    ]);
+    rows.push([
+      '  latency p50 / p90 / p99 / max',
+      `${fmtMs(p.latency.p50_ms)} / ${fmtMs(p.latency.p90_ms)} / ${fmtMs(p.latency.p99_ms)} / ${fmtMs(p.latency.max_ms)}`,
+    ]);
+    rows.push(['  CPU, % of one core', formatCpu(p.cpu)]);
+    rows.push(['  MariaDB', perUnit(p.db_status_delta, p.accepted, 'task')]);
+    rows.push([
+      '  answered SENT / CREATED / errors',
+      `${fmtInt(p.answered_sent)} / ${fmtInt(p.answered_created)} / ${fmtInt(Object.values(p.errors).reduce((a, b) => a + b, 0))}`,
+    ]);
+  }
+  const e = r.e2e;
+  if (e) {
+    rows.push([
+      `end to end, ${fmtInt(e.tasks)} tasks x ${e.endpoints_per_task} endpoints${e.completed ? '' : ' (DID NOT FINISH)'}`,
+      `${fmtInt(e.endpoint_responses_per_s)} responses/s`,
+    ]);
+    rows.push(['  wall time (of which POSTing)', `${fmtMs(e.elapsed_ms)} (${fmtMs(e.post_ms)})`]);
+    rows.push([
+      '  POST under load: rate, p50 / p99, SENT / CREATED',
+      `${fmtInt(e.post_tasks_per_s)} tasks/s, ${fmtMs(e.post_latency.p50_ms)} / ` +
+        `${fmtMs(e.post_latency.p99_ms)}, ${fmtInt(e.post_answered_sent)} / ` +
+        `${fmtInt(e.post_answered_created)}`,
+    ]);
+    rows.push([
+      '  peak backlog: task queues / results queue',
+      `${fmtInt(e.peak_task_queue_backlog)} / ${fmtInt(e.peak_results_queue_backlog)}`,
+    ]);
+    rows.push(['  tasks by status', JSON.stringify(e.task_status)]);
+    rows.push(['  CPU while POSTing, % of one core', formatCpu(e.cpu_while_posting)]);
+    rows.push(['  CPU after POSTing', formatCpu(e.cpu_after_posting)]);
+    rows.push(['  MariaDB', perUnit(e.db_status_delta, e.tasks, 'task')]);
+  }
+  const w = r.width;
+  if (w) {
+    rows.push([
+      `width: 1 task x ${fmtInt(w.endpoints)} endpoints, DONE after (warm)`,
+      fmtMs(w.warm_done_ms),
+    ]);
+    rows.push(['  first task (server declares the queues)', fmtMs(w.cold_done_ms)]);
+    rows.push([
+      `  GET of that task, median / max (${fmtInt(w.get_bytes)} bytes)`,
+      `${fmtMs(w.get.p50_ms)} / ${fmtMs(w.get.max_ms)}`,
+    ]);
+    rows.push([
+      `  agents: ${w.agent_processes} processes, ${w.connections}`,
+      `started in ${fmtMs(w.agents_start_ms)}`,
+    ]);
+    rows.push(['  agent host process peak RSS', fmtMb(w.agent_host_peak_rss_bytes)]);
+    rows.push(['  CPU over the rounds, % of one core', formatCpu(w.cpu)]);
+  }
+  rows.push([
+    'peak RSS: server (max over phases) / one agent process',
+    `${fmtMb(r.peak_rss.server_bytes)} / ${fmtMb(r.peak_rss.agent_bytes)}`,
+  ]);
+  out.push(table(rows));
+  out.push('');
+  const targets: string[][] = [['target', 'measured', 'goal', 'result']];
+  for (const t of r.targets) {
+    targets.push([
+      t.name,
+      t.measured === null ? '-' : `${fmtInt(t.measured)} ${t.unit}`,
+      `${t.target} ${t.unit}`,
+      t.pass === null ? 'n/a' : t.pass ? 'pass' : 'MISS',
+    ]);
+  }
+  out.push(table(targets));
+  out.push('(the original Python tasker: ~30 tasks/s POST, ~40 endpoint responses/s)');
+  for (const err of r.errors) out.push(`ERROR in ${err.phase}: ${err.message}`);
+  return out.join('\n');
+}
