@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Agent, loadHandlers } from '../src/agent';
-import { createBroker } from '../src/broker';
+import { createBroker, type AmqpBroker } from '../src/broker';
 import { loadConfig, type TaskerConfig } from '../src/config';
 import { createLogger, type Logger } from '../src/log';
 
