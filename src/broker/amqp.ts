@@ -73,8 +73,8 @@ export class AmqpBroker implements TaskBroker {
   private readonly user: string;
   private readonly publisher: ManagedChannel<amqp.ConfirmChannel>;
   private readonly topology: ManagedChannel;
-  /** exchanges/queues declared on the current connection */
-  private declared = new Set<string>();
+  /** exchanges/queues declared (or being declared) on the current connection */
+  private declared = new Map<string, Promise<void>>();
   private inFlight = 0;
   private readonly slotWaiters: Array<() => void> = [];
   private drained: Promise<void> | null = null;
@@ -87,7 +87,7 @@ export class AmqpBroker implements TaskBroker {
     this.user = brokerUser(options.url);
     this.session = new AmqpSession({ ...options, log: options.log });
     this.session.on('disconnected', () => {
-      this.declared = new Set();
+      this.declared = new Map();
     });
     this.publisher = new ManagedChannel(
       this.session,
@@ -102,12 +102,12 @@ export class AmqpBroker implements TaskBroker {
       this.log,
       (conn) => conn.createChannel(),
       async (ch) => {
-        this.declared = new Set();
+        this.declared = new Map();
         if (options.declareTaskTypes === undefined) return;
         await declareCommon(ch, this.prefix);
         for (const type of options.declareTaskTypes) {
           await declareTaskType(ch, this.prefix, type);
-          this.declared.add(names.taskExchange(this.prefix, type));
+          this.declared.set(names.taskExchange(this.prefix, type), Promise.resolve());
         }
       },
     );
@@ -131,15 +131,19 @@ export class AmqpBroker implements TaskBroker {
     return new UnavailableError('broker_unavailable', `broker unavailable: ${what}`);
   }
 
-  private async declareOnce(
-    key: string,
-    declare: (ch: amqp.Channel) => Promise<unknown>,
-  ): Promise<void> {
-    if (this.declared.has(key)) return;
-    const ch = this.topology.current;
-    if (ch === null) throw this.unavailable('no topology channel');
-    await declare(ch);
-    this.declared.add(key);
+  /** Declare once per connection; concurrent callers share the declaration in flight. */
+  private declareOnce(key: string, declare: (ch: amqp.Channel) => Promise<unknown>): Promise<void> {
+    let pending = this.declared.get(key);
+    if (pending === undefined) {
+      const ch = this.topology.current;
+      if (ch === null) return Promise.reject(this.unavailable('no topology channel'));
+      const declared = this.declared;
+      pending = declare(ch).then(() => undefined);
+      // a failed declaration is not remembered, so the next publish tries again
+      pending.catch(() => declared.delete(key));
+      declared.set(key, pending);
+    }
+    return pending;
   }
 
   private async acquireSlot(): Promise<void> {
@@ -192,12 +196,14 @@ export class AmqpBroker implements TaskBroker {
     if (!this.isConnected) throw this.unavailable('not connected');
     const exchange = names.taskExchange(this.prefix, message.type);
     await this.declareOnce(exchange, (ch) => declareTaskType(ch, this.prefix, message.type));
-    for (const endpoint of message.endpoints ?? []) {
-      const queue = names.endpointQueue(this.prefix, message.type, endpoint);
-      await this.declareOnce(queue, (ch) =>
-        declareEndpointQueue(ch, this.prefix, message.type, endpoint),
-      );
-    }
+    // declared together, so concurrent publishes to the same new endpoints share each declaration
+    await Promise.all(
+      (message.endpoints ?? []).map((endpoint) =>
+        this.declareOnce(names.endpointQueue(this.prefix, message.type, endpoint), (ch) =>
+          declareEndpointQueue(ch, this.prefix, message.type, endpoint),
+        ),
+      ),
+    );
     const ttl = Math.max(1, Date.parse(message.deliver_by) - Date.now());
     await this.confirmPublish(exchange, Buffer.from(JSON.stringify(message)), {
       persistent: true,

@@ -17,6 +17,16 @@ export interface SessionOptions {
   log: Logger;
 }
 
+const CONNECT_TIMEOUT_MS = 10_000;
+
+function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
 export type Setup = (connection: amqp.ChannelModel, generation: number) => Promise<void>;
 
 export function backoffDelayMs(attempt: number, initialMs: number, maxMs: number): number {
@@ -103,8 +113,15 @@ export class AmqpSession extends EventEmitter {
       if (!url.searchParams.has('heartbeat')) {
         url.searchParams.set('heartbeat', String(this.options.heartbeatSeconds));
       }
-      const connection = await amqp.connect(url.toString(), {
+      // A broker at its connection limit accepts the socket but never finishes the handshake:
+      // bound the whole connect so it fails into the normal backoff instead of hanging.
+      const connecting = amqp.connect(url.toString(), {
+        timeout: CONNECT_TIMEOUT_MS,
         clientProperties: { connection_name: this.options.connectionName },
+      });
+      const connection = await withTimeout(connecting, CONNECT_TIMEOUT_MS, () => {
+        connecting.then((late) => late.close()).catch(() => undefined);
+        return new Error(`no AMQP handshake within ${CONNECT_TIMEOUT_MS} ms`);
       });
       connection.on('error', (err: Error) => log.warn('broker connection error', { err }));
       connection.on('blocked', (reason: string) => log.warn('broker blocked us', { reason }));

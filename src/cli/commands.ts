@@ -1,12 +1,11 @@
 /**
- * The CLI's commands. Each loads config once, starts what it runs, and exits non-zero with a
- * one-line reason when it cannot.
+ * The server-side commands: migrate, server, and the development stack `up`. Each exits
+ * non-zero with a one-line reason when it cannot start. (The agent's command lives apart, so
+ * an agent never loads the API, knex or mysql2.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Agent, loadHandlers } from '../agent';
-import { createBroker } from '../broker';
 import type { TaskerConfig } from '../config';
-import { createLogger, type Logger } from '../log';
+import { createLogger } from '../log';
 import { startServer } from '../server';
 import {
   createDb,
@@ -15,14 +14,7 @@ import {
   migrateRollback,
   migrationStatus,
 } from '../store';
-import { onShutdownSignals } from './signals';
-
-function fatal(log: Logger): (err: Error) => void {
-  return (err) => {
-    log.error('fatal broker error', { err });
-    process.exit(1);
-  };
-}
+import { exitOnFatal as fatal, onShutdownSignals } from './signals';
 
 export async function migrateCommand(
   config: TaskerConfig,
@@ -53,39 +45,6 @@ export async function serverCommand(config: TaskerConfig, migrate: boolean): Pro
   if (migrate) await migrateCommand(config, 'latest');
   const server = await startServer(config, log, { onFatal: fatal(log) });
   onShutdownSignals(() => server.close(), log);
-}
-
-export async function agentCommand(config: TaskerConfig): Promise<void> {
-  const endpoint = config.agent.endpoint;
-  if (endpoint === null) {
-    throw new Error(
-      'an agent needs its endpoint name: --endpoint NAME or agent.endpoint in config',
-    );
-  }
-  const log = createLogger(config.log.level, { process: 'agent', endpoint });
-  const types = Object.keys(config.taskTypes);
-  const handlers = await loadHandlers(config.agent.handlersDirs, types);
-  const broker = createBroker(config.broker, {
-    connectionName: `tasker-agent ${endpoint}`,
-    log: log.child({ part: 'broker' }),
-  });
-  broker.session.on('fatal', fatal(log));
-  await broker.start();
-  const agent = new Agent({
-    endpoint,
-    types,
-    handlers,
-    broker,
-    concurrency: config.agent.concurrency,
-    reportDelayMs: config.agent.reportDelayMs,
-    stateDir: config.agent.stateDir,
-    log,
-  });
-  await agent.start();
-  onShutdownSignals(async () => {
-    await agent.close();
-    await broker.close();
-  }, log);
 }
 
 /**

@@ -6,7 +6,6 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config';
 import { coerceError } from '../domain';
 import { VERSION } from '../version';
-import { agentCommand, migrateCommand, serverCommand, upCommand } from './commands';
 
 const USAGE = `usage: tasker <command> [options]
 
@@ -92,12 +91,13 @@ async function main(argv: string[]): Promise<void> {
   });
 
   switch (command) {
+    // each command loads only its own modules: an agent never loads express, knex or mysql2
     case 'server':
-      return serverCommand(config, values.migrate === true);
+      return (await import('./commands.js')).serverCommand(config, values.migrate === true);
     case 'agent':
-      return agentCommand(config);
+      return (await import('./agent-command.js')).agentCommand(config);
     case 'migrate':
-      return migrateCommand(
+      return (await import('./commands.js')).migrateCommand(
         config,
         values.status
           ? 'status'
@@ -115,7 +115,7 @@ async function main(argv: string[]): Promise<void> {
       }
       for (const entry of values.set ?? []) passthrough.push('--set', entry);
       const agents = (values.agents ?? 'console1,console2').split(',').filter((a) => a !== '');
-      return upCommand(config, agents, passthrough);
+      return (await import('./commands.js')).upCommand(config, agents, passthrough);
     }
     default:
       throw new Error(`unknown command "${command}"; see tasker --help`);

@@ -23,3 +23,11 @@ export function onShutdownSignals(shutdown: () => Promise<void>, log: Logger): v
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
 }
+
+/** A fatal broker error (refused credentials): log it and exit non-zero. */
+export function exitOnFatal(log: Logger): (err: Error) => void {
+  return (err) => {
+    log.error('fatal broker error', { err });
+    process.exit(1);
+  };
+}

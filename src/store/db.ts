@@ -9,6 +9,10 @@ import { silentLogger, type Logger } from '../log';
 
 export type Db = Knex;
 
+interface MysqlConnection {
+  query(sql: string, callback: (err: Error | null) => void): void;
+}
+
 interface MysqlConnectionOptions {
   host: string;
   port: number;
@@ -53,7 +57,17 @@ export function createDb(
       bigNumberStrings: false,
       connectTimeout: config.acquireTimeoutMs,
     },
-    pool: { min: config.poolMin, max: config.poolMax },
+    pool: {
+      min: config.poolMin,
+      max: config.poolMax,
+      // READ COMMITTED for the whole session rather than a SET before every transaction: no gap
+      // locks, so claiming rows with SKIP LOCKED does not deadlock across servers
+      afterCreate: (conn: MysqlConnection, done: (err: Error | null, conn: unknown) => void) => {
+        conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) =>
+          done(err, conn),
+        );
+      },
+    },
     acquireConnectionTimeout: config.acquireTimeoutMs,
   });
 }
@@ -122,10 +136,7 @@ export function asStoreError(err: unknown): unknown {
   return err;
 }
 
-/**
- * Run `work` in a READ COMMITTED transaction (no gap locks, so claiming rows with SKIP LOCKED
- * does not deadlock across servers), again on deadlock or lock-wait timeout.
- */
+/** Run `work` in a transaction, again on deadlock or lock-wait timeout. */
 export async function withTransaction<T>(
   db: Db,
   work: (trx: Knex.Transaction) => Promise<T>,
@@ -133,7 +144,7 @@ export async function withTransaction<T>(
 ): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await db.transaction(work, { isolationLevel: 'read committed' });
+      return await db.transaction(work);
     } catch (err) {
       if (attempt >= attempts || !isRetryableTxnError(err)) throw asStoreError(err);
       await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20));
