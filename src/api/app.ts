@@ -9,7 +9,7 @@ import type { TaskerConfig, TaskTypeConfig } from '../config/types';
 import { NotFoundError, TaskerError } from '../domain';
 import type { Logger } from '../log';
 import type { TaskPublisher } from '../server/publish';
-import { createTask, findTask, markSent, toTaskView, type Db, type TaskRow } from '../store';
+import { SentMarker, createTask, findTask, toTaskView, type Db, type TaskRow } from '../store';
 import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { parseCreateTaskBody } from './validate';
@@ -47,10 +47,10 @@ const requireJson: RequestHandler = (req, _res, next) => {
 };
 
 /** Publish right away, waiting at most `waitMs` for the confirm; false means "left to the relay". */
-async function publishNow(deps: ApiDeps, task: TaskRow): Promise<boolean> {
-  const { broker, db, log, config } = deps;
+async function publishNow(deps: ApiDeps, sent: SentMarker, task: TaskRow): Promise<boolean> {
+  const { broker, log, config } = deps;
   if (!broker.isConnected) return false;
-  const confirmed = deps.publish(task).then(() => markSent(db, task.id).then(() => true));
+  const confirmed = deps.publish(task).then(() => sent.mark(task.id).then(() => true));
   const timeout = new Promise<false>((resolve) => {
     setTimeout(() => resolve(false), config.api.publishWaitMs).unref();
   });
@@ -67,6 +67,7 @@ async function publishNow(deps: ApiDeps, task: TaskRow): Promise<boolean> {
 export function createApp(deps: ApiDeps): express.Express {
   const { config, db, log } = deps;
   const app = express();
+  const sent = new SentMarker(db);
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
@@ -111,7 +112,7 @@ export function createApp(deps: ApiDeps): express.Express {
       outboxDelayMs: config.api.publishWaitMs + config.broker.confirmTimeoutMs + 1000,
     });
     if (created) {
-      if (await publishNow(deps, task)) {
+      if (await publishNow(deps, sent, task)) {
         task.status = 'SENT';
         task.sent_at = new Date();
       } else {

@@ -1,7 +1,7 @@
 export { createDb, ensureDatabase, isDatabaseUnavailable, parseMysqlUrl, type Db } from './db';
 export { migrateLatest, migrateRollback, migrationStatus } from './migrate';
 export { createTask, findTask, getTaskRow, type CreateResult, type NewTask } from './tasks';
-export { markSent, relayDueTasks, type RelayOutcome } from './outbox';
+export { SentMarker, markSent, relayDueTasks, type RelayOutcome } from './outbox';
 export { recordResultEvents, type RecordOutcome } from './results';
 export { sweepDeadlines, type SweepOutcome } from './sweeps';
 export {

@@ -5,20 +5,60 @@
  * several servers share the work.
  */
 import { isTerminalTask } from '../domain';
-import { asStoreError, withTransaction, type Db } from './db';
+import { withTransaction, type Db } from './db';
 import type { TaskRow } from './rows';
 
-/** The broker confirmed the task: clear its outbox row and mark it SENT if it is still CREATED. */
-export async function markSent(db: Db, taskId: number, now = new Date()): Promise<void> {
-  try {
-    await db.transaction(async (trx) => {
-      await trx('tasks')
-        .where({ id: taskId, status: 'CREATED' })
-        .update({ status: 'SENT', sent_at: now, updated_at: now });
-      await trx('outbox').where({ task_id: taskId }).delete();
+/**
+ * The broker confirmed these tasks: clear their outbox rows and mark them SENT if still CREATED.
+ * Outbox rows first, then tasks: the relay locks in the same order.
+ */
+export async function markSent(
+  db: Db,
+  taskIds: readonly number[],
+  now = new Date(),
+): Promise<void> {
+  if (taskIds.length === 0) return;
+  await withTransaction(db, async (trx) => {
+    await trx('outbox').whereIn('task_id', taskIds).delete();
+    await trx('tasks')
+      .whereIn('id', taskIds)
+      .where({ status: 'CREATED' })
+      .update({ status: 'SENT', sent_at: now, updated_at: now });
+  });
+}
+
+/**
+ * Marks confirmed tasks SENT in batches: confirms that arrive while one write runs are written
+ * together by the next, so concurrent requests share a transaction (and its fsync).
+ */
+export class SentMarker {
+  private waiting: Array<{ id: number; done: () => void; failed: (err: unknown) => void }> = [];
+  private writing = false;
+
+  constructor(private readonly db: Db) {}
+
+  mark(taskId: number): Promise<void> {
+    return new Promise((done, failed) => {
+      this.waiting.push({ id: taskId, done, failed });
+      if (!this.writing) void this.write();
     });
-  } catch (err) {
-    throw asStoreError(err);
+  }
+
+  private async write(): Promise<void> {
+    this.writing = true;
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, 500);
+      try {
+        await markSent(
+          this.db,
+          batch.map((entry) => entry.id),
+        );
+        for (const entry of batch) entry.done();
+      } catch (err) {
+        for (const entry of batch) entry.failed(err);
+      }
+    }
+    this.writing = false;
   }
 }
 

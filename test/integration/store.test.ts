@@ -5,6 +5,7 @@
 import {
   createTask,
   findTask,
+  SentMarker,
   markSent,
   recordResultEvents,
   relayDueTasks,
@@ -265,10 +266,22 @@ describe('outbox', () => {
   it('markSent clears the row and never moves a finished task back to SENT', async () => {
     const { task } = await createTask(stack.db, newTask({ endpoints: ['e1'] }));
     await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
-    await markSent(stack.db, task.id);
+    await markSent(stack.db, [task.id]);
     const [row] = await stack.db('tasks').where({ id: task.id });
     expect(row.status).toBe('DONE');
     expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+  });
+
+  it('marks concurrent confirms SENT in shared transactions', async () => {
+    const marker = new SentMarker(stack.db);
+    const tasks = await Promise.all(
+      Array.from({ length: 30 }, () => createTask(stack.db, newTask())),
+    );
+    const ids = tasks.map((t) => t.task.id);
+    await Promise.all(ids.map((id) => marker.mark(id)));
+    const rows = await stack.db('tasks').whereIn('id', ids).select('status', 'sent_at');
+    expect(rows.every((r) => r.status === 'SENT' && r.sent_at !== null)).toBe(true);
+    expect(await stack.db('outbox').whereIn('task_id', ids)).toHaveLength(0);
   });
 
   it('lets two relays share the work without publishing a row twice', async () => {
