@@ -34,7 +34,8 @@ export interface AgentOptions {
   drainTimeoutMs?: number;
 }
 
-const FINISHED_CACHE = 10_000;
+// results kept to answer redeliveries without rerunning; older duplicates rerun (handlers are idempotent)
+const FINISHED_CACHE = 1000;
 const PROGRESS_INTERVAL_MS = 1000;
 const PUBLISH_RETRIES = 3;
 
