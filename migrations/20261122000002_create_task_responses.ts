@@ -4,7 +4,7 @@ import { exactCollation, tableOptions, timestamp } from './support';
 export async function up(knex: Knex): Promise<void> {
   const exact = await exactCollation(knex);
   await knex.schema.createTable('task_responses', (table) => {
-    tableOptions(table);
+    tableOptions(knex, table);
     table.bigIncrements('id').primary();
     table
       .bigInteger('task_id')

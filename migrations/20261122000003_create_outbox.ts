@@ -3,7 +3,7 @@ import { tableOptions, timestamp } from './support';
 
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('outbox', (table) => {
-    tableOptions(table);
+    tableOptions(knex, table);
     table.bigIncrements('id').primary();
     table
       .bigInteger('task_id')

@@ -17,7 +17,9 @@ export function timestamp(table: Knex.CreateTableBuilder, name: string): Knex.Co
   return table.datetime(name, { precision: 3 });
 }
 
-export function tableOptions(table: Knex.CreateTableBuilder): void {
+/** utf8mb4 InnoDB tables on MySQL; SQLite has none of these (and is UTF-8 and byte-exact). */
+export function tableOptions(knex: Knex, table: Knex.CreateTableBuilder): void {
+  if (knex.client.config.client !== 'mysql2') return;
   table.charset('utf8mb4');
   table.collate('utf8mb4_unicode_ci');
   table.engine('InnoDB');

@@ -1,4 +1,5 @@
 export { AmqpBroker, createBroker, type AmqpBrokerOptions } from './amqp';
+export { MemoryBroker, type DeadLetter, type MemoryBrokerOptions } from './memory';
 export { AmqpSession, backoffDelayMs } from './session';
 export { names as brokerNames, durableQueueOptions } from './topology';
 export type {

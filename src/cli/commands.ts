@@ -4,9 +4,10 @@
  * an agent never loads the API, knex or mysql2.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { MemoryBroker } from '../broker';
 import type { TaskerConfig } from '../config';
-import { createLogger } from '../log';
-import { startServer } from '../server';
+import { createLogger, type Logger } from '../log';
+import { startServer, type ServerHandle } from '../server';
 import {
   createDb,
   ensureDatabase,
@@ -14,6 +15,7 @@ import {
   migrateRollback,
   migrationStatus,
 } from '../store';
+import { createAgent, isInProcessBroker } from './agent-command';
 import { exitOnFatal as fatal, onShutdownSignals } from './signals';
 
 export async function migrateCommand(
@@ -41,26 +43,77 @@ export async function migrateCommand(
 }
 
 export async function serverCommand(config: TaskerConfig, migrate: boolean): Promise<void> {
+  if (isInProcessBroker(config)) {
+    throw new Error(
+      'broker.url "memory:" is the in-process broker of `tasker up`, where the agents share ' +
+        "the server's process; a separate server needs RabbitMQ (--broker-url amqp://…)",
+    );
+  }
   const log = createLogger(config.log.level, { process: 'server' });
   if (migrate) await migrateCommand(config, 'latest');
   const server = await startServer(config, log, { onFatal: fatal(log) });
   onShutdownSignals(() => server.close(), log);
 }
 
-/**
- * Development stack in one command: schema, server, and one agent process per endpoint.
- * `passthrough` are the CLI arguments (mode, config, overrides) the agents should see too.
- */
-export async function upCommand(
+/** Where the data lives and how tasks travel, for the start-up line (no passwords). */
+function describeStack(config: TaskerConfig): { storage: string; broker: string } {
+  const db = new URL(config.database.url);
+  const storage =
+    db.protocol === 'sqlite:'
+      ? `SQLite file ${decodeURIComponent(db.pathname)}`
+      : `MySQL/MariaDB ${db.host}${db.pathname}`;
+  const broker = isInProcessBroker(config)
+    ? 'in-process (embedded single-machine mode, not for production)'
+    : `RabbitMQ ${new URL(config.broker.url).host}`;
+  return { storage, broker };
+}
+
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/** One agent per endpoint in this process, on the in-process broker. */
+async function inProcessAgents(
+  config: TaskerConfig,
+  endpoints: string[],
+  log: Logger,
+): Promise<{ server: ServerHandle; agents: Stoppable }> {
+  const broker = new MemoryBroker({
+    prefix: config.broker.prefix,
+    log: log.child({ part: 'broker' }),
+  });
+  await broker.start();
+  const agents = await Promise.all(
+    endpoints.map((endpoint) =>
+      createAgent(config, endpoint, broker, log.child({ process: 'agent', endpoint })),
+    ),
+  );
+  // agents first: their queues must exist before the relay republishes broadcasts
+  for (const agent of agents) await agent.start();
+  const server = await startServer(config, log.child({ process: 'server' }), { broker });
+  return {
+    server,
+    agents: {
+      stop: async () => {
+        await Promise.all(agents.map((agent) => agent.close()));
+        await server.close();
+        await broker.close();
+      },
+    },
+  };
+}
+
+/** One `tasker agent` child process per endpoint, with the same configuration flags. */
+async function agentProcesses(
   config: TaskerConfig,
   endpoints: string[],
   passthrough: string[],
-): Promise<void> {
-  const log = createLogger(config.log.level, { process: 'up' });
-  await migrateCommand(config, 'latest');
+  log: Logger,
+): Promise<{ server: ServerHandle; agents: Stoppable }> {
   const server = await startServer(config, log.child({ process: 'server' }), {
     onFatal: fatal(log),
   });
+  let stopping = false;
   const children: ChildProcess[] = endpoints.map((endpoint) => {
     const child = spawn(
       process.execPath,
@@ -72,24 +125,55 @@ export async function upCommand(
     });
     return child;
   });
-  let stopping = false;
+  const stopChild = (child: ChildProcess): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  return {
+    server,
+    agents: {
+      stop: async () => {
+        stopping = true;
+        await Promise.all(children.map(stopChild));
+        await server.close();
+      },
+    },
+  };
+}
+
+/**
+ * Development stack in one command: schema, server, and an agent per endpoint. With the
+ * in-process broker (`memory:`) the agents run inside this process; otherwise each is a child
+ * `tasker agent` process. `passthrough` are the CLI arguments (mode, config, overrides) the
+ * agent processes should see too.
+ */
+export async function upCommand(
+  config: TaskerConfig,
+  endpoints: string[],
+  passthrough: string[],
+): Promise<void> {
+  const log = createLogger(config.log.level, { process: 'up' });
+  await migrateCommand(config, 'latest');
+  const { server, agents } = isInProcessBroker(config)
+    ? await inProcessAgents(config, endpoints, log)
+    : await agentProcesses(config, endpoints, passthrough, log);
+  const { storage, broker } = describeStack(config);
   log.info('tasker is up', {
     api: `http://localhost:${server.port}`,
+    storage,
+    broker,
     agents: endpoints,
     task_types: Object.keys(config.taskTypes),
   });
-  onShutdownSignals(async () => {
-    stopping = true;
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once('exit', () => resolve());
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
-    await server.close();
-  }, log);
+  console.log(
+    [
+      `tasker is up: API http://localhost:${server.port}`,
+      `  storage: ${storage}`,
+      `  broker:  ${broker}`,
+      `  agents:  ${endpoints.join(', ')} (task types ${Object.keys(config.taskTypes).join(', ')})`,
+    ].join('\n'),
+  );
+  onShutdownSignals(() => agents.stop(), log);
 }

@@ -115,13 +115,21 @@ export function resolveConfig(settings: Layer, context: ResolveContext): TaskerC
   if (context.mode === 'production' && api.tokens.length === 0) {
     throw new ConfigError('api.tokens', 'production mode requires at least one token');
   }
+  const database = resolveDatabase(read, context.cwd);
+  const broker = resolveBroker(read);
+  if (context.mode === 'production' && broker.url.startsWith('memory:')) {
+    throw new ConfigError(
+      'broker.url',
+      'production mode needs RabbitMQ: the in-process broker (memory:) is for one machine only',
+    );
+  }
   return {
     mode: context.mode,
     source: context.source,
     taskTypes,
     api,
-    database: resolveDatabase(read),
-    broker: resolveBroker(read),
+    database,
+    broker,
     server: resolveServer(read),
     agent: resolveAgent(read, context.cwd),
     log: { level: resolveLogLevel(read) },
@@ -192,18 +200,36 @@ function resolveTokens(read: SettingReader): string[] {
   });
 }
 
-function resolveUrl(read: SettingReader, key: string, schemes: string[]): string {
+/**
+ * A URL whose scheme is one of `prefixes` ("mysql://", "sqlite:", ...). The url may hold a
+ * password, so it is not repeated in messages.
+ */
+function resolveUrl(read: SettingReader, key: string, prefixes: string[]): string {
   const url = read.string(key);
   const fail = read.failFor(key);
-  // the url may hold a password, so it is not repeated in messages
-  if (!schemes.some((scheme) => url.startsWith(`${scheme}://`))) {
-    throw fail(key, `must be a URL starting with ${schemes.map((s) => `${s}://`).join(' or ')}`);
+  if (!prefixes.some((prefix) => url.startsWith(prefix))) {
+    throw fail(key, `must be a URL starting with ${prefixes.join(' or ')}`);
   }
   if (!URL.canParse(url)) throw fail(key, 'is not a valid URL');
   return url;
 }
 
-function resolveDatabase(read: SettingReader): DatabaseConfig {
+/**
+ * `sqlite:PATH` names a file relative to the working directory; store it absolute
+ * (`sqlite:///abs/path`), so every part of the process, and `tasker up`'s agents, agree.
+ */
+function resolveDatabaseUrl(read: SettingReader, cwd: string): string {
+  const url = resolveUrl(read, 'database.url', ['mysql://', 'sqlite:']);
+  if (!url.startsWith('sqlite:')) return url;
+  const file = url.startsWith('sqlite://') ? new URL(url).pathname : url.slice('sqlite:'.length);
+  if (file === '' || file === '/') {
+    throw read.failFor('database.url')('database.url', 'names no SQLite file (sqlite:PATH)');
+  }
+  const absolute = path.resolve(cwd, decodeURIComponent(file));
+  return `sqlite://${absolute.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+function resolveDatabase(read: SettingReader, cwd: string): DatabaseConfig {
   const poolMin = read.integer('database.pool_min', 0);
   const poolMax = read.integer('database.pool_max', 1);
   if (poolMax < poolMin) {
@@ -213,7 +239,7 @@ function resolveDatabase(read: SettingReader): DatabaseConfig {
     );
   }
   return {
-    url: resolveUrl(read, 'database.url', ['mysql']),
+    url: resolveDatabaseUrl(read, cwd),
     poolMin,
     poolMax,
     acquireTimeoutMs: read.duration('database.acquire_timeout'),
@@ -242,7 +268,7 @@ function resolveBroker(read: SettingReader): BrokerConfig {
     );
   }
   return {
-    url: resolveUrl(read, 'broker.url', ['amqp', 'amqps']),
+    url: resolveUrl(read, 'broker.url', ['amqp://', 'amqps://', 'memory:']),
     prefix,
     heartbeatSeconds: heartbeatMs / 1000,
     confirmTimeoutMs: read.duration('broker.confirm_timeout'),

@@ -32,6 +32,11 @@ export interface ServerHandle {
 export interface ServerOptions {
   /** a fatal broker error (refused credentials); the CLI exits on it */
   onFatal?: (err: Error) => void;
+  /**
+   * A broker the caller started and will close (the in-process one `tasker up` shares with its
+   * agents). Without it the server connects to `config.broker.url` itself.
+   */
+  broker?: TaskBroker;
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
@@ -52,13 +57,21 @@ export async function startServer(
   const cleanups: Array<() => Promise<void>> = [];
   const db = createDb(config.database, { log: log.child({ part: 'database' }) });
   cleanups.push(() => db.destroy());
-  const broker = createBroker(config.broker, {
-    connectionName: 'tasker-server',
-    declareTaskTypes: Object.keys(config.taskTypes),
-    log: log.child({ part: 'broker' }),
-  });
-  broker.session.on('fatal', (err: Error) => options.onFatal?.(err));
-  cleanups.push(() => broker.close());
+  let broker: TaskBroker;
+  let startBroker = (): Promise<void> => Promise.resolve();
+  if (options.broker === undefined) {
+    const amqp = createBroker(config.broker, {
+      connectionName: 'tasker-server',
+      declareTaskTypes: Object.keys(config.taskTypes),
+      log: log.child({ part: 'broker' }),
+    });
+    amqp.session.on('fatal', (err: Error) => options.onFatal?.(err));
+    cleanups.push(() => amqp.close());
+    startBroker = () => amqp.start();
+    broker = amqp;
+  } else {
+    broker = options.broker;
+  }
 
   let port = 0;
   let closing: Promise<void> | null = null;
@@ -76,7 +89,7 @@ export async function startServer(
   };
 
   try {
-    await broker.start();
+    await startBroker();
     const { server: parts } = config;
     const publish = taskPublisher(broker, config.taskTypes);
     const relay = parts.relay

@@ -1,7 +1,10 @@
 /**
- * The knex handle: MySQL/MariaDB through mysql2, UTC, utf8mb4. Also the one place that decides
- * which driver errors mean "database unavailable" (503) and which are worth a retry.
+ * The knex handle: MySQL/MariaDB through mysql2 (UTC, utf8mb4), or a SQLite file through
+ * better-sqlite3 for the embedded single-machine mode. Also the one place that decides which
+ * driver errors mean "database unavailable" (503) and which are worth a retry.
  */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import knex, { type Knex } from 'knex';
 import { UnavailableError } from '../domain';
 import type { DatabaseConfig } from '../config/types';
@@ -32,20 +35,128 @@ export function parseMysqlUrl(url: string): MysqlConnectionOptions {
   };
 }
 
+export type Engine = 'mysql' | 'sqlite';
+
+/** The engine a `database.url` names: `mysql://…`, or `sqlite:PATH` / `sqlite:///absolute`. */
+export function databaseEngine(url: string): Engine {
+  if (url.startsWith('mysql://')) return 'mysql';
+  if (url.startsWith('sqlite:')) return 'sqlite';
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:/.exec(url)?.[0] ?? '(none)';
+  throw new Error(`database url scheme ${scheme} is not supported: use mysql:// or sqlite:`);
+}
+
+/** The file of a `sqlite:` url; a relative one is taken from the working directory. */
+export function sqliteFile(url: string): string {
+  const file = url.startsWith('sqlite://')
+    ? decodeURIComponent(new URL(url).pathname)
+    : url.slice('sqlite:'.length);
+  if (file === '' || file === '/') throw new Error('the sqlite: url names no file');
+  return path.resolve(file);
+}
+
+/** The engine behind a knex handle. */
+export function engineOf(db: Knex): Engine {
+  return db.client.config.client === 'better-sqlite3' ? 'sqlite' : 'mysql';
+}
+
+/**
+ * Lock the selected rows until the transaction ends: FOR UPDATE [SKIP LOCKED] on MySQL. SQLite
+ * has no row locks and needs none here: its one connection runs one transaction at a time.
+ */
+export function forUpdate<Q extends Knex.QueryBuilder>(
+  trx: Knex,
+  query: Q,
+  options: { skipLocked?: boolean } = {},
+): Q {
+  if (engineOf(trx) === 'sqlite') return query;
+  const locked = query.forUpdate();
+  return (options.skipLocked === true ? locked.skipLocked() : locked) as Q;
+}
+
+/** DATETIME columns: SQLite keeps them as milliseconds since the epoch (knex binds Dates so). */
+const DATE_COLUMNS = new Set([
+  'created_at',
+  'sent_at',
+  'deliver_by',
+  'sweep_at',
+  'finished_at',
+  'updated_at',
+  'next_attempt_at',
+  'start_time',
+  'last_event_at',
+  'last_modified_time',
+]);
+
+function reviveDates(row: unknown): void {
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) return;
+  const record = row as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const value = record[key];
+    if (typeof value === 'number' && DATE_COLUMNS.has(key)) record[key] = new Date(value);
+  }
+}
+
+function knexLog(log: Logger): Knex.Config['log'] {
+  // knex prints pool and driver trouble with console.log; keep it in our structured log
+  return {
+    warn: (message: unknown) => log.debug('knex warning', { message: String(message) }),
+    error: (message: unknown) => log.warn('knex error', { message: String(message) }),
+    deprecate: (message: unknown) => log.debug('knex deprecation', { message: String(message) }),
+    debug: (message: unknown) => log.debug('knex debug', { message: String(message) }),
+  };
+}
+
+interface SqliteConnection {
+  pragma(source: string): unknown;
+}
+
+/**
+ * One connection: SQLite has one writer, and knex then runs one transaction at a time, which is
+ * what the store's lock-free SQLite path relies on. WAL lets readers of other processes (the
+ * sqlite3 shell) look on; synchronous=NORMAL in WAL mode loses at most the last transactions on
+ * power loss, never consistency, which fits a development mode.
+ */
+function createSqliteDb(config: DatabaseConfig, log: Logger): Db {
+  const filename = sqliteFile(config.url);
+  mkdirSync(path.dirname(filename), { recursive: true });
+  return knex({
+    log: knexLog(log),
+    client: 'better-sqlite3',
+    connection: { filename },
+    useNullAsDefault: true,
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate: (conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) => {
+        try {
+          conn.pragma('journal_mode = WAL');
+          conn.pragma('synchronous = NORMAL');
+          conn.pragma('foreign_keys = ON');
+          conn.pragma('busy_timeout = 5000');
+          done(null, conn);
+        } catch (err) {
+          done(err as Error, conn);
+        }
+      },
+    },
+    acquireConnectionTimeout: config.acquireTimeoutMs,
+    postProcessResponse: (result: unknown) => {
+      if (Array.isArray(result)) result.forEach(reviveDates);
+      else reviveDates(result);
+      return result;
+    },
+  });
+}
+
 export function createDb(
   config: DatabaseConfig,
   overrides: { database?: string; log?: Logger } = {},
 ): Db {
-  const conn = parseMysqlUrl(config.url);
-  // knex prints pool and driver trouble with console.log; keep it in our structured log
   const log = overrides.log ?? silentLogger;
+  if (databaseEngine(config.url) === 'sqlite') return createSqliteDb(config, log);
+  const conn = parseMysqlUrl(config.url);
   return knex({
-    log: {
-      warn: (message: unknown) => log.debug('knex warning', { message: String(message) }),
-      error: (message: unknown) => log.warn('knex error', { message: String(message) }),
-      deprecate: (message: unknown) => log.debug('knex deprecation', { message: String(message) }),
-      debug: (message: unknown) => log.debug('knex debug', { message: String(message) }),
-    },
+    log: knexLog(log),
     client: 'mysql2',
     connection: {
       ...conn,
@@ -72,8 +183,15 @@ export function createDb(
   });
 }
 
-/** Create the configured database if it is missing (needs CREATE privilege). */
+/**
+ * Create the configured database if it is missing (needs CREATE privilege); for SQLite, the
+ * file's directory (the file itself comes with the first connection).
+ */
 export async function ensureDatabase(config: DatabaseConfig): Promise<void> {
+  if (databaseEngine(config.url) === 'sqlite') {
+    mkdirSync(path.dirname(sqliteFile(config.url)), { recursive: true });
+    return;
+  }
   const { database } = parseMysqlUrl(config.url);
   if (!/^[A-Za-z0-9_$]{1,64}$/.test(database)) {
     throw new Error(`database name ${JSON.stringify(database)} is not a plain identifier`);
@@ -89,6 +207,11 @@ export async function ensureDatabase(config: DatabaseConfig): Promise<void> {
 }
 
 const UNAVAILABLE_CODES = new Set([
+  // SQLite: the file cannot be opened, read or written
+  'SQLITE_CANTOPEN',
+  'SQLITE_READONLY',
+  'SQLITE_FULL',
+  'SQLITE_IOERR',
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
@@ -110,14 +233,24 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** Deadlock or lock wait: the transaction can simply run again. */
+/** Deadlock or lock wait (SQLite: the file busy): the transaction can simply run again. */
 export function isRetryableTxnError(err: unknown): boolean {
   const code = errorCode(err);
-  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
+  return (
+    code === 'ER_LOCK_DEADLOCK' ||
+    code === 'ER_LOCK_WAIT_TIMEOUT' ||
+    code === 'SQLITE_BUSY' ||
+    code === 'SQLITE_LOCKED'
+  );
 }
 
 export function isDuplicateKey(err: unknown): boolean {
-  return errorCode(err) === 'ER_DUP_ENTRY';
+  const code = errorCode(err);
+  return (
+    code === 'ER_DUP_ENTRY' ||
+    code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+  );
 }
 
 export function isDatabaseUnavailable(err: unknown): boolean {
@@ -125,6 +258,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (err instanceof Error && err.name === 'KnexTimeoutError') return true;
   const code = errorCode(err);
   if (code !== undefined && UNAVAILABLE_CODES.has(code)) return true;
+  if (code?.startsWith('SQLITE_IOERR') === true) return true;
   return (err as { fatal?: unknown } | null)?.fatal === true;
 }
 

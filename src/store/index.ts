@@ -1,4 +1,12 @@
-export { createDb, ensureDatabase, isDatabaseUnavailable, parseMysqlUrl, type Db } from './db';
+export {
+  createDb,
+  databaseEngine,
+  ensureDatabase,
+  isDatabaseUnavailable,
+  parseMysqlUrl,
+  type Db,
+  type Engine,
+} from './db';
 export { migrateLatest, migrateRollback, migrationStatus } from './migrate';
 export { createTask, findTask, getTaskRow, type CreateResult, type NewTask } from './tasks';
 export { SentMarker, markSent, relayDueTasks, type RelayOutcome } from './outbox';

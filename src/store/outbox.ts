@@ -5,7 +5,7 @@
  * several servers share the work.
  */
 import { isTerminalTask } from '../domain';
-import { withTransaction, type Db } from './db';
+import { forUpdate, withTransaction, type Db } from './db';
 import type { TaskRow } from './rows';
 
 /**
@@ -90,13 +90,15 @@ export async function relayDueTasks(
 ): Promise<RelayOutcome> {
   const now = options.now ?? new Date();
   return withTransaction(db, async (trx) => {
-    const due = (await trx('outbox')
-      .select('id', 'task_id', 'attempts')
-      .where('next_attempt_at', '<=', now)
-      .orderBy('next_attempt_at')
-      .limit(options.limit ?? 100)
-      .forUpdate()
-      .skipLocked()) as OutboxRow[];
+    const due = (await forUpdate(
+      trx,
+      trx('outbox')
+        .select('id', 'task_id', 'attempts')
+        .where('next_attempt_at', '<=', now)
+        .orderBy('next_attempt_at')
+        .limit(options.limit ?? 100),
+      { skipLocked: true },
+    )) as OutboxRow[];
     const outcome: RelayOutcome = { published: 0, failed: 0, expired: 0 };
     if (due.length === 0) return outcome;
     const tasks = (await trx('tasks').whereIn(

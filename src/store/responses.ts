@@ -11,6 +11,7 @@ import {
   type ResponseState,
   type TaskStatus,
 } from '../domain';
+import { forUpdate } from './db';
 import { parseJsonColumn, taskEndpoints, type ResponseRow, type TaskRow } from './rows';
 
 export function rowToState(row: ResponseRow): ResponseState {
@@ -62,18 +63,18 @@ export interface LockedTasks {
   rows: Map<string, ResponseRow>;
 }
 
-/** SELECT … FOR UPDATE the tasks and all their response rows. */
+/** SELECT … FOR UPDATE the tasks and all their response rows (SQLite: no locks needed). */
 export async function lockTasks(trx: Knex.Transaction, taskIds: number[]): Promise<LockedTasks> {
   const ids = [...new Set(taskIds)].sort((a, b) => a - b);
-  const tasks = (await trx('tasks').whereIn('id', ids).orderBy('id').forUpdate()) as TaskRow[];
+  const tasks = (await forUpdate(trx, trx('tasks').whereIn('id', ids).orderBy('id'))) as TaskRow[];
   const found = tasks.map((t) => Number(t.id));
   const rows =
     found.length === 0
       ? []
-      : ((await trx('task_responses')
-          .whereIn('task_id', found)
-          .orderBy(['task_id', 'id'])
-          .forUpdate()) as ResponseRow[]);
+      : ((await forUpdate(
+          trx,
+          trx('task_responses').whereIn('task_id', found).orderBy(['task_id', 'id']),
+        )) as ResponseRow[]);
   return {
     tasks: new Map(tasks.map((t) => [Number(t.id), t])),
     rows: new Map(rows.map((r) => [rowKey(Number(r.task_id), r.endpoint), r])),

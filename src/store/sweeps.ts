@@ -5,7 +5,7 @@
  * each claims its tasks with FOR UPDATE SKIP LOCKED.
  */
 import { markSilentTimeout, markUndelivered, type TaskStatus } from '../domain';
-import { withTransaction, type Db } from './db';
+import { forUpdate, withTransaction, type Db } from './db';
 import type { ResponseRow, TaskRow } from './rows';
 import { lockTasks, recomputeTask, rowToState, stateToRow, writeRows } from './responses';
 
@@ -22,13 +22,15 @@ export async function sweepDeadlines(
 ): Promise<SweepOutcome> {
   const now = options.now ?? new Date();
   return withTransaction(db, async (trx) => {
-    const due = (await trx('tasks')
-      .select('id')
-      .where('sweep_at', '<=', now)
-      .orderBy('sweep_at')
-      .limit(options.limit ?? 100)
-      .forUpdate()
-      .skipLocked()) as Array<Pick<TaskRow, 'id'>>;
+    const due = (await forUpdate(
+      trx,
+      trx('tasks')
+        .select('id')
+        .where('sweep_at', '<=', now)
+        .orderBy('sweep_at')
+        .limit(options.limit ?? 100),
+      { skipLocked: true },
+    )) as Array<Pick<TaskRow, 'id'>>;
     const outcome: SweepOutcome = { tasks: due.length, undelivered: 0, timedOut: 0, finished: [] };
     if (due.length === 0) return outcome;
     const locked = await lockTasks(

@@ -30,9 +30,13 @@ export interface Child {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function startCli(args: string[], env: NodeJS.ProcessEnv = childEnv()): Child {
+export function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = childEnv(),
+  cwd: string = ROOT,
+): Child {
   const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
+    cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -55,8 +59,9 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = childEnv()): C
 export function runCli(
   args: string[],
   env: NodeJS.ProcessEnv = childEnv(),
+  cwd: string = ROOT,
 ): Promise<{ code: number | null; output: string }> {
-  const child = startCli(args, env);
+  const child = startCli(args, env, cwd);
   return new Promise((resolve) =>
     child.process.once('exit', (code) => resolve({ code, output: child.output() })),
   );

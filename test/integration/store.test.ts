@@ -1,8 +1,18 @@
 /**
- * The store against the real MariaDB: accepting tasks, recording events idempotently and
- * forward-only, settling deadlines, and relaying the outbox.
+ * The store against the real MariaDB and against a SQLite file, with the same tests: accepting
+ * tasks, recording events idempotently and forward-only, settling deadlines, and relaying the
+ * outbox. Then what is particular to SQLite: the file, migrations, timestamps.
  */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
+  createDb,
+  databaseEngine,
+  migrateLatest,
+  migrateRollback,
+  migrationStatus,
+  type Db,
   createTask,
   findTask,
   SentMarker,
@@ -13,15 +23,44 @@ import {
   type NewTask,
 } from '../../src/store';
 import { ConflictError, WIRE_VERSION, type ResultEvent } from '../../src/domain';
-import { createTestStack, type TestStack } from '../helpers/stack';
+import { createTestStack } from '../helpers/stack';
 
-let stack: TestStack;
-beforeAll(async () => {
-  stack = await createTestStack();
-});
-afterAll(async () => {
-  await stack.cleanup();
-});
+interface StoreFixture {
+  db: Db;
+  cleanup(): Promise<void>;
+}
+
+/** A fresh database on the real MariaDB. */
+async function mariadb(): Promise<StoreFixture> {
+  const testStack = await createTestStack();
+  return { db: testStack.db, cleanup: () => testStack.cleanup() };
+}
+
+function sqliteDb(file: string): Db {
+  return createDb({
+    url: `sqlite://${file}`,
+    poolMin: 0,
+    poolMax: 1,
+    acquireTimeoutMs: 2000,
+    createDatabase: false,
+  });
+}
+
+/** A fresh SQLite file in a directory that does not exist yet. */
+async function sqlite(): Promise<StoreFixture> {
+  const dir = mkdtempSync(join(tmpdir(), 'tasker-store-'));
+  const db = sqliteDb(join(dir, 'data', 'tasker.sqlite3'));
+  await migrateLatest(db);
+  return {
+    db,
+    cleanup: async () => {
+      await db.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let stack: StoreFixture;
 
 let seq = 0;
 function newTask(overrides: Partial<NewTask> = {}): NewTask {
@@ -62,241 +101,315 @@ function event(taskId: number, endpoint: string, fields: Partial<ResultEvent>): 
 const rowsOf = (taskId: number) =>
   stack.db('task_responses').where({ task_id: taskId }).orderBy('id');
 
-describe('createTask', () => {
-  it('writes the task, one PENDING row per endpoint and an outbox row together', async () => {
-    const { task, created } = await createTask(stack.db, newTask({ endpoints: ['a', 'b', 'c'] }));
-    expect(created).toBe(true);
-    expect(task.status).toBe('CREATED');
-    const rows = await rowsOf(task.id);
-    expect(rows.map((r) => [r.endpoint, r.status, Boolean(r.expected)])).toEqual([
-      ['a', 'PENDING', true],
-      ['b', 'PENDING', true],
-      ['c', 'PENDING', true],
-    ]);
-    expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(1);
+describe.each([
+  ['MariaDB', mariadb],
+  ['SQLite', sqlite],
+])('store on %s', (_engine, open) => {
+  beforeAll(async () => {
+    stack = await open();
+  });
+  afterAll(async () => {
+    await stack.cleanup();
   });
 
-  it('returns the existing task for the same identifier and body, in any endpoint order', async () => {
-    const input = newTask({ payload: { a: 1, b: [1, 2] } });
-    const first = await createTask(stack.db, input);
-    const again = await createTask(stack.db, {
-      ...input,
-      payload: { b: [1, 2], a: 1 },
-      endpoints: ['e2', 'e1'],
+  describe('createTask', () => {
+    it('writes the task, one PENDING row per endpoint and an outbox row together', async () => {
+      const { task, created } = await createTask(stack.db, newTask({ endpoints: ['a', 'b', 'c'] }));
+      expect(created).toBe(true);
+      expect(task.status).toBe('CREATED');
+      const rows = await rowsOf(task.id);
+      expect(rows.map((r) => [r.endpoint, r.status, Boolean(r.expected)])).toEqual([
+        ['a', 'PENDING', true],
+        ['b', 'PENDING', true],
+        ['c', 'PENDING', true],
+      ]);
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(1);
     });
-    expect(again.created).toBe(false);
-    expect(again.task.id).toBe(first.task.id);
-    expect(await rowsOf(first.task.id)).toHaveLength(2);
+
+    it('returns the existing task for the same identifier and body, in any endpoint order', async () => {
+      const input = newTask({ payload: { a: 1, b: [1, 2] } });
+      const first = await createTask(stack.db, input);
+      const again = await createTask(stack.db, {
+        ...input,
+        payload: { b: [1, 2], a: 1 },
+        endpoints: ['e2', 'e1'],
+      });
+      expect(again.created).toBe(false);
+      expect(again.task.id).toBe(first.task.id);
+      expect(await rowsOf(first.task.id)).toHaveLength(2);
+    });
+
+    it('refuses the same identifier with a different payload and writes nothing', async () => {
+      const input = newTask();
+      await createTask(stack.db, input);
+      const before = await stack.db('task_responses').count({ n: '*' });
+      await expect(
+        createTask(stack.db, { ...input, payload: { other: true } }),
+      ).rejects.toBeInstanceOf(ConflictError);
+      await expect(createTask(stack.db, { ...input, endpoints: ['e1'] })).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+      expect(await stack.db('task_responses').count({ n: '*' })).toEqual(before);
+    });
+
+    it('treats identifiers byte for byte: case and trailing spaces make different tasks', async () => {
+      const base = newTask({ identifier: 'Deploy' });
+      const a = await createTask(stack.db, base);
+      const b = await createTask(stack.db, { ...base, identifier: 'deploy', payload: 2 });
+      const c = await createTask(stack.db, { ...base, identifier: 'Deploy ', payload: 3 });
+      expect(new Set([a.task.id, b.task.id, c.task.id]).size).toBe(3);
+    });
+
+    it('round-trips emoji and metacharacters in identifier and payload exactly', async () => {
+      const identifier = `💥'; DROP TABLE tasks; -- $(rm -rf /) ${seq}`;
+      const payload = { cmd: '`reboot` && echo "x" | sh', emoji: '🚀👩‍💻', nul: 'a\u0000b' };
+      await createTask(stack.db, newTask({ identifier, payload }));
+      const found = await findTask(stack.db, 'worker', identifier);
+      expect(found?.task.identifier).toBe(identifier);
+      expect(found?.task.payload).toEqual(payload);
+    });
   });
 
-  it('refuses the same identifier with a different payload and writes nothing', async () => {
-    const input = newTask();
-    await createTask(stack.db, input);
-    const before = await stack.db('task_responses').count({ n: '*' });
-    await expect(
-      createTask(stack.db, { ...input, payload: { other: true } }),
-    ).rejects.toBeInstanceOf(ConflictError);
-    await expect(createTask(stack.db, { ...input, endpoints: ['e1'] })).rejects.toBeInstanceOf(
-      ConflictError,
-    );
-    expect(await stack.db('task_responses').count({ n: '*' })).toEqual(before);
+  describe('recordResultEvents', () => {
+    it('moves rows forward, finishes the task, and ignores duplicates and stale events', async () => {
+      const { task } = await createTask(stack.db, newTask());
+      const t0 = Date.now();
+      const at = (ms: number) => new Date(t0 + ms).toISOString();
+      await recordResultEvents(stack.db, [
+        event(task.id, 'e1', { event: 'received', status: 'RUNNING', at: at(1), errnr: null }),
+      ]);
+      let found = await findTask(stack.db, 'worker', task.identifier);
+      expect(found?.task.status).toBe('SENT');
+      expect(found?.taskResponseList[0]?.status).toBe('RUNNING');
+
+      const done = event(task.id, 'e1', { at: at(2), payload: { ok: 1 } });
+      const failed = event(task.id, 'e2', { status: 'FAILED', errnr: 32, errmsg: 'no', at: at(3) });
+      const first = await recordResultEvents(stack.db, [done, failed]);
+      expect(first.applied).toBe(2);
+      // the same events again, and a stale 'received' after 'finished', change nothing
+      const replay = await recordResultEvents(stack.db, [
+        done,
+        failed,
+        event(task.id, 'e1', { event: 'received', status: 'RUNNING', at: at(4), errnr: null }),
+      ]);
+      expect(replay).toMatchObject({ applied: 0, ignored: 3 });
+
+      found = await findTask(stack.db, 'worker', task.identifier);
+      expect(found?.task.status).toBe('FAILED');
+      expect(found?.task.counts).toMatchObject({ expected: 2, done: 1, failed: 1, pending: 0 });
+      expect(found?.taskResponseList.map((r) => [r.endpoint, r.status, r.errnr, r.errmsg])).toEqual(
+        [
+          ['e1', 'DONE', 0, null],
+          ['e2', 'FAILED', 32, 'no'],
+        ],
+      );
+      expect(found?.taskResponseList[0]?.payload).toEqual({ ok: 1 });
+      expect(await rowsOf(task.id)).toHaveLength(2);
+    });
+
+    it('records an endpoint that was not addressed as unexpected without deciding the task', async () => {
+      const { task } = await createTask(stack.db, newTask({ endpoints: ['e1'] }));
+      await recordResultEvents(stack.db, [
+        event(task.id, 'stranger', { status: 'FAILED', errnr: 9 }),
+      ]);
+      let found = await findTask(stack.db, 'worker', task.identifier);
+      // an answer proves the broker had the task, but only e1 decides it
+      expect(found?.task.status).toBe('SENT');
+      expect(found?.taskResponseList.find((r) => r.endpoint === 'stranger')?.expected).toBe(false);
+      await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
+      found = await findTask(stack.db, 'worker', task.identifier);
+      expect(found?.task.status).toBe('DONE');
+      expect(found?.task.counts).toMatchObject({ expected: 1, done: 1, unexpected: 1 });
+    });
+
+    it('reports events for unknown tasks or the wrong type as orphaned', async () => {
+      const { task } = await createTask(stack.db, newTask());
+      const outcome = await recordResultEvents(stack.db, [
+        event(99_999_999, 'e1', {}),
+        event(task.id, 'e1', { type: 'backup' }),
+      ]);
+      expect(outcome.orphaned).toHaveLength(2);
+      expect(outcome.applied).toBe(0);
+    });
   });
 
-  it('treats identifiers byte for byte: case and trailing spaces make different tasks', async () => {
-    const base = newTask({ identifier: 'Deploy' });
-    const a = await createTask(stack.db, base);
-    const b = await createTask(stack.db, { ...base, identifier: 'deploy', payload: 2 });
-    const c = await createTask(stack.db, { ...base, identifier: 'Deploy ', payload: 3 });
-    expect(new Set([a.task.id, b.task.id, c.task.id]).size).toBe(3);
+  describe('sweepDeadlines', () => {
+    it('marks endpoints that never got the task UNDELIVERED and the task INCOMPLETE', async () => {
+      const past = new Date(Date.now() - 1000);
+      const { task } = await createTask(stack.db, newTask({ deliverBy: past }));
+      await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
+      const outcome = await sweepDeadlines(stack.db, { timeoutGraceMs: 1000 });
+      expect(outcome.finished).toContainEqual({ id: task.id, status: 'INCOMPLETE' });
+      const found = await findTask(stack.db, 'worker', task.identifier);
+      expect(found?.task.status).toBe('INCOMPLETE');
+      expect(found?.task.counts).toMatchObject({ done: 1, undelivered: 1 });
+      expect(found?.taskResponseList[1]).toMatchObject({ endpoint: 'e2', status: 'UNDELIVERED' });
+    });
+
+    it('lets a late result replace UNDELIVERED and re-decides the task', async () => {
+      const { task } = await createTask(stack.db, newTask({ deliverBy: new Date(Date.now() - 1) }));
+      await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
+      await sweepDeadlines(stack.db, { timeoutGraceMs: 1000 });
+      await recordResultEvents(stack.db, [event(task.id, 'e2', {})]);
+      const found = await findTask(stack.db, 'worker', task.identifier);
+      expect(found?.task.status).toBe('DONE');
+    });
+
+    it('times out an endpoint that went silent while running', async () => {
+      const { task } = await createTask(
+        stack.db,
+        newTask({
+          endpoints: ['e1'],
+          executionTimeoutMs: 100,
+          deliverBy: new Date(Date.now() + 50),
+        }),
+      );
+      await recordResultEvents(stack.db, [
+        event(task.id, 'e1', { event: 'received', status: 'RUNNING', errnr: null }),
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sweepDeadlines(stack.db, { timeoutGraceMs: 50 });
+      const found = await findTask(stack.db, 'worker', task.identifier);
+      expect(found?.taskResponseList[0]).toMatchObject({ status: 'TIMED_OUT', errnr: -1 });
+      expect(found?.task.status).toBe('FAILED');
+    });
+
+    it('decides an open broadcast with no answers as INCOMPLETE once the deadline passed', async () => {
+      const { task } = await createTask(
+        stack.db,
+        newTask({ endpoints: null, deliverBy: new Date(Date.now() - 1) }),
+      );
+      await sweepDeadlines(stack.db, { timeoutGraceMs: 1000 });
+      const found = await findTask(stack.db, 'worker', task.identifier);
+      expect(found?.task.status).toBe('INCOMPLETE');
+      expect(found?.task.endpoints).toEqual([]);
+    });
   });
 
-  it('round-trips emoji and metacharacters in identifier and payload exactly', async () => {
-    const identifier = `💥'; DROP TABLE tasks; -- $(rm -rf /) ${seq}`;
-    const payload = { cmd: '`reboot` && echo "x" | sh', emoji: '🚀👩‍💻', nul: 'a\u0000b' };
-    await createTask(stack.db, newTask({ identifier, payload }));
-    const found = await findTask(stack.db, 'worker', identifier);
-    expect(found?.task.identifier).toBe(identifier);
-    expect(found?.task.payload).toEqual(payload);
+  describe('outbox', () => {
+    it('relays due rows, marks them SENT, and backs off rows the broker refused', async () => {
+      await stack.db('outbox').delete();
+      const ok = await createTask(stack.db, newTask());
+      const refused = await createTask(stack.db, newTask());
+      const published: number[] = [];
+      const outcome = await relayDueTasks(stack.db, async (row) => {
+        if (row.id === refused.task.id) throw new Error('broker said no');
+        published.push(row.id);
+      });
+      expect(outcome).toEqual({ published: 1, failed: 1, expired: 0 });
+      expect(published).toEqual([ok.task.id]);
+      const [okRow] = await stack.db('tasks').where({ id: ok.task.id });
+      expect(okRow.status).toBe('SENT');
+      const left = await stack.db('outbox');
+      expect(left).toHaveLength(1);
+      expect(left[0]).toMatchObject({
+        task_id: refused.task.id,
+        attempts: 1,
+        last_error: 'broker said no',
+      });
+      expect(new Date(left[0].next_attempt_at).getTime()).toBeGreaterThan(Date.now());
+    });
+
+    it('drops outbox rows of tasks past their delivery deadline without publishing', async () => {
+      await stack.db('outbox').delete();
+      const { task } = await createTask(stack.db, newTask({ deliverBy: new Date(Date.now() - 1) }));
+      const outcome = await relayDueTasks(stack.db, () => Promise.reject(new Error('not called')));
+      expect(outcome).toEqual({ published: 0, failed: 0, expired: 1 });
+      const [row] = await stack.db('tasks').where({ id: task.id });
+      expect(row.status).toBe('CREATED');
+    });
+
+    it('markSent clears the row and never moves a finished task back to SENT', async () => {
+      const { task } = await createTask(stack.db, newTask({ endpoints: ['e1'] }));
+      await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
+      await markSent(stack.db, [task.id]);
+      const [row] = await stack.db('tasks').where({ id: task.id });
+      expect(row.status).toBe('DONE');
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+    });
+
+    it('marks concurrent confirms SENT in shared transactions', async () => {
+      const marker = new SentMarker(stack.db);
+      const tasks = await Promise.all(
+        Array.from({ length: 30 }, () => createTask(stack.db, newTask())),
+      );
+      const ids = tasks.map((t) => t.task.id);
+      await Promise.all(ids.map((id) => marker.mark(id)));
+      const rows = await stack.db('tasks').whereIn('id', ids).select('status', 'sent_at');
+      expect(rows.every((r) => r.status === 'SENT' && r.sent_at !== null)).toBe(true);
+      expect(await stack.db('outbox').whereIn('task_id', ids)).toHaveLength(0);
+    });
+
+    it('lets two relays share the work without publishing a row twice', async () => {
+      await stack.db('outbox').delete();
+      for (let i = 0; i < 20; i += 1) await createTask(stack.db, newTask());
+      const seen: number[] = [];
+      const slowPublish = async (row: { id: number }) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        seen.push(row.id);
+      };
+      const [a, b] = await Promise.all([
+        relayDueTasks(stack.db, slowPublish, { limit: 15 }),
+        relayDueTasks(stack.db, slowPublish, { limit: 15 }),
+      ]);
+      expect(a.published + b.published).toBe(20);
+      expect(new Set(seen).size).toBe(seen.length);
+    });
   });
 });
 
-describe('recordResultEvents', () => {
-  it('moves rows forward, finishes the task, and ignores duplicates and stale events', async () => {
-    const { task } = await createTask(stack.db, newTask());
-    const t0 = Date.now();
-    const at = (ms: number) => new Date(t0 + ms).toISOString();
-    await recordResultEvents(stack.db, [
-      event(task.id, 'e1', { event: 'received', status: 'RUNNING', at: at(1), errnr: null }),
-    ]);
-    let found = await findTask(stack.db, 'worker', task.identifier);
-    expect(found?.task.status).toBe('SENT');
-    expect(found?.taskResponseList[0]?.status).toBe('RUNNING');
+describe('SQLite file', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tasker-sqlite-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-    const done = event(task.id, 'e1', { at: at(2), payload: { ok: 1 } });
-    const failed = event(task.id, 'e2', { status: 'FAILED', errnr: 32, errmsg: 'no', at: at(3) });
-    const first = await recordResultEvents(stack.db, [done, failed]);
-    expect(first.applied).toBe(2);
-    // the same events again, and a stale 'received' after 'finished', change nothing
-    const replay = await recordResultEvents(stack.db, [
-      done,
-      failed,
-      event(task.id, 'e1', { event: 'received', status: 'RUNNING', at: at(4), errnr: null }),
-    ]);
-    expect(replay).toMatchObject({ applied: 0, ignored: 3 });
-
-    found = await findTask(stack.db, 'worker', task.identifier);
-    expect(found?.task.status).toBe('FAILED');
-    expect(found?.task.counts).toMatchObject({ expected: 2, done: 1, failed: 1, pending: 0 });
-    expect(found?.taskResponseList.map((r) => [r.endpoint, r.status, r.errnr, r.errmsg])).toEqual([
-      ['e1', 'DONE', 0, null],
-      ['e2', 'FAILED', 32, 'no'],
-    ]);
-    expect(found?.taskResponseList[0]?.payload).toEqual({ ok: 1 });
-    expect(await rowsOf(task.id)).toHaveLength(2);
+  it('creates the file and its directory on first migrate; migrating again changes nothing', async () => {
+    const file = join(dir, 'a', 'b', 'tasker.sqlite3');
+    const db = sqliteDb(file);
+    try {
+      expect(await migrateLatest(db)).toHaveLength(3);
+      expect(existsSync(file)).toBe(true);
+      expect(await migrateLatest(db)).toEqual([]);
+      expect((await migrationStatus(db)).pending).toEqual([]);
+    } finally {
+      await db.destroy();
+    }
   });
 
-  it('records an endpoint that was not addressed as unexpected without deciding the task', async () => {
-    const { task } = await createTask(stack.db, newTask({ endpoints: ['e1'] }));
-    await recordResultEvents(stack.db, [
-      event(task.id, 'stranger', { status: 'FAILED', errnr: 9 }),
-    ]);
-    let found = await findTask(stack.db, 'worker', task.identifier);
-    // an answer proves the broker had the task, but only e1 decides it
-    expect(found?.task.status).toBe('SENT');
-    expect(found?.taskResponseList.find((r) => r.endpoint === 'stranger')?.expected).toBe(false);
-    await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
-    found = await findTask(stack.db, 'worker', task.identifier);
-    expect(found?.task.status).toBe('DONE');
-    expect(found?.task.counts).toMatchObject({ expected: 1, done: 1, unexpected: 1 });
+  it('rolls every migration back and applies them again', async () => {
+    const db = sqliteDb(join(dir, 'tasker.sqlite3'));
+    try {
+      await migrateLatest(db);
+      expect(await migrateRollback(db, true)).toHaveLength(3);
+      expect(await db.schema.hasTable('tasks')).toBe(false);
+      expect(await migrateLatest(db)).toHaveLength(3);
+      expect(await db.schema.hasTable('task_responses')).toBe(true);
+    } finally {
+      await db.destroy();
+    }
   });
 
-  it('reports events for unknown tasks or the wrong type as orphaned', async () => {
-    const { task } = await createTask(stack.db, newTask());
-    const outcome = await recordResultEvents(stack.db, [
-      event(99_999_999, 'e1', {}),
-      event(task.id, 'e1', { type: 'backup' }),
-    ]);
-    expect(outcome.orphaned).toHaveLength(2);
-    expect(outcome.applied).toBe(0);
-  });
-});
-
-describe('sweepDeadlines', () => {
-  it('marks endpoints that never got the task UNDELIVERED and the task INCOMPLETE', async () => {
-    const past = new Date(Date.now() - 1000);
-    const { task } = await createTask(stack.db, newTask({ deliverBy: past }));
-    await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
-    const outcome = await sweepDeadlines(stack.db, { timeoutGraceMs: 1000 });
-    expect(outcome.finished).toContainEqual({ id: task.id, status: 'INCOMPLETE' });
-    const found = await findTask(stack.db, 'worker', task.identifier);
-    expect(found?.task.status).toBe('INCOMPLETE');
-    expect(found?.task.counts).toMatchObject({ done: 1, undelivered: 1 });
-    expect(found?.taskResponseList[1]).toMatchObject({ endpoint: 'e2', status: 'UNDELIVERED' });
+  it('keeps timestamps to the millisecond and compares them with Dates', async () => {
+    const db = sqliteDb(join(dir, 'tasker.sqlite3'));
+    try {
+      await migrateLatest(db);
+      const deliverBy = new Date('2030-01-02T03:04:05.678Z');
+      const { task } = await createTask(db, newTask({ deliverBy }));
+      const found = await findTask(db, 'worker', task.identifier);
+      expect(found?.task.deliver_by).toBe('2030-01-02T03:04:05.678Z');
+      const [row] = await db('tasks').where('deliver_by', '<=', deliverBy);
+      expect(row.deliver_by).toEqual(deliverBy);
+      expect(await db('tasks').where('deliver_by', '<', deliverBy)).toEqual([]);
+    } finally {
+      await db.destroy();
+    }
   });
 
-  it('lets a late result replace UNDELIVERED and re-decides the task', async () => {
-    const { task } = await createTask(stack.db, newTask({ deliverBy: new Date(Date.now() - 1) }));
-    await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
-    await sweepDeadlines(stack.db, { timeoutGraceMs: 1000 });
-    await recordResultEvents(stack.db, [event(task.id, 'e2', {})]);
-    const found = await findTask(stack.db, 'worker', task.identifier);
-    expect(found?.task.status).toBe('DONE');
-  });
-
-  it('times out an endpoint that went silent while running', async () => {
-    const { task } = await createTask(
-      stack.db,
-      newTask({ endpoints: ['e1'], executionTimeoutMs: 100, deliverBy: new Date(Date.now() + 50) }),
+  it('names the scheme it does not know', () => {
+    expect(() => databaseEngine('postgres://db/tasker')).toThrow(
+      'database url scheme postgres: is not supported: use mysql:// or sqlite:',
     );
-    await recordResultEvents(stack.db, [
-      event(task.id, 'e1', { event: 'received', status: 'RUNNING', errnr: null }),
-    ]);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    await sweepDeadlines(stack.db, { timeoutGraceMs: 50 });
-    const found = await findTask(stack.db, 'worker', task.identifier);
-    expect(found?.taskResponseList[0]).toMatchObject({ status: 'TIMED_OUT', errnr: -1 });
-    expect(found?.task.status).toBe('FAILED');
-  });
-
-  it('decides an open broadcast with no answers as INCOMPLETE once the deadline passed', async () => {
-    const { task } = await createTask(
-      stack.db,
-      newTask({ endpoints: null, deliverBy: new Date(Date.now() - 1) }),
-    );
-    await sweepDeadlines(stack.db, { timeoutGraceMs: 1000 });
-    const found = await findTask(stack.db, 'worker', task.identifier);
-    expect(found?.task.status).toBe('INCOMPLETE');
-    expect(found?.task.endpoints).toEqual([]);
-  });
-});
-
-describe('outbox', () => {
-  it('relays due rows, marks them SENT, and backs off rows the broker refused', async () => {
-    await stack.db('outbox').delete();
-    const ok = await createTask(stack.db, newTask());
-    const refused = await createTask(stack.db, newTask());
-    const published: number[] = [];
-    const outcome = await relayDueTasks(stack.db, async (row) => {
-      if (row.id === refused.task.id) throw new Error('broker said no');
-      published.push(row.id);
-    });
-    expect(outcome).toEqual({ published: 1, failed: 1, expired: 0 });
-    expect(published).toEqual([ok.task.id]);
-    const [okRow] = await stack.db('tasks').where({ id: ok.task.id });
-    expect(okRow.status).toBe('SENT');
-    const left = await stack.db('outbox');
-    expect(left).toHaveLength(1);
-    expect(left[0]).toMatchObject({
-      task_id: refused.task.id,
-      attempts: 1,
-      last_error: 'broker said no',
-    });
-    expect(new Date(left[0].next_attempt_at).getTime()).toBeGreaterThan(Date.now());
-  });
-
-  it('drops outbox rows of tasks past their delivery deadline without publishing', async () => {
-    await stack.db('outbox').delete();
-    const { task } = await createTask(stack.db, newTask({ deliverBy: new Date(Date.now() - 1) }));
-    const outcome = await relayDueTasks(stack.db, () => Promise.reject(new Error('not called')));
-    expect(outcome).toEqual({ published: 0, failed: 0, expired: 1 });
-    const [row] = await stack.db('tasks').where({ id: task.id });
-    expect(row.status).toBe('CREATED');
-  });
-
-  it('markSent clears the row and never moves a finished task back to SENT', async () => {
-    const { task } = await createTask(stack.db, newTask({ endpoints: ['e1'] }));
-    await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
-    await markSent(stack.db, [task.id]);
-    const [row] = await stack.db('tasks').where({ id: task.id });
-    expect(row.status).toBe('DONE');
-    expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
-  });
-
-  it('marks concurrent confirms SENT in shared transactions', async () => {
-    const marker = new SentMarker(stack.db);
-    const tasks = await Promise.all(
-      Array.from({ length: 30 }, () => createTask(stack.db, newTask())),
-    );
-    const ids = tasks.map((t) => t.task.id);
-    await Promise.all(ids.map((id) => marker.mark(id)));
-    const rows = await stack.db('tasks').whereIn('id', ids).select('status', 'sent_at');
-    expect(rows.every((r) => r.status === 'SENT' && r.sent_at !== null)).toBe(true);
-    expect(await stack.db('outbox').whereIn('task_id', ids)).toHaveLength(0);
-  });
-
-  it('lets two relays share the work without publishing a row twice', async () => {
-    await stack.db('outbox').delete();
-    for (let i = 0; i < 20; i += 1) await createTask(stack.db, newTask());
-    const seen: number[] = [];
-    const slowPublish = async (row: { id: number }) => {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      seen.push(row.id);
-    };
-    const [a, b] = await Promise.all([
-      relayDueTasks(stack.db, slowPublish, { limit: 15 }),
-      relayDueTasks(stack.db, slowPublish, { limit: 15 }),
-    ]);
-    expect(a.published + b.published).toBe(20);
-    expect(new Set(seen).size).toBe(seen.length);
   });
 });

@@ -554,12 +554,17 @@ describe('values', () => {
     ['database: { pool_min: -1 }', 'database.pool_min', 'must be at least 0'],
     ['database: { pool_max: 0 }', 'database.pool_max', 'must be at least 1'],
     ['database: { pool_min: 5, pool_max: 2 }', 'database.pool_max', 'database.pool_min (5)'],
-    ['database: { url: "postgres://x/y" }', 'database.url', 'must be a URL starting with mysql://'],
+    [
+      'database: { url: "postgres://x/y" }',
+      'database.url',
+      'must be a URL starting with mysql:// or sqlite:',
+    ],
+    ['database: { url: "sqlite:" }', 'database.url', 'names no SQLite file'],
     ['database: { url: "mysql://[bad" }', 'database.url', 'is not a valid URL'],
     [
       'broker: { url: "http://x" }',
       'broker.url',
-      'must be a URL starting with amqp:// or amqps://',
+      'must be a URL starting with amqp:// or amqps:// or memory:',
     ],
     ['broker: { prefix: "-x" }', 'broker.prefix', 'starting with a letter or digit'],
     ['broker: { prefix: "a.b" }', 'broker.prefix', 'letters, digits'],
@@ -591,6 +596,22 @@ describe('values', () => {
     expect(config.agent.stateDir).toBe(path.resolve('/var/x'));
   });
 
+  it('resolves a relative SQLite path against cwd', () => {
+    const relative = loadYaml(typed + 'database: { url: "sqlite:data/t 1.sqlite3" }\n');
+    expect(relative.database.url).toBe(`sqlite://${path.join(cwd, 'data', 't%201.sqlite3')}`);
+    const absolute = loadYaml(typed + 'database: { url: "sqlite:///srv/t.sqlite3" }\n');
+    expect(absolute.database.url).toBe('sqlite:///srv/t.sqlite3');
+  });
+
+  it('refuses the in-process broker in production mode', () => {
+    writeFile('config/production.yaml', typed + `api: { tokens: [${TOKEN}] }\n`);
+    const error = configError(() =>
+      load({ mode: 'production', env: { TASKER_BROKER_URL: 'memory:' } }),
+    );
+    expect(error.key).toBe('broker.url');
+    expect(error.message).toContain('production mode needs RabbitMQ');
+  });
+
   it('requires a token in production mode', () => {
     writeFile('config/production.yaml', typed);
     const error = configError(() => load({ mode: 'production' }));
@@ -602,16 +623,27 @@ describe('values', () => {
 });
 
 describe('shipped config files', () => {
-  it('development: worker and backup, local database created on demand', () => {
+  it('development: worker and backup, embedded SQLite file and in-process broker', () => {
     const config = load({ mode: 'development' });
     expect(Object.keys(config.taskTypes)).toEqual(['worker', 'backup']);
     expect(config.taskTypes.worker.waitForEndpointsTimeoutMs).toBe(60_000);
     expect(config.api.port).toBe(8888);
     expect(config.database).toMatchObject({
+      url: `sqlite://${path.join(cwd, 'var', 'tasker.sqlite3')}`,
+      createDatabase: true,
+    });
+    expect(config.broker.url).toBe('memory:');
+    expect(config.log.level).toBe('info');
+  });
+
+  it('services: the same stack on the local MariaDB and RabbitMQ', () => {
+    const config = load({ configFile: path.join(PACKAGE_ROOT, 'config', 'services.yaml') });
+    expect(Object.keys(config.taskTypes)).toEqual(['worker', 'backup']);
+    expect(config.database).toMatchObject({
       url: 'mysql://root@127.0.0.1:3306/tasker',
       createDatabase: true,
     });
-    expect(config.log.level).toBe('info');
+    expect(config.broker.url).toBe('amqp://guest:guest@127.0.0.1:5672');
   });
 
   it('test: its own database and short timeouts', () => {
