@@ -16,15 +16,15 @@ commands:
   migrate --rollback  undo the last migration batch (--all: every migration)
   migrate --status    list applied and pending migrations
   up                  development: migrate, run the server and agents for --agents
-                      (default console1,console2)
+                      (default console1,console2); with broker memory: all in this process
 
 options:
   -m, --mode MODE         config/<MODE>.yaml (default: $TASKER_MODE or development)
   -c, --config FILE       read this YAML file instead
       --port N            API port
       --host ADDR         API listen address
-      --database-url URL  mysql://user:pass@host:3306/db
-      --broker-url URL    amqp://user:pass@host:5672/vhost
+      --database-url URL  mysql://user:pass@host:3306/db, or sqlite:FILE
+      --broker-url URL    amqp://user:pass@host:5672/vhost, or memory: (up only)
       --prefix NAME       exchange and queue name prefix
       --endpoint NAME     the agent's endpoint name
       --handlers DIRS     comma-separated handler directories (agent)

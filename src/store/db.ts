@@ -3,12 +3,11 @@
  * better-sqlite3 for the embedded single-machine mode. Also the one place that decides which
  * driver errors mean "database unavailable" (503) and which are worth a retry.
  */
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import knex, { type Knex } from 'knex';
 import { UnavailableError } from '../domain';
 import type { DatabaseConfig } from '../config/types';
 import { silentLogger, type Logger } from '../log';
+import { ensureSqliteDirectory, sqliteKnexConfig } from './sqlite';
 
 export type Db = Knex;
 
@@ -45,16 +44,7 @@ export function databaseEngine(url: string): Engine {
   throw new Error(`database url scheme ${scheme} is not supported: use mysql:// or sqlite:`);
 }
 
-/** The file of a `sqlite:` url; a relative one is taken from the working directory. */
-export function sqliteFile(url: string): string {
-  const file = url.startsWith('sqlite://')
-    ? decodeURIComponent(new URL(url).pathname)
-    : url.slice('sqlite:'.length);
-  if (file === '' || file === '/') throw new Error('the sqlite: url names no file');
-  return path.resolve(file);
-}
-
-/** The engine behind a knex handle. */
+/** The engine behind a knex handle or transaction. */
 export function engineOf(db: Knex): Engine {
   return db.client.config.client === 'better-sqlite3' ? 'sqlite' : 'mysql';
 }
@@ -73,29 +63,6 @@ export function forUpdate<Q extends Knex.QueryBuilder>(
   return (options.skipLocked === true ? locked.skipLocked() : locked) as Q;
 }
 
-/** DATETIME columns: SQLite keeps them as milliseconds since the epoch (knex binds Dates so). */
-const DATE_COLUMNS = new Set([
-  'created_at',
-  'sent_at',
-  'deliver_by',
-  'sweep_at',
-  'finished_at',
-  'updated_at',
-  'next_attempt_at',
-  'start_time',
-  'last_event_at',
-  'last_modified_time',
-]);
-
-function reviveDates(row: unknown): void {
-  if (typeof row !== 'object' || row === null || Array.isArray(row)) return;
-  const record = row as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    const value = record[key];
-    if (typeof value === 'number' && DATE_COLUMNS.has(key)) record[key] = new Date(value);
-  }
-}
-
 function knexLog(log: Logger): Knex.Config['log'] {
   // knex prints pool and driver trouble with console.log; keep it in our structured log
   return {
@@ -106,54 +73,14 @@ function knexLog(log: Logger): Knex.Config['log'] {
   };
 }
 
-interface SqliteConnection {
-  pragma(source: string): unknown;
-}
-
-/**
- * One connection: SQLite has one writer, and knex then runs one transaction at a time, which is
- * what the store's lock-free SQLite path relies on. WAL lets readers of other processes (the
- * sqlite3 shell) look on; synchronous=NORMAL in WAL mode loses at most the last transactions on
- * power loss, never consistency, which fits a development mode.
- */
-function createSqliteDb(config: DatabaseConfig, log: Logger): Db {
-  const filename = sqliteFile(config.url);
-  mkdirSync(path.dirname(filename), { recursive: true });
-  return knex({
-    log: knexLog(log),
-    client: 'better-sqlite3',
-    connection: { filename },
-    useNullAsDefault: true,
-    pool: {
-      min: 1,
-      max: 1,
-      afterCreate: (conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) => {
-        try {
-          conn.pragma('journal_mode = WAL');
-          conn.pragma('synchronous = NORMAL');
-          conn.pragma('foreign_keys = ON');
-          conn.pragma('busy_timeout = 5000');
-          done(null, conn);
-        } catch (err) {
-          done(err as Error, conn);
-        }
-      },
-    },
-    acquireConnectionTimeout: config.acquireTimeoutMs,
-    postProcessResponse: (result: unknown) => {
-      if (Array.isArray(result)) result.forEach(reviveDates);
-      else reviveDates(result);
-      return result;
-    },
-  });
-}
-
 export function createDb(
   config: DatabaseConfig,
   overrides: { database?: string; log?: Logger } = {},
 ): Db {
   const log = overrides.log ?? silentLogger;
-  if (databaseEngine(config.url) === 'sqlite') return createSqliteDb(config, log);
+  if (databaseEngine(config.url) === 'sqlite') {
+    return knex({ log: knexLog(log), ...sqliteKnexConfig(config) });
+  }
   const conn = parseMysqlUrl(config.url);
   return knex({
     log: knexLog(log),
@@ -189,7 +116,7 @@ export function createDb(
  */
 export async function ensureDatabase(config: DatabaseConfig): Promise<void> {
   if (databaseEngine(config.url) === 'sqlite') {
-    mkdirSync(path.dirname(sqliteFile(config.url)), { recursive: true });
+    ensureSqliteDirectory(config.url);
     return;
   }
   const { database } = parseMysqlUrl(config.url);
@@ -207,11 +134,6 @@ export async function ensureDatabase(config: DatabaseConfig): Promise<void> {
 }
 
 const UNAVAILABLE_CODES = new Set([
-  // SQLite: the file cannot be opened, read or written
-  'SQLITE_CANTOPEN',
-  'SQLITE_READONLY',
-  'SQLITE_FULL',
-  'SQLITE_IOERR',
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
@@ -225,23 +147,37 @@ const UNAVAILABLE_CODES = new Set([
   'ER_BAD_DB_ERROR',
   'ER_LOCK_DEADLOCK',
   'ER_LOCK_WAIT_TIMEOUT',
+  // SQLite: the file cannot be opened, read or written, or stayed locked through every retry
+  'SQLITE_CANTOPEN',
+  'SQLITE_IOERR',
+  'SQLITE_READONLY',
+  'SQLITE_FULL',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
 ]);
 
-function errorCode(err: unknown): string | undefined {
+const RETRYABLE_CODES = new Set([
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+]);
+
+/**
+ * The driver's error code. better-sqlite3 reports SQLite's extended codes
+ * (SQLITE_IOERR_SHORT_READ, SQLITE_BUSY_SNAPSHOT); with `family` they are cut to the primary
+ * code (SQLITE_IOERR, SQLITE_BUSY).
+ */
+function errorCode(err: unknown, family = false): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' ? code : undefined;
+  if (typeof code !== 'string') return undefined;
+  return family && code.startsWith('SQLITE_') ? /^SQLITE_[A-Z]+/.exec(code)?.[0] : code;
 }
 
 /** Deadlock or lock wait (SQLite: the file busy): the transaction can simply run again. */
 export function isRetryableTxnError(err: unknown): boolean {
-  const code = errorCode(err);
-  return (
-    code === 'ER_LOCK_DEADLOCK' ||
-    code === 'ER_LOCK_WAIT_TIMEOUT' ||
-    code === 'SQLITE_BUSY' ||
-    code === 'SQLITE_LOCKED'
-  );
+  return RETRYABLE_CODES.has(errorCode(err, true) ?? '');
 }
 
 export function isDuplicateKey(err: unknown): boolean {
@@ -256,9 +192,7 @@ export function isDuplicateKey(err: unknown): boolean {
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (err instanceof knex.KnexTimeoutError) return true;
   if (err instanceof Error && err.name === 'KnexTimeoutError') return true;
-  const code = errorCode(err);
-  if (code !== undefined && UNAVAILABLE_CODES.has(code)) return true;
-  if (code?.startsWith('SQLITE_IOERR') === true) return true;
+  if (UNAVAILABLE_CODES.has(errorCode(err, true) ?? '')) return true;
   return (err as { fatal?: unknown } | null)?.fatal === true;
 }
 

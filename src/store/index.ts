@@ -7,6 +7,7 @@ export {
   type Db,
   type Engine,
 } from './db';
+export { sqliteFile } from './sqlite';
 export { migrateLatest, migrateRollback, migrationStatus } from './migrate';
 export { createTask, findTask, getTaskRow, type CreateResult, type NewTask } from './tasks';
 export { SentMarker, markSent, relayDueTasks, type RelayOutcome } from './outbox';

@@ -3,12 +3,15 @@
  * tasks, recording events idempotently and forward-only, settling deadlines, and relaying the
  * outbox. Then what is particular to SQLite: the file, migrations, timestamps.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import {
   createDb,
   databaseEngine,
+  isDatabaseUnavailable,
+  sqliteFile,
   migrateLatest,
   migrateRollback,
   migrationStatus,
@@ -22,7 +25,11 @@ import {
   sweepDeadlines,
   type NewTask,
 } from '../../src/store';
-import { ConflictError, WIRE_VERSION, type ResultEvent } from '../../src/domain';
+import { forUpdate } from '../../src/store/db';
+import { TIMESTAMP_COLUMNS } from '../../src/store/sqlite';
+import { ConflictError, UnavailableError } from '../../src/domain';
+import { createLogger, type Logger } from '../../src/log';
+import { resultEvent as event } from '../helpers/messages';
 import { createTestStack } from '../helpers/stack';
 
 interface StoreFixture {
@@ -36,14 +43,17 @@ async function mariadb(): Promise<StoreFixture> {
   return { db: testStack.db, cleanup: () => testStack.cleanup() };
 }
 
-function sqliteDb(file: string): Db {
-  return createDb({
-    url: `sqlite://${file}`,
-    poolMin: 0,
-    poolMax: 1,
-    acquireTimeoutMs: 2000,
-    createDatabase: false,
-  });
+function sqliteDb(file: string, log = createLogger('error', {}, () => undefined)): Db {
+  return createDb(
+    {
+      url: `sqlite://${file}`,
+      poolMin: 0,
+      poolMax: 1,
+      acquireTimeoutMs: 2000,
+      createDatabase: false,
+    },
+    { log },
+  );
 }
 
 /** A fresh SQLite file in a directory that does not exist yet. */
@@ -79,32 +89,13 @@ function newTask(overrides: Partial<NewTask> = {}): NewTask {
   };
 }
 
-function event(taskId: number, endpoint: string, fields: Partial<ResultEvent>): ResultEvent {
-  return {
-    v: WIRE_VERSION,
-    task_id: taskId,
-    type: 'worker',
-    endpoint,
-    event: 'finished',
-    status: 'DONE',
-    errnr: 0,
-    errmsg: null,
-    payload: null,
-    progress: null,
-    at: new Date().toISOString(),
-    attempt: 1,
-    agent: null,
-    ...fields,
-  };
-}
-
 const rowsOf = (taskId: number) =>
   stack.db('task_responses').where({ task_id: taskId }).orderBy('id');
 
 describe.each([
   ['MariaDB', mariadb],
   ['SQLite', sqlite],
-])('store on %s', (_engine, open) => {
+])('store on %s', (engine, open) => {
   beforeAll(async () => {
     stack = await open();
   });
@@ -114,9 +105,15 @@ describe.each([
 
   describe('createTask', () => {
     it('writes the task, one PENDING row per endpoint and an outbox row together', async () => {
-      const { task, created } = await createTask(stack.db, newTask({ endpoints: ['a', 'b', 'c'] }));
+      const input = newTask({ endpoints: ['a', 'b', 'c'] });
+      const { task, created } = await createTask(stack.db, input);
       expect(created).toBe(true);
       expect(task.status).toBe('CREATED');
+      // the id returned is the row's (knex returns the insert id differently per engine)
+      const stored = (await stack.db('tasks').where({ id: task.id }).first()) as {
+        identifier: string;
+      };
+      expect(stored.identifier).toBe(input.identifier);
       const rows = await rowsOf(task.id);
       expect(rows.map((r) => [r.endpoint, r.status, Boolean(r.expected)])).toEqual([
         ['a', 'PENDING', true],
@@ -158,6 +155,24 @@ describe.each([
       const b = await createTask(stack.db, { ...base, identifier: 'deploy', payload: 2 });
       const c = await createTask(stack.db, { ...base, identifier: 'Deploy ', payload: 3 });
       expect(new Set([a.task.id, b.task.id, c.task.id]).size).toBe(3);
+    });
+
+    it('treats endpoint names byte for byte too', async () => {
+      const { task } = await createTask(stack.db, newTask({ endpoints: ['e', 'E', 'e '] }));
+      const rows = await rowsOf(task.id);
+      expect(rows.map((r) => r.endpoint)).toEqual(['e', 'E', 'e ']);
+      const found = await stack.db('task_responses').where({ task_id: task.id, endpoint: 'e' });
+      expect(found).toHaveLength(1);
+    });
+
+    it('reads timestamps back as Dates and booleans as 0/1', async () => {
+      const { task } = await createTask(stack.db, newTask());
+      const [row] = await rowsOf(task.id);
+      expect(row.last_modified_time).toBeInstanceOf(Date);
+      expect(row.expected).toBe(1);
+      const taskRow = await stack.db('tasks').where({ id: task.id }).first();
+      expect(taskRow.created_at).toBeInstanceOf(Date);
+      expect(taskRow.sent_at).toBeNull();
     });
 
     it('round-trips emoji and metacharacters in identifier and payload exactly', async () => {
@@ -355,20 +370,59 @@ describe.each([
       expect(a.published + b.published).toBe(20);
       expect(new Set(seen).size).toBe(seen.length);
     });
+
+    // MySQL only: SKIP LOCKED across two connections; SQLite's one connection serialises them
+    if (engine === 'MariaDB') {
+      it('lets a second relay take other rows while the first holds its own', async () => {
+        await stack.db('outbox').delete();
+        for (let i = 0; i < 6; i += 1) await createTask(stack.db, newTask());
+        let claimed!: () => void;
+        let release!: () => void;
+        const firstClaimed = new Promise<void>((resolve) => (claimed = resolve));
+        const held = new Promise<void>((resolve) => (release = resolve));
+        const first = relayDueTasks(
+          stack.db,
+          async () => {
+            claimed();
+            await held;
+          },
+          { limit: 3 },
+        );
+        await firstClaimed;
+        // without SKIP LOCKED this would wait on the first relay's rows until the test times out
+        const second = await relayDueTasks(stack.db, () => Promise.resolve(), { limit: 10 });
+        release();
+        expect(second.published).toBe(3);
+        expect((await first).published).toBe(3);
+      });
+    }
   });
 });
 
-describe('SQLite file', () => {
+describe('SQLite only', () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'tasker-sqlite-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** A migrated SQLite file in this test's directory, destroyed after `work`. */
+  async function withSqlite(work: (db: Db, file: string) => Promise<void>, log?: Logger) {
+    const file = join(dir, 'tasker.sqlite3');
+    const db = sqliteDb(file, log);
+    try {
+      await migrateLatest(db);
+      await work(db, file);
+    } finally {
+      await db.destroy();
+    }
+  }
+
   it('creates the file and its directory on first migrate; migrating again changes nothing', async () => {
     const file = join(dir, 'a', 'b', 'tasker.sqlite3');
     const db = sqliteDb(file);
     try {
+      expect(existsSync(join(dir, 'a'))).toBe(false);
       expect(await migrateLatest(db)).toHaveLength(3);
       expect(existsSync(file)).toBe(true);
       expect(await migrateLatest(db)).toEqual([]);
@@ -378,23 +432,17 @@ describe('SQLite file', () => {
     }
   });
 
-  it('rolls every migration back and applies them again', async () => {
-    const db = sqliteDb(join(dir, 'tasker.sqlite3'));
-    try {
-      await migrateLatest(db);
+  it('rolls every migration back and applies them again', () =>
+    withSqlite(async (db) => {
       expect(await migrateRollback(db, true)).toHaveLength(3);
       expect(await db.schema.hasTable('tasks')).toBe(false);
+      expect(await db.schema.hasTable('outbox')).toBe(false);
       expect(await migrateLatest(db)).toHaveLength(3);
       expect(await db.schema.hasTable('task_responses')).toBe(true);
-    } finally {
-      await db.destroy();
-    }
-  });
+    }));
 
-  it('keeps timestamps to the millisecond and compares them with Dates', async () => {
-    const db = sqliteDb(join(dir, 'tasker.sqlite3'));
-    try {
-      await migrateLatest(db);
+  it('keeps timestamps to the millisecond and compares them with Dates', () =>
+    withSqlite(async (db) => {
       const deliverBy = new Date('2030-01-02T03:04:05.678Z');
       const { task } = await createTask(db, newTask({ deliverBy }));
       const found = await findTask(db, 'worker', task.identifier);
@@ -402,14 +450,141 @@ describe('SQLite file', () => {
       const [row] = await db('tasks').where('deliver_by', '<=', deliverBy);
       expect(row.deliver_by).toEqual(deliverBy);
       expect(await db('tasks').where('deliver_by', '<', deliverBy)).toEqual([]);
+    }));
+
+  it('reads back as Dates every DATETIME column of the schema', () =>
+    withSqlite(async (db) => {
+      const columns: string[] = [];
+      for (const table of ['tasks', 'task_responses', 'outbox']) {
+        const info = (await db.raw(`PRAGMA table_info(${table})`)) as Array<{
+          name: string;
+          type: string;
+        }>;
+        columns.push(...info.filter((c) => c.type === 'datetime').map((c) => c.name));
+      }
+      expect(columns.length).toBeGreaterThan(5);
+      expect(columns.filter((c) => !TIMESTAMP_COLUMNS.has(c))).toEqual([]);
+    }));
+
+  it('enforces foreign keys: deleting a task removes its responses and outbox row', () =>
+    withSqlite(async (db) => {
+      const { task } = await createTask(db, newTask());
+      await db('tasks').where({ id: task.id }).delete();
+      expect(await db('task_responses').where({ task_id: task.id })).toEqual([]);
+      expect(await db('outbox').where({ task_id: task.id })).toEqual([]);
+      await expect(
+        db('outbox').insert({
+          task_id: 12345,
+          attempts: 0,
+          next_attempt_at: new Date(),
+          created_at: new Date(),
+        }),
+      ).rejects.toMatchObject({ code: 'SQLITE_CONSTRAINT_FOREIGNKEY' });
+    }));
+
+  it('runs the relay, the sweeper and the recorder without knex warnings (no row locks)', async () => {
+    const lines: string[] = [];
+    await withSqlite(
+      async (db) => {
+        const { task } = await createTask(db, newTask({ deliverBy: new Date(Date.now() - 1) }));
+        await relayDueTasks(db, () => Promise.resolve());
+        await recordResultEvents(db, [event(task.id, 'e1', {})]);
+        expect((await sweepDeadlines(db, { timeoutGraceMs: 1000 })).tasks).toBe(1);
+      },
+      createLogger('debug', {}, (line) => lines.push(line)),
+    );
+    expect(lines.filter((line) => line.includes('knex'))).toEqual([]);
+  });
+
+  it('waits for a write lock another process holds instead of failing', () =>
+    withSqlite(async (db, file) => {
+      const holder = spawn(process.execPath, [
+        '-e',
+        `const db = new (require(${JSON.stringify(require.resolve('better-sqlite3'))}))(${JSON.stringify(file)});
+         db.exec('BEGIN IMMEDIATE'); console.log('locked');
+         setTimeout(() => { db.exec('COMMIT'); db.close(); }, 500);`,
+      ]);
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.once('data', () => resolve());
+        holder.once('exit', (code) => reject(new Error(`lock holder exited with ${code}`)));
+      });
+      const started = Date.now();
+      const { created } = await createTask(db, newTask());
+      expect(created).toBe(true);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    }));
+
+  it('reports a file that cannot be opened as the database being unavailable', async () => {
+    const notAFile = join(dir, 'is-a-directory');
+    mkdirSync(notAFile);
+    const db = sqliteDb(notAFile);
+    try {
+      const failure = findTask(db, 'worker', 'x');
+      await expect(failure).rejects.toBeInstanceOf(UnavailableError);
+      await expect(db.raw('SELECT 1')).rejects.toMatchObject({ code: 'SQLITE_CANTOPEN' });
+      expect(isDatabaseUnavailable(await db.raw('SELECT 1').catch((err: unknown) => err))).toBe(
+        true,
+      );
     } finally {
       await db.destroy();
     }
+  });
+
+  it('takes sqlite:PATH from the working directory and sqlite:///PATH as absolute', () => {
+    expect(sqliteFile('sqlite:var/tasker.sqlite3')).toBe(resolvePath('var/tasker.sqlite3'));
+    expect(sqliteFile('sqlite:///srv/tasker/db.sqlite3')).toBe('/srv/tasker/db.sqlite3');
+    expect(sqliteFile('sqlite:///srv/my%20data/db.sqlite3')).toBe('/srv/my data/db.sqlite3');
+    expect(() => sqliteFile('sqlite://var/tasker.sqlite3')).toThrow(/names a host \(var\)/);
+    expect(() => sqliteFile('sqlite:')).toThrow(/names no file/);
+    expect(databaseEngine('sqlite:var/tasker.sqlite3')).toBe('sqlite');
+    expect(databaseEngine('mysql://root@127.0.0.1/tasker')).toBe('mysql');
   });
 
   it('names the scheme it does not know', () => {
     expect(() => databaseEngine('postgres://db/tasker')).toThrow(
       'database url scheme postgres: is not supported: use mysql:// or sqlite:',
     );
+    expect(() =>
+      createDb({
+        url: 'sqlite3:x.db',
+        poolMin: 0,
+        poolMax: 1,
+        acquireTimeoutMs: 1000,
+        createDatabase: false,
+      }),
+    ).toThrow('database url scheme sqlite3: is not supported');
+  });
+});
+
+describe('row locks', () => {
+  const due = (db: Db) =>
+    db('outbox').select('id').where('next_attempt_at', '<=', new Date(0)).limit(5);
+
+  it('keeps the MySQL statements as they were: FOR UPDATE [SKIP LOCKED]', async () => {
+    // no connection is made: the statements are only compiled
+    const db = createDb({
+      url: 'mysql://root@127.0.0.1:3306/none',
+      poolMin: 0,
+      poolMax: 1,
+      acquireTimeoutMs: 1000,
+      createDatabase: false,
+    });
+    try {
+      expect(forUpdate(db, due(db), { skipLocked: true }).toString()).toBe(
+        due(db).forUpdate().skipLocked().toString(),
+      );
+      expect(forUpdate(db, due(db)).toString()).toMatch(/ for update$/);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('leaves them out on SQLite, where the one connection serialises transactions', async () => {
+    const db = sqliteDb(join(tmpdir(), 'tasker-never-opened.sqlite3'));
+    try {
+      expect(forUpdate(db, due(db), { skipLocked: true }).toString()).toBe(due(db).toString());
+    } finally {
+      await db.destroy();
+    }
   });
 });

@@ -1,0 +1,109 @@
+/**
+ * The embedded engine: one SQLite file through better-sqlite3, for a single machine. What SQLite
+ * needs beyond knex's defaults is settled here: where the file is, the connection's pragmas, and
+ * reading timestamps back as Dates (knex stores Date bindings in SQLite as epoch milliseconds).
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Knex } from 'knex';
+import type { DatabaseConfig } from '../config/types';
+
+const SQLITE_FORMS = 'sqlite:PATH (from the working directory) or sqlite:///ABSOLUTE/PATH';
+
+/** The file a `sqlite:` url names, made absolute against the working directory. */
+export function sqliteFile(url: string): string {
+  let file = url.slice('sqlite:'.length);
+  if (url.startsWith('sqlite://')) {
+    const parsed = new URL(url);
+    // sqlite://var/x.db would silently mean /x.db on host "var"
+    if (parsed.host !== '') {
+      throw new Error(`the sqlite: url names a host (${parsed.host}); write ${SQLITE_FORMS}`);
+    }
+    file = parsed.pathname;
+  }
+  file = decodeURIComponent(file);
+  if (file === '' || file === '/')
+    throw new Error(`the sqlite: url names no file; write ${SQLITE_FORMS}`);
+  return path.resolve(file);
+}
+
+/** Make the directory the SQLite file goes in (the file itself comes with the first connection). */
+export function ensureSqliteDirectory(url: string): void {
+  mkdirSync(path.dirname(sqliteFile(url)), { recursive: true });
+}
+
+/**
+ * Every DATETIME column of the schema (migrations/), by name. SQLite hands them back as numbers;
+ * the store expects Dates, as mysql2 gives them. A test checks this list against the schema.
+ */
+export const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set([
+  'created_at',
+  'sent_at',
+  'deliver_by',
+  'sweep_at',
+  'finished_at',
+  'updated_at',
+  'next_attempt_at',
+  'start_time',
+  'last_event_at',
+  'last_modified_time',
+]);
+
+function reviveTimestamps(row: unknown): void {
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) return;
+  const record = row as Record<string, unknown>;
+  for (const [key, value] of Object.entries(record)) {
+    if (typeof value === 'number' && TIMESTAMP_COLUMNS.has(key)) record[key] = new Date(value);
+  }
+}
+
+interface SqliteConnection {
+  pragma(source: string): unknown;
+}
+
+/**
+ * Per connection: WAL, so a reader in another process (the sqlite3 shell, `tasker migrate
+ * --status`) neither blocks nor is blocked by the writer; foreign keys, which SQLite leaves off
+ * by default, for the ON DELETE CASCADE of responses and outbox rows; a busy timeout, so a lock
+ * another process holds is waited for rather than failing at once; and synchronous=NORMAL, which
+ * in WAL mode still never corrupts the file but may lose the last commits on power loss, in
+ * exchange for no fsync on every commit: fair for a single-machine development mode.
+ */
+function applyPragmas(
+  conn: SqliteConnection,
+  done: (err: Error | null, conn: SqliteConnection) => void,
+): void {
+  try {
+    conn.pragma('journal_mode = WAL');
+    conn.pragma('foreign_keys = ON');
+    conn.pragma('busy_timeout = 5000');
+    conn.pragma('synchronous = NORMAL');
+    done(null, conn);
+  } catch (err) {
+    done(err as Error, conn);
+  }
+}
+
+/**
+ * knex settings for a SQLite file. One connection: SQLite has one writer anyway, and with one
+ * connection knex runs one transaction at a time, which is why the store takes no row locks here.
+ */
+export function sqliteKnexConfig(config: DatabaseConfig): Knex.Config {
+  const filename = sqliteFile(config.url);
+  return {
+    client: 'better-sqlite3',
+    // a function, so the directory is made when the file is first opened, not on createDb
+    connection: () => {
+      mkdirSync(path.dirname(filename), { recursive: true });
+      return { filename };
+    },
+    useNullAsDefault: true,
+    pool: { min: 1, max: 1, afterCreate: applyPragmas },
+    acquireConnectionTimeout: config.acquireTimeoutMs,
+    postProcessResponse: (result: unknown) => {
+      if (Array.isArray(result)) result.forEach(reviveTimestamps);
+      else reviveTimestamps(result);
+      return result;
+    },
+  };
+}
