@@ -65,9 +65,12 @@ interface SqliteConnection {
  * Per connection: WAL, so a reader in another process (the sqlite3 shell, `tasker migrate
  * --status`) neither blocks nor is blocked by the writer; foreign keys, which SQLite leaves off
  * by default, for the ON DELETE CASCADE of responses and outbox rows; a busy timeout, so a lock
- * another process holds is waited for rather than failing at once; and synchronous=NORMAL, which
- * in WAL mode still never corrupts the file but may lose the last commits on power loss, in
- * exchange for no fsync on every commit: fair for a single-machine development mode.
+ * another process holds is waited for rather than failing at once (better-sqlite3 happens to
+ * default to both of these; spelled out so no driver default is relied on); and
+ * synchronous=NORMAL, which in WAL mode still never corrupts the file but may lose the last
+ * commits on power loss, in exchange for no fsync on every commit: fair for a single-machine
+ * mode. The busy wait blocks the event loop (better-sqlite3 is synchronous), so it is for the
+ * rare other process, not for contention inside this one.
  */
 function applyPragmas(
   conn: SqliteConnection,
@@ -85,18 +88,15 @@ function applyPragmas(
 }
 
 /**
- * knex settings for a SQLite file. One connection: SQLite has one writer anyway, and with one
- * connection knex runs one transaction at a time, which is why the store takes no row locks here.
+ * knex settings for a SQLite file, whose directory is made here if missing. One connection:
+ * SQLite has one writer anyway, and with one connection knex runs one transaction at a time,
+ * which is why the store takes no row locks here.
  */
 export function sqliteKnexConfig(config: DatabaseConfig): Knex.Config {
-  const filename = sqliteFile(config.url);
+  ensureSqliteDirectory(config.url);
   return {
     client: 'better-sqlite3',
-    // a function, so the directory is made when the file is first opened, not on createDb
-    connection: () => {
-      mkdirSync(path.dirname(filename), { recursive: true });
-      return { filename };
-    },
+    connection: { filename: sqliteFile(config.url) },
     useNullAsDefault: true,
     pool: { min: 1, max: 1, afterCreate: applyPragmas },
     acquireConnectionTimeout: config.acquireTimeoutMs,

@@ -10,6 +10,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import {
   createDb,
   databaseEngine,
+  ensureDatabase,
   isDatabaseUnavailable,
   sqliteFile,
   migrateLatest,
@@ -29,6 +30,7 @@ import { forUpdate } from '../../src/store/db';
 import { TIMESTAMP_COLUMNS } from '../../src/store/sqlite';
 import { ConflictError, UnavailableError } from '../../src/domain';
 import { createLogger, type Logger } from '../../src/log';
+import type { DatabaseConfig } from '../../src/config/types';
 import { resultEvent as event } from '../helpers/messages';
 import { createTestStack } from '../helpers/stack';
 
@@ -43,17 +45,14 @@ async function mariadb(): Promise<StoreFixture> {
   return { db: testStack.db, cleanup: () => testStack.cleanup() };
 }
 
+const POOL = { poolMin: 0, poolMax: 1, acquireTimeoutMs: 2000, createDatabase: false };
+
+function sqliteConfig(file: string): DatabaseConfig {
+  return { url: `sqlite://${file}`, ...POOL };
+}
+
 function sqliteDb(file: string, log = createLogger('error', {}, () => undefined)): Db {
-  return createDb(
-    {
-      url: `sqlite://${file}`,
-      poolMin: 0,
-      poolMax: 1,
-      acquireTimeoutMs: 2000,
-      createDatabase: false,
-    },
-    { log },
-  );
+  return createDb(sqliteConfig(file), { log });
 }
 
 /** A fresh SQLite file in a directory that does not exist yet. */
@@ -399,6 +398,9 @@ describe.each([
   });
 });
 
+const dueRows = (db: Db) =>
+  db('outbox').select('id').where('next_attempt_at', '<=', new Date(0)).limit(5);
+
 describe('SQLite only', () => {
   let dir: string;
   beforeEach(() => {
@@ -418,13 +420,17 @@ describe('SQLite only', () => {
     }
   }
 
-  it('creates the file and its directory on first migrate; migrating again changes nothing', async () => {
+  it('creates the directory and the file on first start; migrating again changes nothing', async () => {
     const file = join(dir, 'a', 'b', 'tasker.sqlite3');
+    await ensureDatabase(sqliteConfig(file));
+    expect(existsSync(join(dir, 'a', 'b'))).toBe(true);
+    expect(existsSync(file)).toBe(false);
     const db = sqliteDb(file);
     try {
-      expect(existsSync(join(dir, 'a'))).toBe(false);
       expect(await migrateLatest(db)).toHaveLength(3);
       expect(existsSync(file)).toBe(true);
+      expect(await db.raw('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+      expect(await db.raw('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]); // NORMAL
       expect(await migrateLatest(db)).toEqual([]);
       expect((await migrationStatus(db)).pending).toEqual([]);
     } finally {
@@ -540,49 +546,35 @@ describe('SQLite only', () => {
     expect(databaseEngine('mysql://root@127.0.0.1/tasker')).toBe('mysql');
   });
 
-  it('names the scheme it does not know', () => {
-    expect(() => databaseEngine('postgres://db/tasker')).toThrow(
-      'database url scheme postgres: is not supported: use mysql:// or sqlite:',
-    );
-    expect(() =>
-      createDb({
-        url: 'sqlite3:x.db',
-        poolMin: 0,
-        poolMax: 1,
-        acquireTimeoutMs: 1000,
-        createDatabase: false,
-      }),
-    ).toThrow('database url scheme sqlite3: is not supported');
-  });
-});
-
-describe('row locks', () => {
-  const due = (db: Db) =>
-    db('outbox').select('id').where('next_attempt_at', '<=', new Date(0)).limit(5);
-
-  it('keeps the MySQL statements as they were: FOR UPDATE [SKIP LOCKED]', async () => {
-    // no connection is made: the statements are only compiled
-    const db = createDb({
-      url: 'mysql://root@127.0.0.1:3306/none',
-      poolMin: 0,
-      poolMax: 1,
-      acquireTimeoutMs: 1000,
-      createDatabase: false,
-    });
+  it('takes no row locks, as its one connection serialises transactions', async () => {
+    const db = sqliteDb(join(dir, 'tasker.sqlite3'));
     try {
-      expect(forUpdate(db, due(db), { skipLocked: true }).toString()).toBe(
-        due(db).forUpdate().skipLocked().toString(),
-      );
-      expect(forUpdate(db, due(db)).toString()).toMatch(/ for update$/);
+      const locked = forUpdate(db, dueRows(db), { skipLocked: true });
+      expect(locked.toString()).toBe(dueRows(db).toString());
     } finally {
       await db.destroy();
     }
   });
 
-  it('leaves them out on SQLite, where the one connection serialises transactions', async () => {
-    const db = sqliteDb(join(tmpdir(), 'tasker-never-opened.sqlite3'));
+  it('names the scheme it does not know', () => {
+    expect(() => databaseEngine('postgres://db/tasker')).toThrow(
+      'database url scheme postgres: is not supported: use mysql:// or sqlite:',
+    );
+    expect(() => createDb({ url: 'sqlite3:x.db', ...POOL })).toThrow(
+      'database url scheme sqlite3: is not supported',
+    );
+  });
+});
+
+describe('row locks on MySQL', () => {
+  it('keeps the MySQL statements as they were: FOR UPDATE [SKIP LOCKED]', async () => {
+    // no connection is made: the statements are only compiled
+    const db = createDb({ url: 'mysql://root@127.0.0.1:3306/none', ...POOL });
     try {
-      expect(forUpdate(db, due(db), { skipLocked: true }).toString()).toBe(due(db).toString());
+      expect(forUpdate(db, dueRows(db), { skipLocked: true }).toString()).toBe(
+        dueRows(db).forUpdate().skipLocked().toString(),
+      );
+      expect(forUpdate(db, dueRows(db)).toString()).toMatch(/ for update$/);
     } finally {
       await db.destroy();
     }
