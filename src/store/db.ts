@@ -60,7 +60,7 @@ export function forUpdate<Q extends Knex.QueryBuilder>(
 ): Q {
   if (engineOf(trx) === 'sqlite') return query;
   const locked = query.forUpdate();
-  return (locked) as Q;
+  return (options.skipLocked === true ? locked.skipLocked() : locked) as Q;
 }
 
 function knexLog(log: Logger): Knex.Config['log'] {
