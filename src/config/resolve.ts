@@ -16,6 +16,7 @@ import type {
   TaskerConfig,
   TaskTypeConfig,
 } from './types';
+import { sqliteFile } from '../store/sqlite';
 import { TASK_TYPES } from './keys';
 import type { Layer } from './layers';
 import { parseBoolean, parseBytes, parseDuration, parseInteger } from './units';
@@ -221,11 +222,12 @@ function resolveUrl(read: SettingReader, key: string, prefixes: string[]): strin
 function resolveDatabaseUrl(read: SettingReader, cwd: string): string {
   const url = resolveUrl(read, 'database.url', ['mysql://', 'sqlite:']);
   if (!url.startsWith('sqlite:')) return url;
-  const file = url.startsWith('sqlite://') ? new URL(url).pathname : url.slice('sqlite:'.length);
-  if (file === '' || file === '/') {
-    throw read.failFor('database.url')('database.url', 'names no SQLite file (sqlite:PATH)');
+  let absolute: string;
+  try {
+    absolute = sqliteFile(url, cwd);
+  } catch (err) {
+    throw read.failFor('database.url')('database.url', (err as Error).message);
   }
-  const absolute = path.resolve(cwd, decodeURIComponent(file));
   return `sqlite://${absolute.split('/').map(encodeURIComponent).join('/')}`;
 }
 

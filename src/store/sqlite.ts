@@ -10,8 +10,11 @@ import type { DatabaseConfig } from '../config/types';
 
 const SQLITE_FORMS = 'sqlite:PATH (from the working directory) or sqlite:///ABSOLUTE/PATH';
 
-/** The file a `sqlite:` url names, made absolute against the working directory. */
-export function sqliteFile(url: string): string {
+/**
+ * The file a `sqlite:` url names, made absolute against `cwd`. `sqlite:///ABSOLUTE` is a URL, so
+ * percent-escapes in it are decoded; `sqlite:PATH` is taken as written.
+ */
+export function sqliteFile(url: string, cwd = process.cwd()): string {
   let file = url.slice('sqlite:'.length);
   if (url.startsWith('sqlite://')) {
     const parsed = new URL(url);
@@ -19,12 +22,15 @@ export function sqliteFile(url: string): string {
     if (parsed.host !== '') {
       throw new Error(`the sqlite: url names a host (${parsed.host}); write ${SQLITE_FORMS}`);
     }
-    file = parsed.pathname;
+    try {
+      file = decodeURIComponent(parsed.pathname);
+    } catch {
+      throw new Error(`the sqlite: url has a malformed %-escape; write ${SQLITE_FORMS}`);
+    }
   }
-  file = decodeURIComponent(file);
   if (file === '' || file === '/')
     throw new Error(`the sqlite: url names no file; write ${SQLITE_FORMS}`);
-  return path.resolve(file);
+  return path.resolve(cwd, file);
 }
 
 /** Make the directory the SQLite file goes in (the file itself comes with the first connection). */

@@ -559,7 +559,8 @@ describe('values', () => {
       'database.url',
       'must be a URL starting with mysql:// or sqlite:',
     ],
-    ['database: { url: "sqlite:" }', 'database.url', 'names no SQLite file'],
+    ['database: { url: "sqlite:" }', 'database.url', 'the sqlite: url names no file'],
+    ['database: { url: "sqlite:///a/%zz" }', 'database.url', 'malformed %-escape'],
     ['database: { url: "mysql://[bad" }', 'database.url', 'is not a valid URL'],
     [
       'broker: { url: "http://x" }',
@@ -601,6 +602,8 @@ describe('values', () => {
     expect(relative.database.url).toBe(`sqlite://${path.join(cwd, 'data', 't%201.sqlite3')}`);
     const absolute = loadYaml(typed + 'database: { url: "sqlite:///srv/t.sqlite3" }\n');
     expect(absolute.database.url).toBe('sqlite:///srv/t.sqlite3');
+    const percent = loadYaml(typed + 'database: { url: "sqlite:50%.sqlite3" }\n');
+    expect(percent.database.url).toBe(`sqlite://${path.join(cwd, '50%25.sqlite3')}`);
   });
 
   it('refuses the in-process broker in production mode', () => {
