@@ -243,6 +243,7 @@ export class AmqpBroker implements TaskBroker {
       managed: ManagedChannel,
       consume: (queue: string, onMessage: (m: amqp.ConsumeMessage | null) => void) => Promise<void>,
     ) => Promise<void>,
+    options: { waitForExchanges?: boolean } = {},
   ): Promise<Subscription> {
     let cancelled = false;
     let tags: Array<{ ch: amqp.Channel; tag: string }> = [];
@@ -260,7 +261,17 @@ export class AmqpBroker implements TaskBroker {
       },
     );
     this.subscriptions.add(managed);
-    await managed.start();
+    try {
+      await managed.start();
+    } catch (err) {
+      // An agent started before the server ever ran finds no exchanges (404 NOT_FOUND). Its
+      // channel reopens every second and sets up again, so wait for the server instead of
+      // failing; anything else (refused access, bad arguments) is the caller's to report.
+      if (!(options.waitForExchanges === true && (err as { code?: unknown }).code === 404)) {
+        throw err;
+      }
+      this.log.warn('exchanges not declared yet: waiting for the server to start', { err });
+    }
     const cancel = async (): Promise<void> => {
       cancelled = true;
       for (const { ch, tag } of tags) await ch.cancel(tag).catch(() => undefined);
@@ -280,28 +291,31 @@ export class AmqpBroker implements TaskBroker {
     options: ConsumeTasksOptions,
     onTask: (delivery: Delivery) => Promise<void>,
   ): Promise<Subscription> {
-    return this.subscribe(async (ch, managed, consume) => {
-      await ch.prefetch(options.prefetch);
-      for (const type of options.types) {
-        const queue = await declareAgentQueue(ch, this.prefix, type, options.endpoint).catch(
-          (err: unknown) => {
-            this.log.warn(
-              `cannot set up queue for ${type}: is the server running with this task type?`,
-              { err },
-            );
-            throw err;
-          },
-        );
-        await consume(queue, (message) => {
-          if (message === null) {
-            this.log.warn('broker cancelled our consumer; reopening', { queue });
-            void ch.close().catch(() => undefined);
-            return;
-          }
-          void onTask(managed.delivery(ch, message));
-        });
-      }
-    });
+    return this.subscribe(
+      async (ch, managed, consume) => {
+        await ch.prefetch(options.prefetch);
+        for (const type of options.types) {
+          const queue = await declareAgentQueue(ch, this.prefix, type, options.endpoint).catch(
+            (err: unknown) => {
+              this.log.debug(
+                `cannot set up queue for ${type}: is the server running with this task type?`,
+                { err },
+              );
+              throw err;
+            },
+          );
+          await consume(queue, (message) => {
+            if (message === null) {
+              this.log.warn('broker cancelled our consumer; reopening', { queue });
+              void ch.close().catch(() => undefined);
+              return;
+            }
+            void onTask(managed.delivery(ch, message));
+          });
+        }
+      },
+      { waitForExchanges: true },
+    );
   }
 
   async consumeResults(

@@ -23,19 +23,24 @@ interface Fixture {
   cleanup(): Promise<void>;
 }
 
-async function rabbitmq(): Promise<Fixture> {
-  const prefix = uniqueName('c');
-  const broker = new AmqpBroker({
+/** An AmqpBroker on the test RabbitMQ; `server` declares the worker exchange as a server does. */
+function amqpBroker(prefix: string, name: string, server: boolean): AmqpBroker {
+  return new AmqpBroker({
     url: AMQP_URL,
     prefix,
     heartbeatSeconds: 30,
     confirmTimeoutMs: 5000,
     reconnectInitialDelayMs: 100,
     reconnectMaxDelayMs: 1000,
-    connectionName: 'broker-contract',
-    declareTaskTypes: ['worker'],
+    connectionName: name,
+    ...(server ? { declareTaskTypes: ['worker'] } : {}),
     log: testLog,
   });
+}
+
+async function rabbitmq(): Promise<Fixture> {
+  const prefix = uniqueName('c');
+  const broker = amqpBroker(prefix, 'broker-contract', true);
   await broker.start();
   if (!broker.isConnected) {
     await broker.close();
@@ -279,6 +284,43 @@ describe.each([
       UnavailableError,
     );
     await other.cleanup();
+  });
+});
+
+describe('RabbitMQ broker only', () => {
+  it('lets an agent that starts before the server wait for the exchanges', async () => {
+    const prefix = uniqueName('early');
+    const agent = amqpBroker(prefix, 'early-agent', false);
+    const server = amqpBroker(prefix, 'late-server', true);
+    try {
+      await agent.start();
+      const c = collector();
+      // no exchanges yet: this used to fail with NOT_FOUND and end the agent
+      const sub = await agent.consumeTasks(
+        { endpoint: 'early', types: ['worker'], prefetch: 1 },
+        c.onTask,
+      );
+      expect(c.got).toHaveLength(0);
+      await server.start();
+      const message = task(null);
+      // a broadcast reaches only queues that exist: wait until the agent's queue is bound
+      await waitFor(
+        async () => {
+          await server.publishTask(message);
+          return c.got.length;
+        },
+        (n) => n > 0,
+        10_000,
+        'the agent to receive a broadcast',
+      );
+      expect(idOf(c.got[0] as Delivery)).toBe(message.id);
+      for (const d of c.got) d.ack();
+      await sub.close();
+    } finally {
+      await agent.close();
+      await server.close();
+      await deleteBrokerTopology(prefix);
+    }
   });
 });
 
