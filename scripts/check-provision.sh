@@ -380,7 +380,20 @@ if [ "${CHECK_HARDEN:-1}" = 1 ]; then
   unset RABBITMQ_NODENAME RABBITMQ_DIST_PORT RABBITMQ_MNESIA_BASE RABBITMQ_LOG_BASE \
     RABBITMQ_CONFIG_FILE RABBITMQ_ENABLED_PLUGINS_FILE RABBITMQ_CONF_ENV_FILE RABBITMQ_PID_FILE
 fi
-expect "the shared broker still has its guest user" eval 'rabbitmqctl -q list_users --no-table-headers | grep -q "^guest[[:space:]]"'
+# rabbitmqctl can fail for a moment right after the private node stopped (its CLI connection
+# is cut while the Erlang distribution settles), so ask the shared node a few times.
+shared_guest() {
+  local output
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    if output=$(rabbitmqctl -q list_users --no-table-headers 2>&1); then
+      grep -q "^guest[[:space:]]" <<<"$output"
+      return
+    fi
+    sleep 2
+  done
+  return 1
+}
+expect "the shared broker still has its guest user" shared_guest
 
 printf 'check-provision: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
