@@ -14,6 +14,8 @@ const REOPEN_DELAY_MS = 1000;
 export class ManagedChannel<C extends amqp.Channel = amqp.Channel> {
   private channel: C | null = null;
   private closed = false;
+  /** failed reopens since the last good setup: only the first is worth a warning */
+  private failures = 0;
   private reopenTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -35,10 +37,15 @@ export class ManagedChannel<C extends amqp.Channel = amqp.Channel> {
   private async openOn(connection: amqp.ChannelModel): Promise<void> {
     if (this.closed) return;
     const channel = await this.open(connection);
-    channel.on('error', (err: Error) => this.log.warn('broker channel error', { err }));
+    channel.on('error', (err: Error) => {
+      if (this.failures === 0) this.log.warn('broker channel error', { err });
+      else this.log.debug('broker channel error', { err, failures: this.failures });
+    });
     channel.on('close', () => this.onChannelClose(channel, connection));
     this.channel = channel;
     await this.setup(channel);
+    if (this.failures > 0) this.log.info('broker channel set up again', { after: this.failures });
+    this.failures = 0;
   }
 
   private onChannelClose(channel: C, connection: amqp.ChannelModel): void {
@@ -48,7 +55,12 @@ export class ManagedChannel<C extends amqp.Channel = amqp.Channel> {
       this.reopenTimer = null;
       if (this.closed || this.session.current !== connection) return;
       this.openOn(connection).catch((err: unknown) => {
-        this.log.warn('could not reopen broker channel', { err });
+        this.failures += 1;
+        if (this.failures === 1) {
+          this.log.warn('could not reopen broker channel; retrying every second', { err });
+        } else {
+          this.log.debug('could not reopen broker channel', { err, failures: this.failures });
+        }
         this.onChannelClose(channel, connection);
       });
     }, REOPEN_DELAY_MS);
