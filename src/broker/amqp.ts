@@ -9,6 +9,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { UnavailableError, type ResultEvent, type TaskMessage } from '../domain';
 import type { BrokerConfig } from '../config/types';
 import type { Logger } from '../log';
+import { ResultBatches } from './batches';
 import { ManagedChannel } from './channel';
 import { AmqpSession, type SessionOptions } from './session';
 import {
@@ -322,46 +323,26 @@ export class AmqpBroker implements TaskBroker {
     options: ConsumeResultsOptions,
     onBatch: (deliveries: Delivery[]) => Promise<void>,
   ): Promise<Subscription> {
-    // Batches run one after another; on close, the last ones finish (and ack) first.
-    let chain = Promise.resolve();
-    let flushNow = (): void => undefined;
+    const batches = new ResultBatches(options, onBatch, this.log);
     const subscription = await this.subscribe(async (ch, managed, consume) => {
       await declareCommon(ch, this.prefix);
       await ch.prefetch(options.prefetch);
-      let pending: Delivery[] = [];
-      let timer: NodeJS.Timeout | null = null;
-      const flush = (): void => {
-        if (timer !== null) clearTimeout(timer);
-        timer = null;
-        const batch = pending;
-        pending = [];
-        if (batch.length === 0) return;
-        chain = chain
-          .then(() => onBatch(batch))
-          .catch((err: unknown) => this.log.error('result batch handler failed', { err }));
-      };
-      flushNow = flush;
-      ch.on('close', () => {
-        if (timer !== null) clearTimeout(timer);
-        pending = [];
-      });
+      const collector = batches.collector();
+      ch.on('close', () => collector.discard());
       await consume(names.resultsQueue(this.prefix), (message) => {
         if (message === null) {
           this.log.warn('broker cancelled the results consumer; reopening');
           void ch.close().catch(() => undefined);
           return;
         }
-        pending.push(managed.delivery(ch, message));
-        if (pending.length >= options.batchSize) flush();
-        else timer ??= setTimeout(flush, options.lingerMs);
+        collector.add(managed.delivery(ch, message));
       });
     });
     return {
       cancel: () => subscription.cancel(),
       close: async () => {
         await subscription.cancel();
-        flushNow();
-        await chain;
+        await batches.drain();
         await subscription.close();
       },
     };

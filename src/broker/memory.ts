@@ -1,27 +1,46 @@
 /**
- * An in-process broker for the embedded mode (`tasker up` with `broker.url: memory:`), where the
- * server and the agents share one Node process and one MemoryBroker. It keeps the semantics the
- * rest of tasker relies on from RabbitMQ:
- * - a fanout "exchange" per task type, a queue per endpoint and type (the same names), and
- *   publishTask creating the queues of addressed endpoints first, so an endpoint that comes up
- *   later still finds its task; a broadcast reaches the queues that exist when it is published;
- * - per-message expiry at the task's delivery deadline, checked at the head of a queue as
- *   RabbitMQ does; expired and dead-lettered messages go to the dead letters;
- * - manual settling: ack, requeue (back at the head, `redelivered`), dead-letter; a message
- *   settles once, and settling after its subscription closed does nothing;
- * - prefetch per consumer, a cancelled subscription receives nothing new but may settle what it
- *   holds, and closing it gives its unsettled messages back (`redelivered`);
- * - result events collected into batches of at most `batchSize`, waiting at most `lingerMs`.
- * Where it differs: nothing survives the process (a message that was published but not yet
- * consumed when the process stops is gone, and the task's endpoints end UNDELIVERED or
- * TIMED_OUT; the tasks themselves are in SQL, and the outbox republishes what was never
- * confirmed); `userId` is null (there are no broker users, so `authenticate_agents` cannot be
- * used); publishing never blocks on flow control; dead letters are kept in memory, the most
- * recent 1,000. A single-machine mode for trying tasker and writing handlers, not for production.
+ * An in-process broker for the embedded single-machine mode (`npm start`, i.e. `tasker up` with
+ * `broker.url: memory:`), where the server, the recorder and the agents share one Node process
+ * and one MemoryBroker. Not durable across restarts and not for production. It keeps what the
+ * rest of tasker relies on from RabbitMQ (the contract tests run against both):
+ * - a fanout "exchange" per task type and a queue per endpoint and type, named as topology.ts
+ *   names them; publishTask creates the queues of the addressed endpoints first, so an endpoint
+ *   that comes up later still finds its task; a broadcast reaches the queues existing then;
+ * - expiry at the task's delivery deadline (AmqpBroker's per-message `expiration`): an expired
+ *   message is never delivered, it is dead-lettered with reason `expired`;
+ * - manual settling: ack; requeue (back at the head, `redelivered`); deadLetter (reason
+ *   `rejected`, never redelivered). A delivery settles once; settling it again, or after its
+ *   subscription closed, does nothing;
+ * - prefetch per consumer (0: unlimited); a cancelled subscription gets nothing new but may
+ *   settle what it holds; closing it puts its unsettled messages back (`redelivered`);
+ * - no delivery limit in the broker, as on RabbitMQ's classic queues: the agent counts deliveries
+ *   and fails a task after `max_deliveries`;
+ * - result events in batches of at most `batchSize`, a partial one after `lingerMs`; a result
+ *   gets a fresh uuid v7 `messageId`, a task `task-<id>`, as AmqpBroker sets them;
+ * - deliveries on a later turn of the event loop, never inside publish or settle.
+ * Where it differs from RabbitMQ:
+ * 1. Nothing survives the process: messages not yet consumed when it stops are gone (the task's
+ *    endpoints end UNDELIVERED or TIMED_OUT; the tasks are in SQL and the outbox republishes
+ *    what was never confirmed). One process only: nothing crosses a process boundary.
+ * 2. `userId` is always null: there are no broker users, so nothing vouches for a publisher and
+ *    `server.authenticate_agents` must stay off (with it on, the recorder dead-letters every
+ *    result event, since none comes from the expected user).
+ * 3. Dead letters are not a `<prefix>.dead` queue but an in-memory list of the most recent
+ *    `maxDeadLetters` (1,000), read with deadLetters(); RabbitMQ keeps every one (nothing in
+ *    tasker consumes that queue), with `x-death` headers.
+ * 4. Expired messages are purged from anywhere in a queue every `expiryCheckMs` (1 s), so memory
+ *    holds only live messages; RabbitMQ drops them only at the head of a queue, so behind a live
+ *    message they still count in the queue's depth.
+ * 5. No flow control: publishing resolves at once, with no confirm round trip and no limit on
+ *    messages or memory. No connection to lose: isConnected is true from start() to close().
+ * 6. A requeued or handed-back message goes to the head of its queue; RabbitMQ puts it back at
+ *    its old position, which is the same unless others were requeued in between.
+ * 7. An agent may consume before any server declared the task exchanges (RabbitMQ's agent waits).
  */
 import { v7 as uuidv7 } from 'uuid';
 import { UnavailableError, type ResultEvent, type TaskMessage } from '../domain';
 import type { Logger } from '../log';
+import { ResultBatches } from './batches';
 import { names } from './topology';
 import type {
   ConsumeResultsOptions,
@@ -32,10 +51,13 @@ import type {
 } from './types';
 
 export interface MemoryBrokerOptions {
+  /** the exchange/queue prefix, as in `broker.prefix` */
   prefix: string;
   log: Logger;
-  /** dead-lettered and expired messages kept for inspection (the most recent) */
+  /** dead-lettered and expired messages kept for inspection, the most recent (1,000) */
   maxDeadLetters?: number;
+  /** how often expired messages are purged from every queue (1,000 ms) */
+  expiryCheckMs?: number;
 }
 
 interface Message {
@@ -54,24 +76,30 @@ export interface DeadLetter {
 }
 
 interface Consumer {
+  /** max unsettled deliveries; 0 is unlimited, as in AMQP */
   prefetch: number;
   /** delivered and not yet settled */
   held: Set<Message>;
-  active: boolean;
-  onMessage(message: Message, delivery: Delivery): void;
+  onDelivery(delivery: Delivery): void;
 }
 
 class Queue {
-  readonly messages: Message[] = [];
+  messages: Message[] = [];
+  /** active consumers; a cancelled one is removed but keeps settling what it holds */
   readonly consumers: Consumer[] = [];
+  /** round-robin position */
   next = 0;
   constructor(readonly name: string) {}
 }
+
+const isExpired = (message: Message, now: number): boolean =>
+  message.expiresAt !== null && message.expiresAt <= now;
 
 export class MemoryBroker implements TaskBroker {
   private readonly prefix: string;
   private readonly log: Logger;
   private readonly maxDeadLetters: number;
+  private readonly expiryCheckMs: number;
   private readonly queues = new Map<string, Queue>();
   /** task exchange name → names of the queues bound to it */
   private readonly bindings = new Map<string, Set<string>>();
@@ -79,11 +107,14 @@ export class MemoryBroker implements TaskBroker {
   private readonly scheduled = new Set<Queue>();
   private readonly subscriptions = new Set<Subscription>();
   private state: 'new' | 'started' | 'closed' = 'new';
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
 
   constructor(options: MemoryBrokerOptions) {
     this.prefix = options.prefix;
     this.log = options.log;
     this.maxDeadLetters = options.maxDeadLetters ?? 1000;
+    this.expiryCheckMs = options.expiryCheckMs ?? 1000;
     this.queue(names.resultsQueue(this.prefix));
   }
 
@@ -91,8 +122,13 @@ export class MemoryBroker implements TaskBroker {
     return this.state === 'started';
   }
 
+  /** Like AmqpBroker.start(): safe to call twice; consumers added before it start receiving. */
   start(): Promise<void> {
-    if (this.state === 'new') this.state = 'started';
+    if (this.state !== 'new') return Promise.resolve();
+    this.state = 'started';
+    this.expiryTimer = setInterval(() => this.purgeExpired(), this.expiryCheckMs);
+    this.expiryTimer.unref();
+    for (const queue of this.queues.values()) this.schedule(queue);
     return Promise.resolve();
   }
 
@@ -107,7 +143,8 @@ export class MemoryBroker implements TaskBroker {
   }
 
   private unavailable(): UnavailableError {
-    return new UnavailableError('broker_unavailable', 'broker unavailable: closed');
+    const why = this.state === 'new' ? 'not started' : 'closed';
+    return new UnavailableError('broker_unavailable', `broker unavailable: ${why}`);
   }
 
   private queue(name: string): Queue {
@@ -119,6 +156,7 @@ export class MemoryBroker implements TaskBroker {
     return queue;
   }
 
+  /** The endpoint's queue for a type, bound to the type's exchange (declareEndpointQueue). */
   private endpointQueue(type: string, endpoint: string): Queue {
     const name = names.endpointQueue(this.prefix, type, endpoint);
     const exchange = names.taskExchange(this.prefix, type);
@@ -131,29 +169,22 @@ export class MemoryBroker implements TaskBroker {
     return this.queue(name);
   }
 
-  private enqueue(queue: Queue, message: Message): void {
-    queue.messages.push(message);
-    this.dropExpired(queue);
-    this.schedule(queue);
-  }
-
   private deadLetter(queue: Queue, message: Message, reason: DeadLetter['reason']): void {
-    this.dead.push({
-      queue: queue.name,
-      messageId: message.messageId,
-      reason,
-      content: message.content,
-    });
+    const { messageId, content } = message;
+    this.dead.push({ queue: queue.name, messageId, reason, content });
     if (this.dead.length > this.maxDeadLetters) this.dead.shift();
   }
 
-  /** RabbitMQ drops expired messages when they reach the head of the queue; so do we. */
-  private dropExpired(queue: Queue, now = Date.now()): void {
-    for (;;) {
-      const head = queue.messages[0];
-      if (head === undefined || head.expiresAt === null || head.expiresAt > now) return;
-      queue.messages.shift();
-      this.deadLetter(queue, head, 'expired');
+  private purgeExpired(): void {
+    const now = Date.now();
+    for (const queue of this.queues.values()) {
+      if (!queue.messages.some((m) => isExpired(m, now))) continue;
+      const live: Message[] = [];
+      for (const message of queue.messages) {
+        if (isExpired(message, now)) this.deadLetter(queue, message, 'expired');
+        else live.push(message);
+      }
+      queue.messages = live;
     }
   }
 
@@ -169,23 +200,27 @@ export class MemoryBroker implements TaskBroker {
 
   private dispatch(queue: Queue): void {
     if (this.state !== 'started') return;
+    const now = Date.now();
     for (;;) {
-      this.dropExpired(queue);
+      // expiry is checked as a message reaches the head: an expired one is never delivered
+      while (queue.messages[0] !== undefined && isExpired(queue.messages[0], now)) {
+        this.deadLetter(queue, queue.messages.shift() as Message, 'expired');
+      }
       if (queue.messages.length === 0) return;
       const consumer = this.pickConsumer(queue);
       if (consumer === null) return;
       const message = queue.messages.shift() as Message;
       consumer.held.add(message);
-      consumer.onMessage(message, this.delivery(queue, consumer, message));
+      consumer.onDelivery(this.delivery(queue, consumer, message));
     }
   }
 
-  /** Round robin over the active consumers with room under their prefetch. */
+  /** Round robin over the consumers with room under their prefetch. */
   private pickConsumer(queue: Queue): Consumer | null {
     const count = queue.consumers.length;
     for (let i = 0; i < count; i += 1) {
       const consumer = queue.consumers[(queue.next + i) % count] as Consumer;
-      if (consumer.active && consumer.held.size < consumer.prefetch) {
+      if (consumer.prefetch === 0 || consumer.held.size < consumer.prefetch) {
         queue.next = (queue.next + i + 1) % count;
         return consumer;
       }
@@ -201,49 +236,42 @@ export class MemoryBroker implements TaskBroker {
       this.schedule(queue);
     };
     return {
-      content: message.content,
+      // a copy, as each AMQP delivery has its own: one consumer cannot alter another's
+      content: Buffer.from(message.content),
       redelivered: message.redelivered,
       messageId: message.messageId,
       userId: null,
       ack: () => settle(() => undefined),
-      requeue: () =>
-        settle(() => {
-          queue.messages.unshift({ ...message, redelivered: true });
-        }),
+      requeue: () => settle(() => queue.messages.unshift({ ...message, redelivered: true })),
       deadLetter: () => settle(() => this.deadLetter(queue, message, 'rejected')),
     };
   }
 
+  /** One consumer per queue, each with its own prefetch, as AMQP's per-consumer basic.qos. */
   private consume(
     queues: Queue[],
     prefetch: number,
-    onMessage: Consumer['onMessage'],
-  ): {
-    cancel(): void;
-    close(): void;
-  } {
+    onDelivery: Consumer['onDelivery'],
+  ): { cancel(): void; handBack(): void } {
     const consumers = queues.map((queue) => {
-      const consumer: Consumer = { prefetch, held: new Set(), active: true, onMessage };
+      const consumer: Consumer = { prefetch, held: new Set(), onDelivery };
       queue.consumers.push(consumer);
       this.schedule(queue);
       return { queue, consumer };
     });
-    const cancel = (): void => {
-      for (const { queue, consumer } of consumers) {
-        consumer.active = false;
-        const index = queue.consumers.indexOf(consumer);
-        if (index >= 0) queue.consumers.splice(index, 1);
-      }
-    };
     return {
-      cancel,
-      close: () => {
-        cancel();
+      cancel: () => {
+        for (const { queue, consumer } of consumers) {
+          const index = queue.consumers.indexOf(consumer);
+          if (index >= 0) queue.consumers.splice(index, 1);
+        }
+      },
+      handBack: () => {
         for (const { queue, consumer } of consumers) {
           // unsettled messages go back to the head, in their order, marked redelivered
           const held = [...consumer.held].map((m) => ({ ...m, redelivered: true }));
           consumer.held.clear();
-          queue.messages.unshift(...held);
+          queue.messages = [...held, ...queue.messages];
           this.schedule(queue);
         }
       },
@@ -254,26 +282,33 @@ export class MemoryBroker implements TaskBroker {
     if (!this.isConnected) return Promise.reject(this.unavailable());
     for (const endpoint of message.endpoints ?? []) this.endpointQueue(message.type, endpoint);
     const content = Buffer.from(JSON.stringify(message));
-    const expiresAt = Date.parse(message.deliver_by);
-    for (const name of this.bindings.get(names.taskExchange(this.prefix, message.type)) ?? []) {
-      this.enqueue(this.queue(name), {
+    const deadline = Date.parse(message.deliver_by);
+    // AmqpBroker's publish fails too: RabbitMQ refuses an `expiration` of "NaN"
+    if (Number.isNaN(deadline)) {
+      return Promise.reject(new Error(`task ${message.id}: deliver_by is not a date`));
+    }
+    // AmqpBroker sets `expiration` to the time left until deliver_by, at least 1 ms
+    const expiresAt = Math.max(Date.now() + 1, deadline);
+    const exchange = names.taskExchange(this.prefix, message.type);
+    for (const name of this.bindings.get(exchange) ?? []) {
+      const queue = this.queue(name);
+      queue.messages.push({
         content,
         messageId: `task-${message.id}`,
-        expiresAt: Number.isNaN(expiresAt) ? null : expiresAt,
+        expiresAt,
         redelivered: false,
       });
+      this.schedule(queue);
     }
     return Promise.resolve();
   }
 
   publishResult(event: ResultEvent): Promise<void> {
     if (!this.isConnected) return Promise.reject(this.unavailable());
-    this.enqueue(this.queue(names.resultsQueue(this.prefix)), {
-      content: Buffer.from(JSON.stringify(event)),
-      messageId: uuidv7(),
-      expiresAt: null,
-      redelivered: false,
-    });
+    const queue = this.queue(names.resultsQueue(this.prefix));
+    const content = Buffer.from(JSON.stringify(event));
+    queue.messages.push({ content, messageId: uuidv7(), expiresAt: null, redelivered: false });
+    this.schedule(queue);
     return Promise.resolve();
   }
 
@@ -283,10 +318,16 @@ export class MemoryBroker implements TaskBroker {
   ): Promise<Subscription> {
     if (this.state === 'closed') return Promise.reject(this.unavailable());
     const queues = options.types.map((type) => this.endpointQueue(type, options.endpoint));
-    const consumer = this.consume(queues, options.prefetch, (_message, delivery) => {
+    const consumer = this.consume(queues, options.prefetch, (delivery) => {
       onTask(delivery).catch((err: unknown) => this.log.error('task handler failed', { err }));
     });
-    return Promise.resolve(this.track(consumer.cancel, () => Promise.resolve(consumer.close())));
+    return Promise.resolve(
+      this.track(consumer.cancel, () => {
+        consumer.cancel();
+        consumer.handBack();
+        return Promise.resolve();
+      }),
+    );
   }
 
   consumeResults(
@@ -294,36 +335,20 @@ export class MemoryBroker implements TaskBroker {
     onBatch: (deliveries: Delivery[]) => Promise<void>,
   ): Promise<Subscription> {
     if (this.state === 'closed') return Promise.reject(this.unavailable());
-    // batches run one after another; on close, the last ones finish (and ack) first
-    let chain = Promise.resolve();
-    let pending: Delivery[] = [];
-    let timer: NodeJS.Timeout | null = null;
-    const flush = (): void => {
-      if (timer !== null) clearTimeout(timer);
-      timer = null;
-      const batch = pending;
-      pending = [];
-      if (batch.length === 0) return;
-      chain = chain
-        .then(() => onBatch(batch))
-        .catch((err: unknown) => this.log.error('result batch handler failed', { err }));
-    };
+    const batches = new ResultBatches(options, onBatch, this.log);
+    const collector = batches.collector();
     const queue = this.queue(names.resultsQueue(this.prefix));
-    const consumer = this.consume([queue], options.prefetch, (_message, delivery) => {
-      pending.push(delivery);
-      if (pending.length >= options.batchSize) flush();
-      else timer ??= setTimeout(flush, options.lingerMs);
-    });
+    const consumer = this.consume([queue], options.prefetch, (d) => collector.add(d));
     return Promise.resolve(
       this.track(consumer.cancel, async () => {
         consumer.cancel();
-        flush();
-        await chain;
-        consumer.close();
+        await batches.drain();
+        consumer.handBack();
       }),
     );
   }
 
+  /** A subscription whose close() runs once and which the broker closes on its own close(). */
   private track(cancel: () => void, close: () => Promise<void>): Subscription {
     let closed: Promise<void> | null = null;
     const subscription: Subscription = {
@@ -340,11 +365,17 @@ export class MemoryBroker implements TaskBroker {
     return subscription;
   }
 
-  async close(): Promise<void> {
-    if (this.state === 'closed') return;
-    for (const subscription of [...this.subscriptions]) await subscription.close();
-    this.state = 'closed';
-    const left = [...this.queues.values()].reduce((n, q) => n + q.messages.length, 0);
-    if (left > 0) this.log.info('in-process broker closed with undelivered messages', { left });
+  /** Close every subscription (unsettled messages go back), then refuse everything. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const subscription of [...this.subscriptions]) await subscription.close();
+      this.state = 'closed';
+      if (this.expiryTimer !== null) clearInterval(this.expiryTimer);
+      this.expiryTimer = null;
+      let left = 0;
+      for (const queue of this.queues.values()) left += queue.messages.length;
+      if (left > 0) this.log.info('in-process broker closed with undelivered messages', { left });
+    })();
+    return this.closing;
   }
 }

@@ -1,9 +1,17 @@
 /**
  * The broker contract: the same tests against the AMQP broker on the real RabbitMQ and against
  * the in-process broker of the embedded mode. What the rest of tasker relies on must hold for
- * both; where the in-process broker deliberately differs, a test says so.
+ * both; where the in-process broker deliberately differs, the fixture names the difference and
+ * a test shows both sides.
  */
-import { AmqpBroker, MemoryBroker, type Delivery, type TaskBroker } from '../../src/broker';
+import * as amqp from 'amqplib';
+import {
+  AmqpBroker,
+  MemoryBroker,
+  brokerNames,
+  type Delivery,
+  type TaskBroker,
+} from '../../src/broker';
 import {
   UnavailableError,
   WIRE_VERSION,
@@ -16,10 +24,24 @@ import { testLog } from '../helpers/processes';
 
 jest.setTimeout(20_000);
 
+/** A dead-lettered message as either broker records it. */
+interface DeadLetterSeen {
+  queue: string;
+  reason: string;
+  messageId: string | null;
+}
+
 interface Fixture {
   broker: TaskBroker;
-  /** what publishResult puts in userId */
+  prefix: string;
+  /** what publishResult puts in userId: RabbitMQ's validated user; no users in-process */
   userId: string | null;
+  /** whether expired messages behind a live one are purged (in-process) or kept (RabbitMQ) */
+  purgesExpiredBehindHead: boolean;
+  /** messages waiting in a queue, not counting delivered and unsettled ones */
+  depth(queue: string): Promise<number>;
+  /** every message dead-lettered so far, oldest first */
+  deadLetters(): Promise<DeadLetterSeen[]>;
   cleanup(): Promise<void>;
 }
 
@@ -46,20 +68,53 @@ async function rabbitmq(): Promise<Fixture> {
     await broker.close();
     throw new Error(`RabbitMQ is not answering at ${AMQP_URL}`);
   }
+  // a plain connection to look inside the queues, as an operator would
+  const connection = await amqp.connect(AMQP_URL);
+  const inspect = await connection.createChannel();
+  const dead: DeadLetterSeen[] = [];
   return {
     broker,
+    prefix,
     userId: 'guest',
+    purgesExpiredBehindHead: false,
+    depth: async (queue) => (await inspect.checkQueue(queue)).messageCount,
+    deadLetters: async () => {
+      for (;;) {
+        const message = await inspect.get(brokerNames.deadQueue(prefix), { noAck: true });
+        if (message === false) return dead;
+        const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
+        dead.push({
+          queue: String(headers['x-first-death-queue']),
+          reason: String(headers['x-first-death-reason']),
+          messageId: (message.properties.messageId as string | undefined) ?? null,
+        });
+      }
+    },
     cleanup: async () => {
       await broker.close();
+      await connection.close();
       await deleteBrokerTopology(prefix);
     },
   };
 }
 
 async function inProcess(): Promise<Fixture> {
-  const broker = new MemoryBroker({ prefix: 'tasker', log: testLog });
+  const prefix = 'tasker';
+  // purge expired messages often, so the tests need not wait the default second
+  const broker = new MemoryBroker({ prefix, log: testLog, expiryCheckMs: 50 });
   await broker.start();
-  return { broker, userId: null, cleanup: () => broker.close() };
+  return {
+    broker,
+    prefix,
+    userId: null,
+    purgesExpiredBehindHead: true,
+    depth: (queue) => Promise.resolve(broker.depth(queue)),
+    deadLetters: () =>
+      Promise.resolve(
+        broker.deadLetters().map(({ queue, reason, messageId }) => ({ queue, reason, messageId })),
+      ),
+    cleanup: () => broker.close(),
+  };
 }
 
 let seq = 0;
@@ -103,7 +158,8 @@ function collector(): {
   };
 }
 
-const idOf = (d: Delivery): number => (JSON.parse(d.content.toString()) as TaskMessage).id;
+const idOf = (d: Delivery | undefined): number =>
+  (JSON.parse(d?.content.toString() ?? 'null') as TaskMessage).id;
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.each([
@@ -122,11 +178,42 @@ describe.each([
 
   const consume = (endpoint: string, c: ReturnType<typeof collector>, prefetch = 10) =>
     broker.consumeTasks({ endpoint, types: ['worker'], prefetch }, c.onTask);
+  const queueOf = (endpoint: string): string =>
+    brokerNames.endpointQueue(fixture.prefix, 'worker', endpoint);
+  /** wait until `n` messages of `queue` were dead-lettered and return them */
+  const deadFrom = (queue: string, n: number): Promise<DeadLetterSeen[]> =>
+    waitFor(
+      async () => (await fixture.deadLetters()).filter((d) => d.queue === queue),
+      (list) => list.length >= n,
+      5000,
+      `${n} dead letters from ${queue}`,
+    );
+
+  /** A fresh endpoint consuming its queue, and a task addressed to it, delivered. */
+  const oneTaskDelivered = async (kind: string) => {
+    const endpoint = uniqueName(kind);
+    const c = collector();
+    const sub = await consume(endpoint, c);
+    const message = task([endpoint]);
+    await broker.publishTask(message);
+    const [delivery] = await c.received(1);
+    return { endpoint, c, sub, message, delivery };
+  };
+
+  /** A fresh endpoint consuming its queue with `prefetch`, and `count` tasks addressed to it. */
+  const consumingWithTasks = async (kind: string, prefetch: number, count: number) => {
+    const endpoint = uniqueName(kind);
+    const c = collector();
+    const sub = await consume(endpoint, c, prefetch);
+    for (let i = 0; i < count; i += 1) await broker.publishTask(task([endpoint]));
+    return { c, sub };
+  };
 
   it('keeps an addressed task for an endpoint that starts consuming later', async () => {
     const endpoint = uniqueName('late');
     const message = task([endpoint]);
     await broker.publishTask(message);
+    expect(await fixture.depth(queueOf(endpoint))).toBe(1);
     const c = collector();
     const sub = await consume(endpoint, c);
     const [delivery] = await c.received(1);
@@ -137,34 +224,38 @@ describe.each([
     await sub.close();
   });
 
-  it('fans a broadcast out to every endpoint queue', async () => {
-    const [a, b] = [collector(), collector()];
+  it('fans a broadcast out to the endpoint queues that exist when it is published', async () => {
+    const [a, b, late] = [collector(), collector(), collector()];
     const subs = [await consume(uniqueName('fa'), a), await consume(uniqueName('fb'), b)];
     const message = task(null);
     await broker.publishTask(message);
     for (const c of [a, b]) {
       const [delivery] = await c.received(1);
-      expect(idOf(delivery as Delivery)).toBe(message.id);
+      expect(idOf(delivery)).toBe(message.id);
       delivery?.ack();
     }
+    // a fanout copies to bound queues only: an endpoint whose queue came later gets nothing
+    subs.push(await consume(uniqueName('fc'), late));
+    await pause(300);
+    expect(late.got).toHaveLength(0);
     for (const sub of subs) await sub.close();
   });
 
   it('redelivers a requeued message, marked redelivered, and forgets an acked one', async () => {
-    const endpoint = uniqueName('rq');
-    const c = collector();
-    const sub = await consume(endpoint, c);
-    const message = task([endpoint]);
-    await broker.publishTask(message);
-    const [first] = await c.received(1);
+    const { endpoint, c, sub, message, delivery: first } = await oneTaskDelivered('rq');
     first?.requeue();
     const [, second] = await c.received(2);
-    expect(idOf(second as Delivery)).toBe(message.id);
+    expect(idOf(second)).toBe(message.id);
     expect(second?.redelivered).toBe(true);
+    expect(second?.messageId).toBe(first?.messageId);
     second?.ack();
-    second?.ack(); // settling twice is harmless
+    // settling again is harmless: no error, and the acked message does not come back
+    second?.ack();
+    second?.requeue();
+    first?.requeue();
     await pause(300);
     expect(c.got).toHaveLength(2);
+    expect(await fixture.depth(queueOf(endpoint))).toBe(0);
     await sub.close();
   });
 
@@ -172,25 +263,25 @@ describe.each([
     const endpoint = uniqueName('cl');
     const first = collector();
     const sub = await consume(endpoint, first);
-    const message = task([endpoint]);
-    await broker.publishTask(message);
-    const [held] = await first.received(1);
+    const messages = [task([endpoint]), task([endpoint])];
+    for (const message of messages) await broker.publishTask(message);
+    const [held] = await first.received(2);
     await sub.close();
     held?.ack(); // too late: a no-op, the message went back
     const second = collector();
     const again = await consume(endpoint, second);
-    const [redelivered] = await second.received(1);
-    expect(idOf(redelivered as Delivery)).toBe(message.id);
-    expect(redelivered?.redelivered).toBe(true);
-    redelivered?.ack();
+    const redelivered = await second.received(2);
+    expect(redelivered.map(idOf).sort()).toEqual(messages.map((m) => m.id).sort());
+    expect(redelivered.every((d) => d.redelivered)).toBe(true);
+    expect(redelivered.map((d) => d.messageId).sort()).toEqual(
+      messages.map((m) => `task-${m.id}`).sort(),
+    );
+    for (const d of redelivered) d.ack();
     await again.close();
   });
 
   it('holds back deliveries beyond the prefetch until some are acked', async () => {
-    const endpoint = uniqueName('pf');
-    const c = collector();
-    const sub = await consume(endpoint, c, 2);
-    for (let i = 0; i < 5; i += 1) await broker.publishTask(task([endpoint]));
+    const { c, sub } = await consumingWithTasks('pf', 2, 5);
     await c.received(2);
     await pause(300);
     expect(c.got).toHaveLength(2);
@@ -203,12 +294,15 @@ describe.each([
     await sub.close();
   });
 
+  it('takes a prefetch of 0 as no limit, as AMQP does', async () => {
+    const { c, sub } = await consumingWithTasks('p0', 0, 3);
+    const all = await c.received(3);
+    for (const d of all) d.ack();
+    await sub.close();
+  });
+
   it('stops delivering after cancel but still lets held messages be acked', async () => {
-    const endpoint = uniqueName('cn');
-    const c = collector();
-    const sub = await consume(endpoint, c);
-    await broker.publishTask(task([endpoint]));
-    const [held] = await c.received(1);
+    const { endpoint, c, sub, delivery: held } = await oneTaskDelivered('cn');
     await sub.cancel();
     await broker.publishTask(task([endpoint]));
     await pause(300);
@@ -223,62 +317,158 @@ describe.each([
     await sub2.close();
   });
 
-  it('drops a task whose delivery deadline passed before it was consumed', async () => {
+  it('dead-letters a task whose delivery deadline passed, and never delivers it', async () => {
     const endpoint = uniqueName('ex');
-    await broker.publishTask(task([endpoint], 100));
-    await pause(400);
+    const expired = task([endpoint], 100);
+    await broker.publishTask(expired);
+    const [dead] = await deadFrom(queueOf(endpoint), 1);
+    expect(dead).toEqual({
+      queue: queueOf(endpoint),
+      reason: 'expired',
+      messageId: `task-${expired.id}`,
+    });
     const fresh = task([endpoint]);
     await broker.publishTask(fresh);
     const c = collector();
     const sub = await consume(endpoint, c);
     const [delivery] = await c.received(1);
-    expect(idOf(delivery as Delivery)).toBe(fresh.id);
+    expect(idOf(delivery)).toBe(fresh.id);
     delivery?.ack();
     await pause(200);
     expect(c.got).toHaveLength(1);
     await sub.close();
   });
 
-  it('does not redeliver a dead-lettered message', async () => {
-    const endpoint = uniqueName('dl');
+  it('purges expired tasks behind a live one (in-process) or keeps them till the head (RabbitMQ)', async () => {
+    const endpoint = uniqueName('eh');
+    const live = task([endpoint]);
+    await broker.publishTask(live);
+    for (let i = 0; i < 2; i += 1) await broker.publishTask(task([endpoint], 50));
+    await pause(400);
+    // the deliberate difference: in-process memory holds only live messages
+    expect(await fixture.depth(queueOf(endpoint))).toBe(fixture.purgesExpiredBehindHead ? 1 : 3);
+    // what matters to tasker is the same: only the live task is delivered, the others dead-lettered
     const c = collector();
     const sub = await consume(endpoint, c);
-    await broker.publishTask(task([endpoint]));
     const [delivery] = await c.received(1);
-    delivery?.deadLetter();
-    await pause(300);
+    expect(idOf(delivery)).toBe(live.id);
+    delivery?.ack();
+    const dead = await deadFrom(queueOf(endpoint), 2);
+    expect(dead.map((d) => d.reason)).toEqual(['expired', 'expired']);
+    await pause(200);
     expect(c.got).toHaveLength(1);
     await sub.close();
   });
 
+  it('sends a dead-lettered task or result event to the dead letters, never back', async () => {
+    const { endpoint, c, sub, message, delivery } = await oneTaskDelivered('dl');
+    delivery?.deadLetter();
+    delivery?.requeue(); // settled already: no effect
+    const [dead] = await deadFrom(queueOf(endpoint), 1);
+    expect(dead).toEqual({
+      queue: queueOf(endpoint),
+      reason: 'rejected',
+      messageId: `task-${message.id}`,
+    });
+    await pause(200);
+    expect(c.got).toHaveLength(1);
+    await sub.close();
+
+    // the recorder dead-letters events it cannot use: they leave the results queue the same way
+    let ids: Array<string | null> = [];
+    const results = await broker.consumeResults(
+      { prefetch: 10, batchSize: 10, lingerMs: 20 },
+      (b) => {
+        ids = b.map((d) => d.messageId);
+        for (const d of b) d.deadLetter();
+        return Promise.resolve();
+      },
+    );
+    await broker.publishResult(result(1, endpoint));
+    const resultsQueue = brokerNames.resultsQueue(fixture.prefix);
+    const [deadResult] = await deadFrom(resultsQueue, 1);
+    expect(deadResult).toEqual({ queue: resultsQueue, reason: 'rejected', messageId: ids[0] });
+    await results.close();
+  });
+
+  it('sets no delivery limit: the agent counts deliveries, the broker redelivers on', async () => {
+    // max_deliveries (3) is the agent's limit, not the broker's
+    const { endpoint, c, sub, message, delivery } = await oneTaskDelivered('lim');
+    delivery?.requeue();
+    for (let n = 2; n <= message.max_deliveries + 2; n += 1) {
+      const deliveries = await c.received(n);
+      deliveries[n - 1]?.requeue();
+    }
+    const all = await c.received(message.max_deliveries + 3);
+    expect(all.map(idOf)).toEqual(Array(message.max_deliveries + 3).fill(message.id));
+    expect(all.slice(1).every((d) => d.redelivered)).toBe(true);
+    all.at(-1)?.ack();
+    expect(await fixture.deadLetters()).not.toContainEqual(
+      expect.objectContaining({ queue: queueOf(endpoint) }),
+    );
+    await sub.close();
+  });
+
   it('hands result events over in batches of at most batchSize, the rest after lingerMs', async () => {
-    const batches: Delivery[][] = [];
-    const sub = await broker.consumeResults({ prefetch: 100, batchSize: 2, lingerMs: 50 }, (b) => {
-      batches.push(b);
+    const endpoint = uniqueName('res');
+    for (let i = 1; i <= 5; i += 1) await broker.publishResult(result(i, endpoint));
+    const batches: Array<{ at: number; deliveries: Delivery[] }> = [];
+    const sub = await broker.consumeResults({ prefetch: 100, batchSize: 2, lingerMs: 300 }, (b) => {
+      batches.push({ at: Date.now(), deliveries: b });
       for (const d of b) d.ack();
       return Promise.resolve();
     });
-    const endpoint = uniqueName('res');
-    for (let i = 1; i <= 5; i += 1) await broker.publishResult(result(i, endpoint));
     await waitFor(
-      () => Promise.resolve(batches.flat().length),
+      () => Promise.resolve(batches.flatMap((b) => b.deliveries).length),
       (n) => n >= 5,
       5000,
       'five results',
     );
-    expect(batches.every((b) => b.length <= 2)).toBe(true);
-    const events = batches.flat().map((d) => JSON.parse(d.content.toString()) as ResultEvent);
+    // two full batches at once, the odd one out only after lingering
+    expect(batches.map((b) => b.deliveries.length)).toEqual([2, 2, 1]);
+    const [first, , last] = batches;
+    expect((last?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(250);
+    expect((last?.at ?? 0) - (first?.at ?? 0)).toBeLessThan(2000);
+    const deliveries = batches.flatMap((b) => b.deliveries);
+    const events = deliveries.map((d) => JSON.parse(d.content.toString()) as ResultEvent);
     expect(events.map((e) => e.task_id).sort()).toEqual([1, 2, 3, 4, 5]);
-    const ids = batches.flat().map((d) => d.messageId);
+    const ids = deliveries.map((d) => d.messageId);
     expect(new Set(ids).size).toBe(5);
-    // the broker's word for who published: RabbitMQ's validated user; no users in-process
-    expect(batches.flat().map((d) => d.userId)).toEqual(Array(5).fill(fixture.userId));
+    expect(ids.every((id) => /^[0-9a-f-]{36}$/.test(id ?? ''))).toBe(true);
+    // the deliberate difference: no broker users in-process, so nothing vouches for the agent
+    expect(deliveries.map((d) => d.userId)).toEqual(Array(5).fill(fixture.userId));
     await sub.close();
   });
 
-  it('refuses to publish once closed, with a 503-mapped error', async () => {
+  it('keeps a result event’s messageId when the recorder hands it back', async () => {
+    const seen: Delivery[] = [];
+    const sub = await broker.consumeResults({ prefetch: 10, batchSize: 10, lingerMs: 20 }, (b) => {
+      seen.push(...b);
+      for (const d of b) {
+        if (d.redelivered) d.ack();
+        else d.requeue();
+      }
+      return Promise.resolve();
+    });
+    await broker.publishResult(result(7, uniqueName('rr')));
+    const [first, second] = await waitFor(
+      () => Promise.resolve(seen),
+      (list) => list.length >= 2,
+      5000,
+      'a result and its redelivery',
+    );
+    expect(second?.redelivered).toBe(true);
+    expect(second?.messageId).toBe(first?.messageId);
+    expect(second?.content.equals(first?.content ?? Buffer.alloc(0))).toBe(true);
+    await sub.close();
+  });
+
+  it('refuses to publish once closed, with a 503-mapped error; close twice is fine', async () => {
     const other = await open();
+    expect(other.broker.isConnected).toBe(true);
     await other.broker.close();
+    await other.broker.close();
+    expect(other.broker.isConnected).toBe(false);
     await expect(other.broker.publishTask(task(['x']))).rejects.toBeInstanceOf(UnavailableError);
     await expect(other.broker.publishResult(result(1, 'x'))).rejects.toBeInstanceOf(
       UnavailableError,
@@ -313,7 +503,7 @@ describe('RabbitMQ broker only', () => {
         10_000,
         'the agent to receive a broadcast',
       );
-      expect(idOf(c.got[0] as Delivery)).toBe(message.id);
+      expect(idOf(c.got[0])).toBe(message.id);
       for (const d of c.got) d.ack();
       await sub.close();
     } finally {
@@ -325,46 +515,108 @@ describe('RabbitMQ broker only', () => {
 });
 
 describe('in-process broker only', () => {
-  it('keeps dead-lettered and expired messages for inspection, bounded', async () => {
-    const broker = new MemoryBroker({ prefix: 'tasker', log: testLog, maxDeadLetters: 2 });
+  const started = async (
+    options: Partial<ConstructorParameters<typeof MemoryBroker>[0]> = {},
+  ): Promise<MemoryBroker> => {
+    const broker = new MemoryBroker({ prefix: 'tasker', log: testLog, ...options });
     await broker.start();
-    const rejected = task(['e1']);
-    await broker.publishTask(task(['e1'], 1));
-    await pause(20);
-    await broker.publishTask(rejected);
+    return broker;
+  };
+
+  it('keeps only the most recent maxDeadLetters dead letters', async () => {
+    const broker = await started({ maxDeadLetters: 2, expiryCheckMs: 10 });
+    const expiring = [task(['e1'], 1), task(['e1'], 1), task(['e1'], 1)];
+    for (const message of expiring) await broker.publishTask(message);
+    await waitFor(
+      () => Promise.resolve(broker.depth('tasker.worker.e1')),
+      (n) => n === 0,
+      2000,
+      'the expired tasks purged',
+    );
+    expect(broker.deadLetters().map((d) => d.messageId)).toEqual(
+      expiring.slice(1).map((m) => `task-${m.id}`),
+    );
+    await broker.close();
+  });
+
+  it('never delivers an expired task, even before the periodic purge got to it', async () => {
+    const broker = await started({ expiryCheckMs: 60_000 });
+    const expired = task(['stale'], 50);
+    await broker.publishTask(expired);
+    await pause(150);
+    expect(broker.depth('tasker.worker.stale')).toBe(1); // not purged yet
     const c = collector();
     const sub = await broker.consumeTasks(
-      { endpoint: 'e1', types: ['worker'], prefetch: 1 },
+      { endpoint: 'stale', types: ['worker'], prefetch: 1 },
       c.onTask,
     );
-    const [delivery] = await c.received(1);
-    delivery?.deadLetter();
-    expect(broker.deadLetters().map((d) => d.reason)).toEqual(['expired', 'rejected']);
-    expect(broker.deadLetters()[1]?.messageId).toBe(`task-${rejected.id}`);
-    // three more expire in a queue nobody consumes: only the most recent two are kept
-    for (let i = 0; i < 3; i += 1) await broker.publishTask(task(['e2'], 1));
-    await pause(20);
-    await broker.publishTask(task(['e2']));
-    expect(broker.deadLetters().map((d) => [d.queue, d.reason])).toEqual([
-      ['tasker.worker.e2', 'expired'],
-      ['tasker.worker.e2', 'expired'],
+    await pause(100);
+    expect(c.got).toHaveLength(0);
+    expect(broker.deadLetters().map((d) => [d.messageId, d.reason])).toEqual([
+      [`task-${expired.id}`, 'expired'],
     ]);
-    expect(broker.depth('tasker.worker.e2')).toBe(1);
-    expect(broker.deadLetters()).toHaveLength(2);
     await sub.close();
     await broker.close();
-    expect(broker.isConnected).toBe(false);
   });
 
   it('loses what was not consumed when the process ends: nothing is durable', async () => {
-    const broker = new MemoryBroker({ prefix: 'tasker', log: testLog });
-    await broker.start();
+    const broker = await started();
     await broker.publishTask(task(['gone']));
     expect(broker.depth('tasker.worker.gone')).toBe(1);
     await broker.close();
-    const next = new MemoryBroker({ prefix: 'tasker', log: testLog });
-    await next.start();
+    const next = await started();
     expect(next.depth('tasker.worker.gone')).toBe(0);
     await next.close();
+  });
+
+  it('delivers on a later turn of the event loop, never inside publish', async () => {
+    const broker = await started();
+    const c = collector();
+    const sub = await broker.consumeTasks(
+      { endpoint: 'sync', types: ['worker'], prefetch: 1 },
+      c.onTask,
+    );
+    const published = broker.publishTask(task(['sync']));
+    expect(c.got).toHaveLength(0);
+    await published;
+    expect(c.got).toHaveLength(0);
+    await c.received(1);
+    c.got[0]?.ack();
+    await sub.close();
+    await broker.close();
+  });
+
+  it('starts delivering to consumers added before start(), and refuses publishing until then', async () => {
+    const broker = new MemoryBroker({ prefix: 'tasker', log: testLog });
+    expect(broker.isConnected).toBe(false);
+    await expect(broker.publishTask(task(['pre']))).rejects.toBeInstanceOf(UnavailableError);
+    const c = collector();
+    const sub = await broker.consumeTasks(
+      { endpoint: 'pre', types: ['worker'], prefetch: 1 },
+      c.onTask,
+    );
+    await broker.start();
+    await broker.start();
+    await broker.publishTask(task(['pre']));
+    await c.received(1);
+    c.got[0]?.ack();
+    await sub.close();
+    await broker.close();
+  });
+
+  it('settles nothing and throws nothing for a delivery held across the broker closing', async () => {
+    const broker = await started();
+    const c = collector();
+    await broker.consumeTasks({ endpoint: 'held', types: ['worker'], prefetch: 1 }, c.onTask);
+    await broker.publishTask(task(['held']));
+    const [held] = await c.received(1);
+    await broker.close(); // closes the subscription: the message goes back, redelivered
+    expect(broker.depth('tasker.worker.held')).toBe(1);
+    expect(() => {
+      held?.ack();
+      held?.deadLetter();
+    }).not.toThrow();
+    expect(broker.depth('tasker.worker.held')).toBe(1);
+    expect(broker.deadLetters()).toHaveLength(0);
   });
 });
