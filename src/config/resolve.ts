@@ -124,6 +124,13 @@ export function resolveConfig(settings: Layer, context: ResolveContext): TaskerC
       'production mode needs RabbitMQ: the in-process broker (memory:) is for one machine only',
     );
   }
+  const server = resolveServer(read);
+  if (server.authenticateAgents && broker.url.startsWith('memory:')) {
+    throw new ConfigError(
+      'server.authenticate_agents',
+      'needs RabbitMQ users: the in-process broker (memory:) has none, so every result would be refused',
+    );
+  }
   return {
     mode: context.mode,
     source: context.source,
@@ -131,7 +138,7 @@ export function resolveConfig(settings: Layer, context: ResolveContext): TaskerC
     api,
     database,
     broker,
-    server: resolveServer(read),
+    server,
     agent: resolveAgent(read, context.cwd),
     log: { level: resolveLogLevel(read) },
   };

@@ -615,6 +615,14 @@ describe('values', () => {
     expect(error.message).toContain('production mode needs RabbitMQ');
   });
 
+  it('refuses authenticate_agents with the in-process broker, which has no users', () => {
+    const error = configError(() =>
+      loadYaml(typed + 'broker: { url: "memory:" }\nserver: { authenticate_agents: true }\n'),
+    );
+    expect(error.key).toBe('server.authenticate_agents');
+    expect(error.message).toContain('in-process broker (memory:) has none');
+  });
+
   it('requires a token in production mode', () => {
     writeFile('config/production.yaml', typed);
     const error = configError(() => load({ mode: 'production' }));
