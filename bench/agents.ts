@@ -8,10 +8,11 @@
  * Prints "agents ready N" on stdout once every agent consumes; SIGTERM/SIGINT closes them all.
  */
 import { parseArgs } from 'node:util';
-import { Agent, loadHandlers } from '../src/agent';
+import type { Agent } from '../src/agent';
 import { createBroker, type AmqpBroker } from '../src/broker';
 import { loadConfig, type TaskerConfig } from '../src/config';
 import { createLogger, type Logger } from '../src/log';
+import { createAgent, loadConfiguredHandlers } from '../src/cli/agent-command';
 
 const OPTIONS = {
   mode: { type: 'string' },
@@ -54,8 +55,7 @@ async function main(): Promise<void> {
   const config = loadConfig({ mode: values.mode ?? 'test', env: process.env, flags });
   const endpoints = (values.endpoints ?? '').split(',').filter((e) => e !== '');
   if (endpoints.length === 0) throw new Error('--endpoints e1,e2,… is required');
-  const types = Object.keys(config.taskTypes);
-  const handlers = await loadHandlers(config.agent.handlersDirs, types);
+  const handlers = await loadConfiguredHandlers(config);
   const log = createLogger(config.log.level, { process: 'agent-host' });
 
   const perConnection = Math.max(1, Number.parseInt(values['agents-per-connection'] ?? '1', 10));
@@ -71,16 +71,7 @@ async function main(): Promise<void> {
       await broker.start();
       await broker.session.waitUntilConnected(30_000);
     }
-    const agent = new Agent({
-      endpoint,
-      types,
-      handlers,
-      broker,
-      concurrency: config.agent.concurrency,
-      reportDelayMs: config.agent.reportDelayMs,
-      stateDir: config.agent.stateDir,
-      log: log.child({ endpoint }),
-    });
+    const agent = createAgent(config, endpoint, handlers, broker, log.child({ endpoint }));
     await agent.start();
     agents.push(agent);
   };

@@ -5,8 +5,9 @@
  * already compares bytes, trailing spaces included.
  */
 import type { Knex } from 'knex';
+import { engineOf } from '../src/store/db';
 
-const isMysql = (knex: Knex): boolean => knex.client.config.client === 'mysql2';
+const isMysql = (knex: Knex): boolean => engineOf(knex) === 'mysql';
 
 /** The byte-exact collation for identifier columns; null on SQLite, which needs none. */
 export async function exactCollation(knex: Knex): Promise<string | null> {

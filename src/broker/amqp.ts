@@ -271,7 +271,10 @@ export class AmqpBroker implements TaskBroker {
       if (!(options.waitForExchanges === true && (err as { code?: unknown }).code === 404)) {
         throw err;
       }
-      this.log.warn('exchanges not declared yet: waiting for the server to start', { err });
+      this.log.warn(
+        'exchanges not declared yet: waiting for a server that serves these task types',
+        { err },
+      );
     }
     const cancel = async (): Promise<void> => {
       cancelled = true;
@@ -296,15 +299,7 @@ export class AmqpBroker implements TaskBroker {
       async (ch, managed, consume) => {
         await ch.prefetch(options.prefetch);
         for (const type of options.types) {
-          const queue = await declareAgentQueue(ch, this.prefix, type, options.endpoint).catch(
-            (err: unknown) => {
-              this.log.debug(
-                `cannot set up queue for ${type}: is the server running with this task type?`,
-                { err },
-              );
-              throw err;
-            },
-          );
+          const queue = await declareAgentQueue(ch, this.prefix, type, options.endpoint);
           await consume(queue, (message) => {
             if (message === null) {
               this.log.warn('broker cancelled our consumer; reopening', { queue });

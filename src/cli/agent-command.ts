@@ -1,29 +1,28 @@
 /**
  * `tasker agent`: loads only what an agent needs (broker and handlers, no database).
  */
-import { Agent, loadHandlers } from '../agent';
+import { Agent, loadHandlers, type Handlers } from '../agent';
 import { createBroker, type TaskBroker } from '../broker';
-import type { TaskerConfig } from '../config';
+import { isInProcessBroker, type TaskerConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { exitOnFatal, onShutdownSignals } from './signals';
 
-/** The one broker that cannot cross a process boundary. */
-export function isInProcessBroker(config: TaskerConfig): boolean {
-  return config.broker.url.startsWith('memory:');
+/** The handlers of every configured task type; throws naming a missing one. */
+export function loadConfiguredHandlers(config: TaskerConfig): Promise<Handlers> {
+  return loadHandlers(config.agent.handlersDirs, Object.keys(config.taskTypes));
 }
 
-/** Load the handlers (failing fast on a missing one) and set up the agent for `endpoint`. */
-export async function createAgent(
+/** An agent for `endpoint` as configured; several agents may share `handlers` and `broker`. */
+export function createAgent(
   config: TaskerConfig,
   endpoint: string,
+  handlers: Handlers,
   broker: TaskBroker,
   log: Logger,
-): Promise<Agent> {
-  const types = Object.keys(config.taskTypes);
-  const handlers = await loadHandlers(config.agent.handlersDirs, types);
+): Agent {
   return new Agent({
     endpoint,
-    types,
+    types: Object.keys(config.taskTypes),
     handlers,
     broker,
     concurrency: config.agent.concurrency,
@@ -40,7 +39,7 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
       'an agent needs its endpoint name: --endpoint NAME or agent.endpoint in config',
     );
   }
-  if (isInProcessBroker(config)) {
+  if (isInProcessBroker(config.broker)) {
     throw new Error(
       'broker.url "memory:" is the in-process broker of `tasker up`; a separate agent needs ' +
         'RabbitMQ (--broker-url amqp://…)',
@@ -52,7 +51,9 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
     log: log.child({ part: 'broker' }),
   });
   broker.session.on('fatal', exitOnFatal(log));
-  const agent = await createAgent(config, endpoint, broker, log);
+  // handlers first: a missing one fails before the agent connects
+  const handlers = await loadConfiguredHandlers(config);
+  const agent = createAgent(config, endpoint, handlers, broker, log);
   await broker.start();
   await agent.start();
   onShutdownSignals(async () => {

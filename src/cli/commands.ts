@@ -5,17 +5,19 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { MemoryBroker } from '../broker';
-import type { TaskerConfig } from '../config';
+import { isInProcessBroker, type TaskerConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { startServer, type ServerHandle } from '../server';
 import {
   createDb,
+  databaseEngine,
   ensureDatabase,
   migrateLatest,
   migrateRollback,
   migrationStatus,
+  sqliteFile,
 } from '../store';
-import { createAgent, isInProcessBroker } from './agent-command';
+import { createAgent, loadConfiguredHandlers } from './agent-command';
 import { exitOnFatal as fatal, onShutdownSignals } from './signals';
 
 export async function migrateCommand(
@@ -43,7 +45,7 @@ export async function migrateCommand(
 }
 
 export async function serverCommand(config: TaskerConfig, migrate: boolean): Promise<void> {
-  if (isInProcessBroker(config)) {
+  if (isInProcessBroker(config.broker)) {
     throw new Error(
       'broker.url "memory:" is the in-process broker of `tasker up`, where the agents share ' +
         "the server's process; a separate server needs RabbitMQ (--broker-url amqp://…)",
@@ -57,12 +59,13 @@ export async function serverCommand(config: TaskerConfig, migrate: boolean): Pro
 
 /** Where the data lives and how tasks travel, for the start-up line (no passwords). */
 function describeStack(config: TaskerConfig): { storage: string; broker: string } {
-  const db = new URL(config.database.url);
+  const url = config.database.url;
+  const { host, pathname } = new URL(url);
   const storage =
-    db.protocol === 'sqlite:'
-      ? `SQLite file ${decodeURIComponent(db.pathname)}`
-      : `MySQL/MariaDB ${db.host}${db.pathname}`;
-  const broker = isInProcessBroker(config)
+    databaseEngine(url) === 'sqlite'
+      ? `SQLite file ${sqliteFile(url)}`
+      : `MySQL/MariaDB ${host}${pathname}`;
+  const broker = isInProcessBroker(config.broker)
     ? 'in-process (embedded single-machine mode, not for production)'
     : `RabbitMQ ${new URL(config.broker.url).host}`;
   return { storage, broker };
@@ -83,10 +86,9 @@ async function inProcessAgents(
     log: log.child({ part: 'broker' }),
   });
   await broker.start();
-  const agents = await Promise.all(
-    endpoints.map((endpoint) =>
-      createAgent(config, endpoint, broker, log.child({ process: 'agent', endpoint })),
-    ),
+  const handlers = await loadConfiguredHandlers(config);
+  const agents = endpoints.map((endpoint) =>
+    createAgent(config, endpoint, handlers, broker, log.child({ process: 'agent', endpoint })),
   );
   // agents first: their queues must exist before the relay republishes broadcasts
   for (const agent of agents) await agent.start();
@@ -156,7 +158,7 @@ export async function upCommand(
 ): Promise<void> {
   const log = createLogger(config.log.level, { process: 'up' });
   await migrateCommand(config, 'latest');
-  const { server, agents } = isInProcessBroker(config)
+  const { server, agents } = isInProcessBroker(config.broker)
     ? await inProcessAgents(config, endpoints, log)
     : await agentProcesses(config, endpoints, passthrough, log);
   const { storage, broker } = describeStack(config);

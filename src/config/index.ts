@@ -2,6 +2,7 @@
  * Public surface of the config module: load once at start, then pass the typed result around.
  */
 export { findPackageRoot, loadConfig, type LoadConfigOptions } from './load';
+export { isInProcessBroker } from './resolve';
 export { parseBoolean, parseBytes, parseDuration } from './units';
 export type {
   AgentConfig,

@@ -109,6 +109,11 @@ class SettingReader {
   }
 }
 
+/** `memory:`, the broker that lives inside one `tasker up` process. */
+export function isInProcessBroker(broker: Pick<BrokerConfig, 'url'>): boolean {
+  return broker.url.startsWith('memory:');
+}
+
 export function resolveConfig(settings: Layer, context: ResolveContext): TaskerConfig {
   const read = new SettingReader(settings);
   const taskTypes = resolveTaskTypes(read);
@@ -118,14 +123,14 @@ export function resolveConfig(settings: Layer, context: ResolveContext): TaskerC
   }
   const database = resolveDatabase(read, context.cwd);
   const broker = resolveBroker(read);
-  if (context.mode === 'production' && broker.url.startsWith('memory:')) {
+  if (context.mode === 'production' && isInProcessBroker(broker)) {
     throw new ConfigError(
       'broker.url',
       'production mode needs RabbitMQ: the in-process broker (memory:) is for one machine only',
     );
   }
   const server = resolveServer(read);
-  if (server.authenticateAgents && broker.url.startsWith('memory:')) {
+  if (server.authenticateAgents && isInProcessBroker(broker)) {
     throw new ConfigError(
       'server.authenticate_agents',
       'needs RabbitMQ users: the in-process broker (memory:) has none, so every result would be refused',

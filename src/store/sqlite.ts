@@ -33,9 +33,14 @@ export function sqliteFile(url: string, cwd = process.cwd()): string {
   return path.resolve(cwd, file);
 }
 
-/** Make the directory the SQLite file goes in (the file itself comes with the first connection). */
-export function ensureSqliteDirectory(url: string): void {
-  mkdirSync(path.dirname(sqliteFile(url)), { recursive: true });
+/**
+ * Make the directory the SQLite file goes in (the file itself comes with the first connection);
+ * returns the file.
+ */
+export function ensureSqliteDirectory(url: string): string {
+  const file = sqliteFile(url);
+  mkdirSync(path.dirname(file), { recursive: true });
+  return file;
 }
 
 /**
@@ -99,10 +104,9 @@ function applyPragmas(
  * which is why the store takes no row locks here.
  */
 export function sqliteKnexConfig(config: DatabaseConfig): Knex.Config {
-  ensureSqliteDirectory(config.url);
   return {
     client: 'better-sqlite3',
-    connection: { filename: sqliteFile(config.url) },
+    connection: { filename: ensureSqliteDirectory(config.url) },
     useNullAsDefault: true,
     pool: { min: 1, max: 1, afterCreate: applyPragmas },
     acquireConnectionTimeout: config.acquireTimeoutMs,

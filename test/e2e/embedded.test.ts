@@ -4,15 +4,10 @@
  * seed README's curl commands, unchanged but for the port. Runs in an empty working directory,
  * as a fresh checkout would, and starts the stack twice on the same file.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { TaskWithResponses } from '../../src/store';
-import { waitFor } from '../helpers/stack';
 import {
-  ROOT,
   assertBuilt,
   childEnv,
   freePort,
@@ -21,45 +16,15 @@ import {
   waitForOutput,
   type Child,
 } from '../helpers/cli';
+import { SEED_IDENTIFIER, curlApi } from '../helpers/curl';
 
-const exec = promisify(execFile);
 jest.setTimeout(60_000);
 
-const seedIdentifier = 'e7bd91d0-16ad-11e2-892e-0800200c9a66';
 let workDir: string;
 let port: number;
 let stack: Child | null = null;
 
-async function curl(...args: string[]): Promise<unknown> {
-  const { stdout } = await exec('curl', ['-s', ...args], { cwd: ROOT });
-  return JSON.parse(stdout);
-}
-
-function curlPost(type: string, body: Record<string, unknown>): Promise<unknown> {
-  const url = `http://localhost:${port}/${type}`;
-  return curl(
-    '-X',
-    'POST',
-    '-H',
-    'content-type: application/json',
-    '-d',
-    JSON.stringify(body),
-    url,
-  );
-}
-
-function getTask(type: string, identifier: string): Promise<TaskWithResponses> {
-  return curl(`http://localhost:${port}/${type}/${identifier}`) as Promise<TaskWithResponses>;
-}
-
-function terminal(type: string, identifier: string): Promise<TaskWithResponses> {
-  return waitFor(
-    () => getTask(type, identifier),
-    (t) => ['DONE', 'FAILED', 'INCOMPLETE'].includes(t.task.status),
-    20_000,
-    `${type}/${identifier} to finish`,
-  );
-}
+const { postTestdata, post: curlPost, get: getTask, terminal } = curlApi(() => port);
 
 async function up(): Promise<Child> {
   const child = startCli(
@@ -105,20 +70,13 @@ it('says at start which storage and broker it uses, and creates the SQLite file'
 });
 
 it('answers the seed curl POST with status SENT and the GET with DONE per endpoint', async () => {
-  const created = (await curl(
-    '-X',
-    'POST',
-    '-H',
-    'content-type: application/json',
-    '-d@testdata.json',
-    `http://localhost:${port}/worker`,
-  )) as Record<string, unknown>;
+  const created = await postTestdata('worker');
   expect(created).toMatchObject({
     status: 'SENT',
-    identifier: seedIdentifier,
+    identifier: SEED_IDENTIFIER,
     endpoints: ['console1', 'console2'],
   });
-  const done = await terminal('worker', seedIdentifier);
+  const done = await terminal('worker', SEED_IDENTIFIER);
   expect(done.task.status).toBe('DONE');
   expect(done.taskResponseList.map((r) => [r.endpoint, r.status, r.payload])).toEqual([
     ['console1', 'DONE', { yiya: 'yippie', yeah: 1234123 }],
@@ -154,7 +112,7 @@ it('stops on SIGTERM and keeps every task in the SQLite file for the next start'
   expect(await stack?.stop('SIGTERM')).toBe(0);
   stack = await up();
   expect(stack.output()).toContain('schema is up to date');
-  const again = await getTask('worker', seedIdentifier);
+  const again = await getTask('worker', SEED_IDENTIFIER);
   expect(again.task.status).toBe('DONE');
   expect(again.taskResponseList).toHaveLength(2);
   await curlPost('worker', { identifier: 'after-restart', payload: { seconds: 0 } });

@@ -2,12 +2,9 @@
  * End to end with real processes: the built `tasker server` and two `tasker agent`s, driven
  * with the seed README's curl commands, unchanged but for the port.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { TaskWithResponses } from '../../src/store';
 import { createTestStack, uniqueName, waitFor, MYSQL_ROOT, type TestStack } from '../helpers/stack';
 import {
   ROOT,
@@ -20,8 +17,8 @@ import {
   waitForOutput,
   type Child,
 } from '../helpers/cli';
+import { SEED_IDENTIFIER, curlApi } from '../helpers/curl';
 
-const exec = promisify(execFile);
 jest.setTimeout(60_000);
 
 let stack: TestStack;
@@ -30,39 +27,7 @@ let server: Child;
 const agents: Child[] = [];
 let handlersDir: string;
 
-const seedIdentifier = 'e7bd91d0-16ad-11e2-892e-0800200c9a66';
-
-async function curl(...args: string[]): Promise<unknown> {
-  const { stdout } = await exec('curl', ['-s', ...args], { cwd: ROOT });
-  return JSON.parse(stdout);
-}
-
-/** POST a JSON body with curl, as a user would. */
-function curlPost(type: string, body: Record<string, unknown>): Promise<unknown> {
-  const url = `http://localhost:${port}/${type}`;
-  return curl(
-    '-X',
-    'POST',
-    '-H',
-    'content-type: application/json',
-    '-d',
-    JSON.stringify(body),
-    url,
-  );
-}
-
-function getTask(type: string, identifier: string): Promise<TaskWithResponses> {
-  return curl(`http://localhost:${port}/${type}/${identifier}`) as Promise<TaskWithResponses>;
-}
-
-function terminal(type: string, identifier: string): Promise<TaskWithResponses> {
-  return waitFor(
-    () => getTask(type, identifier),
-    (t) => ['DONE', 'FAILED', 'INCOMPLETE'].includes(t.task.status),
-    20_000,
-    `${type}/${identifier} to finish`,
-  );
-}
+const { postTestdata, post: curlPost, get: getTask, terminal } = curlApi(() => port);
 
 beforeAll(async () => {
   assertBuilt();
@@ -111,18 +76,11 @@ afterAll(async () => {
 });
 
 it('answers the seed curl POST with the task, status SENT', async () => {
-  const created = (await curl(
-    '-X',
-    'POST',
-    '-H',
-    'content-type: application/json',
-    '-d@testdata.json',
-    `http://localhost:${port}/worker`,
-  )) as Record<string, unknown>;
+  const created = await postTestdata('worker');
   expect(created).toMatchObject({
     status: 'SENT',
     endpoints: ['console1', 'console2'],
-    identifier: seedIdentifier,
+    identifier: SEED_IDENTIFIER,
     type: 'worker',
     payload: { foo: 'bar' },
   });
@@ -131,7 +89,7 @@ it('answers the seed curl POST with the task, status SENT', async () => {
 });
 
 it('answers the seed curl GET with DONE and both endpoints responses once they finished', async () => {
-  const done = await terminal('worker', seedIdentifier);
+  const done = await terminal('worker', SEED_IDENTIFIER);
   expect(done.task.status).toBe('DONE');
   expect(done.taskResponseList.map((r) => r.endpoint).sort()).toEqual(['console1', 'console2']);
   for (const r of done.taskResponseList) {
@@ -232,7 +190,7 @@ it('drains and exits 0 on SIGTERM, and a second server picks up where it left of
   const types = ['--types', 'worker,backup,hello'];
   server = startCli(['server', ...stack.cliFlags, ...types, '--port', String(port)]);
   await waitForHttp(`http://127.0.0.1:${port}/readyz`, server);
-  const again = await getTask('worker', seedIdentifier);
+  const again = await getTask('worker', SEED_IDENTIFIER);
   expect(again.task.status).toBe('DONE');
   await curlPost('worker', {
     identifier: 'after-restart',
