@@ -139,6 +139,13 @@ it('keeps one row per endpoint and runs each handler once when everything arrive
   expect(await stack.db('task_responses').count({ n: '*' })).toEqual([{ n: 450 }]);
   expect([...runs.values()].every((n) => n === 1)).toBe(true);
   expect(runs.size).toBe(450);
-  const dead = await junkChannel.checkQueue(brokerNames.deadQueue(stack.prefix));
+  // the junk sent after the last task can still be on its way to the dead-letter queue when
+  // every task is final: wait for it rather than racing it
+  const dead = await waitFor(
+    () => junkChannel.checkQueue(brokerNames.deadQueue(stack.prefix)),
+    (queue) => queue.messageCount >= 12,
+    10_000,
+    'all 12 malformed messages dead-lettered',
+  );
   expect(dead.messageCount).toBeGreaterThanOrEqual(12);
 });
