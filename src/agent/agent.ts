@@ -138,7 +138,7 @@ export class Agent {
   /** Count the delivery, run the handler, and return the finished event (null: abandoned). */
   private async execute(task: TaskMessage, redelivered: boolean): Promise<ResultEvent | null> {
     const handler = this.options.handlers.get(task.type);
-    const attempt = await this.counter.next(task.id, redelivered);
+    const attempt = await this.counter.next(task.id, redelivered, task.created_at);
     if (handler === undefined || attempt > task.max_deliveries) {
       const errmsg =
         handler === undefined
@@ -189,7 +189,7 @@ export class Agent {
       deliver_by: task.deliver_by,
     };
     try {
-      log.info('running task');
+      log.debug('running task');
       const outcome = await runHandler(
         handler,
         handlerTask,

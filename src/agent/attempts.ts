@@ -8,6 +8,8 @@ import { join } from 'node:path';
 
 export class DeliveryCounter {
   private ready: Promise<void> | null = null;
+  /** tasks whose count file this process wrote */
+  private readonly written = new Set<number>();
 
   constructor(private readonly dir: string) {}
 
@@ -21,27 +23,33 @@ export class DeliveryCounter {
   }
 
   /**
-   * Record one more delivery and return the count. A first delivery (not `redelivered`) starts
-   * again at 1, whatever an older run left behind.
+   * Record one more delivery of the task `taskId` created at `createdAt`, and return the count.
+   * A first delivery (not `redelivered`) is 1 and writes nothing: only a redelivery can follow a
+   * crash, and a redelivered task with no file had been delivered once. So a task that runs
+   * once costs no file at all. A file left by another task with the same id (a database
+   * recreated under the same state directory) is told apart by its creation time and ignored.
    */
-  async next(taskId: number, redelivered: boolean): Promise<number> {
+  async next(taskId: number, redelivered: boolean, createdAt: string): Promise<number> {
+    if (!redelivered) return 1;
     await this.ensureDir();
-    let count = 0;
-    if (redelivered) {
-      try {
-        count = Number.parseInt(await readFile(this.file(taskId), 'utf8'), 10) || 0;
-      } catch {
-        count = 0;
-      }
+    let count = 1;
+    try {
+      const [stamp, stored] = (await readFile(this.file(taskId), 'utf8')).split(' ');
+      if (stamp === createdAt) count = Number.parseInt(stored ?? '', 10) || 1;
+    } catch {
+      count = 1;
     }
     count += 1;
     // No fsync: the count must survive the agent process dying, which the page cache does;
     // losing it to a power cut only gives a poison task a few more tries.
-    await writeFile(this.file(taskId), String(count));
+    await writeFile(this.file(taskId), `${createdAt} ${count}`);
+    this.written.add(taskId);
     return count;
   }
 
+  /** Forget a finished task's count (only a count this process wrote has a file to remove). */
   async clear(taskId: number): Promise<void> {
+    if (!this.written.delete(taskId)) return;
     try {
       await unlink(this.file(taskId));
     } catch (err) {

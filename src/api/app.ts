@@ -9,7 +9,7 @@ import type { TaskerConfig, TaskTypeConfig } from '../config/types';
 import { NotFoundError, TaskerError } from '../domain';
 import type { Logger } from '../log';
 import type { TaskPublisher } from '../server/publish';
-import { SentMarker, createTask, findTask, toTaskView, type Db, type TaskRow } from '../store';
+import { SentMarker, TaskWriter, findTask, toTaskView, type Db, type TaskRow } from '../store';
 import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { parseCreateTaskBody } from './validate';
@@ -68,6 +68,7 @@ export function createApp(deps: ApiDeps): express.Express {
   const { config, db, log } = deps;
   const app = express();
   const sent = new SentMarker(db);
+  const tasks = new TaskWriter(db);
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
@@ -101,7 +102,7 @@ export function createApp(deps: ApiDeps): express.Express {
     const type = taskTypeOf(req, config);
     const body = parseCreateTaskBody(req.body, config.api);
     const now = new Date();
-    const { task, created } = await createTask(db, {
+    const { task, created } = await tasks.create({
       type: type.name,
       identifier: body.identifier,
       payload: body.payload,

@@ -9,7 +9,15 @@ export {
 } from './db';
 export { sqliteFile } from './sqlite';
 export { migrateLatest, migrateRollback, migrationStatus } from './migrate';
-export { createTask, findTask, getTaskRow, type CreateResult, type NewTask } from './tasks';
+export {
+  TaskWriter,
+  createTask,
+  findTask,
+  getTaskRow,
+  insertTasks,
+  type CreateResult,
+  type NewTask,
+} from './tasks';
 export { SentMarker, markSent, relayDueTasks, type RelayOutcome } from './outbox';
 export { recordResultEvents, type RecordOutcome } from './results';
 export { sweepDeadlines, type SweepOutcome } from './sweeps';

@@ -4,7 +4,7 @@
  */
 import { applyResultEvent, type ResultEvent } from '../domain';
 import { withTransaction, type Db } from './db';
-import type { ResponseRow } from './rows';
+import type { ResponseRow, TaskRow } from './rows';
 import {
   lockTasks,
   newUnexpectedRow,
@@ -13,6 +13,7 @@ import {
   rowToState,
   stateToRow,
   writeRows,
+  writeTaskStates,
 } from './responses';
 
 export interface RecordOutcome {
@@ -56,13 +57,15 @@ export async function recordResultEvents(
     }
     if (changed.size === 0) return outcome;
     await writeRows(trx, [...changed.values()]);
-    const touched = new Set([...changed.values()].map((r) => Number(r.task_id)));
-    for (const taskId of touched) {
+    const rowsByTask = new Map<number, ResponseRow[]>();
+    for (const row of changed.values()) rowsByTask.set(Number(row.task_id), []);
+    for (const row of locked.rows.values()) rowsByTask.get(Number(row.task_id))?.push(row);
+    const recomputed: TaskRow[] = [];
+    for (const [taskId, rows] of rowsByTask) {
       const task = locked.tasks.get(taskId);
-      if (task === undefined) continue;
-      const rows = [...locked.rows.values()].filter((r) => Number(r.task_id) === taskId);
-      await recomputeTask(trx, task, rows, now, null);
+      if (task !== undefined && recomputeTask(task, rows, now, null).changed) recomputed.push(task);
     }
+    await writeTaskStates(trx, recomputed);
     return outcome;
   });
 }

@@ -7,7 +7,14 @@
 import { markSilentTimeout, markUndelivered, type TaskStatus } from '../domain';
 import { forUpdate, withTransaction, type Db } from './db';
 import type { ResponseRow, TaskRow } from './rows';
-import { lockTasks, recomputeTask, rowToState, stateToRow, writeRows } from './responses';
+import {
+  lockTasks,
+  recomputeTask,
+  rowToState,
+  stateToRow,
+  writeRows,
+  writeTaskStates,
+} from './responses';
 
 export interface SweepOutcome {
   tasks: number;
@@ -43,6 +50,8 @@ export async function sweepDeadlines(
       list.push(row);
       rowsByTask.set(Number(row.task_id), list);
     }
+    const changedRows: ResponseRow[] = [];
+    const changedTasks: TaskRow[] = [];
     for (const task of locked.tasks.values()) {
       const changed: ResponseRow[] = [];
       const limitMs = task.execution_timeout_ms + options.timeoutGraceMs;
@@ -68,16 +77,18 @@ export async function sweepDeadlines(
         return updated;
       });
       const before = task.status;
-      await writeRows(trx, changed);
-      const status = await recomputeTask(
-        trx,
+      changedRows.push(...changed);
+      const { status, changed: taskChanged } = recomputeTask(
         task,
         rows,
         now,
         new Date(nextSweep ?? now.getTime() + limitMs),
       );
+      if (taskChanged) changedTasks.push(task);
       if (status !== before) outcome.finished.push({ id: Number(task.id), status });
     }
+    await writeRows(trx, changedRows);
+    await writeTaskStates(trx, changedTasks);
     return outcome;
   });
 }

@@ -19,6 +19,8 @@ import {
   type Db,
   createTask,
   findTask,
+  TaskWriter,
+  type CreateResult,
   SentMarker,
   markSent,
   recordResultEvents,
@@ -70,6 +72,11 @@ async function sqlite(): Promise<StoreFixture> {
 }
 
 let stack: StoreFixture;
+
+interface TaskRowLike {
+  identifier: string;
+  payload: string;
+}
 
 let seq = 0;
 function newTask(overrides: Partial<NewTask> = {}): NewTask {
@@ -184,6 +191,89 @@ describe.each([
     });
   });
 
+  describe('TaskWriter', () => {
+    /** Count the INSERTs into `tasks` while `work` runs. */
+    async function countTaskInserts(work: () => Promise<unknown>): Promise<number> {
+      let inserts = 0;
+      const onQuery = (query: { sql: string }): void => {
+        if (/^insert into [`"]?tasks[`"]?/i.test(query.sql)) inserts += 1;
+      };
+      stack.db.on('query', onQuery);
+      try {
+        await work();
+      } finally {
+        stack.db.off('query', onQuery);
+      }
+      return inserts;
+    }
+
+    it('writes concurrent tasks in groups, each with its own id, rows and outbox row', async () => {
+      const writer = new TaskWriter(stack.db);
+      const inputs = Array.from({ length: 40 }, (_, i) =>
+        newTask({ endpoints: i % 2 === 0 ? ['a', 'b', 'c'] : null, payload: { i } }),
+      );
+      let results: CreateResult[] = [];
+      const inserts = await countTaskInserts(async () => {
+        results = await Promise.all(inputs.map((input) => writer.create(input)));
+      });
+      expect(inserts).toBeLessThanOrEqual(4);
+      expect(new Set(results.map((r) => r.task.id)).size).toBe(40);
+      for (const [i, { task, created }] of results.entries()) {
+        expect(created).toBe(true);
+        const stored = (await stack.db('tasks').where({ id: task.id }).first()) as TaskRowLike;
+        expect([stored.identifier, JSON.parse(stored.payload)]).toEqual([
+          inputs[i]?.identifier,
+          { i },
+        ]);
+        const rows = await rowsOf(task.id);
+        expect(rows.map((r) => r.endpoint)).toEqual(i % 2 === 0 ? ['a', 'b', 'c'] : []);
+        expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(1);
+      }
+    });
+
+    it('gives each task of a group its own answer when one of them is a duplicate', async () => {
+      const writer = new TaskWriter(stack.db);
+      const existing = newTask();
+      const first = await createTask(stack.db, existing);
+      const conflicting = newTask({ identifier: newTask().identifier });
+      await createTask(stack.db, conflicting);
+      const fresh = newTask();
+      const outcomes = await Promise.allSettled([
+        writer.create(fresh),
+        writer.create(existing),
+        writer.create({ ...conflicting, payload: { other: true } }),
+        writer.create(fresh),
+      ]);
+      const [created, same, refused, repeated] = outcomes;
+      expect(created).toMatchObject({ status: 'fulfilled', value: { created: true } });
+      expect(same).toMatchObject({
+        status: 'fulfilled',
+        value: { created: false, task: { id: first.task.id } },
+      });
+      expect(refused).toMatchObject({ status: 'rejected', reason: expect.any(ConflictError) });
+      expect(repeated).toMatchObject({ status: 'fulfilled', value: { created: false } });
+      const id = created?.status === 'fulfilled' ? created.value.task.id : -1;
+      expect(repeated?.status === 'fulfilled' && repeated.value.task.id).toBe(id);
+      expect(await rowsOf(id)).toHaveLength(2);
+      expect(await stack.db('outbox').where({ task_id: id })).toHaveLength(1);
+    });
+
+    it('keeps a group within its limits', async () => {
+      const writer = new TaskWriter(stack.db, {
+        parallel: 1,
+        maxTasks: 3,
+        maxRows: 1000,
+        maxPayloadBytes: 1 << 20,
+      });
+      const inputs = Array.from({ length: 10 }, () => newTask());
+      const inserts = await countTaskInserts(() =>
+        Promise.all(inputs.map((input) => writer.create(input))),
+      );
+      // one alone (the writer was idle), then groups of at most three
+      expect(inserts).toBe(4);
+    });
+  });
+
   describe('recordResultEvents', () => {
     it('moves rows forward, finishes the task, and ignores duplicates and stale events', async () => {
       const { task } = await createTask(stack.db, newTask());
@@ -219,6 +309,72 @@ describe.each([
       );
       expect(found?.taskResponseList[0]?.payload).toEqual({ ok: 1 });
       expect(await rowsOf(task.id)).toHaveLength(2);
+    });
+
+    it('writes each task of one batch its own status, counts and times, and no other task', async () => {
+      const created = await Promise.all([1, 2, 3, 4].map(() => createTask(stack.db, newTask())));
+      const [done, failed, running, untouched] = created.map((c) => c.task);
+      if (!done || !failed || !running || !untouched) throw new Error('tasks not created');
+      const now = new Date(Math.floor(Date.now() / 1000) * 1000 + 123);
+      const outcome = await recordResultEvents(
+        stack.db,
+        [
+          event(done.id, 'e1', {}),
+          event(done.id, 'e2', {}),
+          event(failed.id, 'e1', {}),
+          event(failed.id, 'e2', { status: 'FAILED', errnr: 5 }),
+          event(running.id, 'e2', { event: 'received', status: 'RUNNING', errnr: null }),
+        ],
+        now,
+      );
+      expect(outcome.applied).toBe(5);
+      const rows = await stack
+        .db('tasks')
+        .whereIn('id', [done.id, failed.id, running.id, untouched.id])
+        .orderBy('id');
+      const view = rows.map((r: Record<string, unknown>) => ({
+        status: r.status,
+        counts: JSON.parse(String(r.counts)) as Record<string, number>,
+        sent_at: (r.sent_at as Date | null)?.getTime() ?? null,
+        finished_at: (r.finished_at as Date | null)?.getTime() ?? null,
+        sweep_at: (r.sweep_at as Date | null)?.getTime() ?? null,
+        updated_at: (r.updated_at as Date).getTime(),
+      }));
+      const deadline = untouched.deliver_by.getTime();
+      expect(view).toEqual([
+        {
+          status: 'DONE',
+          counts: expect.objectContaining({ done: 2, pending: 0 }),
+          sent_at: now.getTime(),
+          finished_at: now.getTime(),
+          sweep_at: null,
+          updated_at: now.getTime(),
+        },
+        {
+          status: 'FAILED',
+          counts: expect.objectContaining({ done: 1, failed: 1 }),
+          sent_at: now.getTime(),
+          finished_at: now.getTime(),
+          sweep_at: null,
+          updated_at: now.getTime(),
+        },
+        {
+          status: 'SENT',
+          counts: expect.objectContaining({ received: 1, pending: 2 }),
+          sent_at: now.getTime(),
+          finished_at: null,
+          sweep_at: running.deliver_by.getTime(),
+          updated_at: now.getTime(),
+        },
+        {
+          status: 'CREATED',
+          counts: expect.objectContaining({ pending: 2 }),
+          sent_at: null,
+          finished_at: null,
+          sweep_at: deadline,
+          updated_at: untouched.updated_at.getTime(),
+        },
+      ]);
     });
 
     it('records an endpoint that was not addressed as unexpected without deciding the task', async () => {
