@@ -22,6 +22,7 @@ const OPTIONS = {
   types: { type: 'string' },
   handlers: { type: 'string' },
   concurrency: { type: 'string' },
+  prefetch: { type: 'string' },
   'log-level': { type: 'string' },
   set: { type: 'string', multiple: true },
   endpoints: { type: 'string' },

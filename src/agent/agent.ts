@@ -17,7 +17,7 @@ import {
 } from '../domain';
 import type { Logger } from '../log';
 import { VERSION } from '../version';
-import { DeliveryCounter } from './attempts';
+import { AttemptJournal } from './attempts';
 import type { Handlers, HandlerTask } from './contract';
 import { runHandler, type Outcome } from './run';
 
@@ -26,7 +26,10 @@ export interface AgentOptions {
   types: string[];
   handlers: Handlers;
   broker: TaskBroker;
+  /** handlers run at once */
   concurrency: number;
+  /** deliveries held at once (at least `concurrency`): the rest wait in order for a slot */
+  prefetch?: number;
   reportDelayMs: number;
   stateDir: string;
   log: Logger;
@@ -38,30 +41,64 @@ export interface AgentOptions {
 const FINISHED_CACHE = 1000;
 const PROGRESS_INTERVAL_MS = 1000;
 const PUBLISH_RETRIES = 3;
+const LATE = Symbol('late');
+
+/** At most `size` handlers at once; the rest wait in arrival order, and are refused on close. */
+class Slots {
+  private free: number;
+  private closed = false;
+  private readonly waiting: Array<(granted: boolean) => void> = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  acquire(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    if (this.free > 0) {
+      this.free -= 1;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next === undefined) this.free += 1;
+    else next(true);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const refuse of this.waiting.splice(0)) refuse(false);
+  }
+}
 
 export class Agent {
   private readonly log: Logger;
-  private readonly counter: DeliveryCounter;
+  private readonly journal: AttemptJournal;
+  private readonly slots: Slots;
   private readonly shutdown = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly finished = new Map<number, ResultEvent>();
-  private readonly running = new Map<number, Promise<ResultEvent | null>>();
+  private readonly running = new Map<number, Promise<ResultEvent | typeof LATE | null>>();
   private readonly info: AgentInfo = { hostname: hostname(), pid: process.pid, version: VERSION };
   private subscription: Subscription | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log;
-    this.counter = new DeliveryCounter(join(options.stateDir, options.endpoint));
+    this.journal = new AttemptJournal(join(options.stateDir, options.endpoint));
+    this.slots = new Slots(options.concurrency);
   }
 
   async start(): Promise<void> {
     const { endpoint, types, concurrency, broker } = this.options;
-    this.subscription = await broker.consumeTasks(
-      { endpoint, types, prefetch: concurrency },
-      (delivery) => this.track(this.onDelivery(delivery)),
+    const prefetch = Math.max(concurrency, this.options.prefetch ?? concurrency);
+    this.subscription = await broker.consumeTasks({ endpoint, types, prefetch }, (delivery) =>
+      this.track(this.onDelivery(delivery)),
     );
-    this.log.info('agent consuming', { endpoint, types, concurrency });
+    this.log.info('agent consuming', { endpoint, types, concurrency, prefetch });
   }
 
   private track(work: Promise<void>): Promise<void> {
@@ -132,13 +169,38 @@ export class Agent {
       delivery.requeue();
       return;
     }
+    if (event === LATE) {
+      delivery.ack();
+      return;
+    }
     await this.report(delivery, task, event);
   }
 
-  /** Count the delivery, run the handler, and return the finished event (null: abandoned). */
-  private async execute(task: TaskMessage, redelivered: boolean): Promise<ResultEvent | null> {
+  /**
+   * Wait for a handler slot, count the run, run the handler, and return the finished event
+   * (null: handed back on shutdown; LATE: its delivery deadline passed while it waited).
+   */
+  private async execute(
+    task: TaskMessage,
+    redelivered: boolean,
+  ): Promise<ResultEvent | typeof LATE | null> {
+    if (!(await this.slots.acquire())) return null;
+    try {
+      if (Date.parse(task.deliver_by) < Date.now()) {
+        this.log.warn('task waited past its delivery deadline; not running it', {
+          task_id: task.id,
+        });
+        return LATE;
+      }
+      return await this.runCounted(task, redelivered);
+    } finally {
+      this.slots.release();
+    }
+  }
+
+  private async runCounted(task: TaskMessage, redelivered: boolean): Promise<ResultEvent | null> {
     const handler = this.options.handlers.get(task.type);
-    const attempt = await this.counter.next(task.id, redelivered, task.created_at);
+    const attempt = this.journal.start(task, redelivered);
     if (handler === undefined || attempt > task.max_deliveries) {
       const errmsg =
         handler === undefined
@@ -211,7 +273,7 @@ export class Agent {
       try {
         await this.options.broker.publishResult(event);
         delivery.ack();
-        await this.counter.clear(task.id);
+        this.journal.clear(task.id);
         return;
       } catch (err) {
         this.log.warn('could not report a result yet', { task_id: task.id, try: i, err });
@@ -235,6 +297,8 @@ export class Agent {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.subscription?.cancel();
+      // tasks still waiting for a slot go back to the queue at once
+      this.slots.close();
       const drain = Promise.all([...this.inFlight]);
       const limit = this.options.drainTimeoutMs ?? 30_000;
       let timer: NodeJS.Timeout | undefined;
@@ -253,6 +317,7 @@ export class Agent {
         await drain;
       }
       await this.subscription?.close();
+      this.journal.close();
     })();
     return this.closing;
   }

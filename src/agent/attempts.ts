@@ -1,59 +1,128 @@
 /**
- * Counts deliveries of each task to this endpoint in small files under the state directory, so
- * the count survives the agent being killed by the handler it runs. That is what bounds a
- * poison task that crashes the agent every time: RabbitMQ's classic queues count nothing.
+ * Counts the runs of each task on this endpoint in an append-only journal under the state
+ * directory, so the count survives the agent being killed by the handler it runs. That is what
+ * bounds a poison task that crashes the agent every time: RabbitMQ's classic queues count
+ * nothing, and their `redelivered` flag does not tell a task that ran from one that only waited
+ * in the agent's prefetch.
+ *
+ * One line per run start, `<task id> <created_at> <deliver_by> <count>`, written with one
+ * synchronous append to a file kept open. Finished tasks are forgotten in memory; the file is
+ * rewritten with what is still open every few thousand lines, and on open.
  */
-import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
-export class DeliveryCounter {
-  private ready: Promise<void> | null = null;
-  /** tasks whose count file this process wrote */
-  private readonly written = new Set<number>();
+export interface CountedTask {
+  id: number;
+  created_at: string;
+  deliver_by: string;
+}
 
-  constructor(private readonly dir: string) {}
+interface Entry {
+  createdAt: string;
+  deliverBy: string;
+  count: number;
+}
 
-  private file(taskId: number): string {
-    return join(this.dir, `task-${taskId}.count`);
+const COMPACT_AFTER_LINES = 5000;
+
+export class AttemptJournal {
+  private readonly file: string;
+  private entries = new Map<number, Entry>();
+  private fd: number | null = null;
+  private linesSinceCompaction = 0;
+
+  constructor(private readonly dir: string) {
+    this.file = join(dir, 'attempts.journal');
   }
 
-  private ensureDir(): Promise<void> {
-    this.ready ??= mkdir(this.dir, { recursive: true }).then(() => undefined);
-    return this.ready;
-  }
-
-  /**
-   * Record one more delivery of the task `taskId` created at `createdAt`, and return the count.
-   * A first delivery (not `redelivered`) is 1 and writes nothing: only a redelivery can follow a
-   * crash, and a redelivered task with no file had been delivered once. So a task that runs
-   * once costs no file at all. A file left by another task with the same id (a database
-   * recreated under the same state directory) is told apart by its creation time and ignored.
-   */
-  async next(taskId: number, redelivered: boolean, createdAt: string): Promise<number> {
-    if (!redelivered) return 1;
-    await this.ensureDir();
-    let count = 1;
+  /** Load what an earlier process left, rewrite it without expired tasks, keep it open. */
+  private ensureOpen(): number {
+    if (this.fd !== null) return this.fd;
+    mkdirSync(this.dir, { recursive: true });
+    let text = '';
     try {
-      const [stamp, stored] = (await readFile(this.file(taskId), 'utf8')).split(' ');
-      if (stamp === createdAt) count = Number.parseInt(stored ?? '', 10) || 1;
-    } catch {
-      count = 1;
-    }
-    count += 1;
-    // No fsync: the count must survive the agent process dying, which the page cache does;
-    // losing it to a power cut only gives a poison task a few more tries.
-    await writeFile(this.file(taskId), `${createdAt} ${count}`);
-    this.written.add(taskId);
-    return count;
-  }
-
-  /** Forget a finished task's count (only a count this process wrote has a file to remove). */
-  async clear(taskId: number): Promise<void> {
-    if (!this.written.delete(taskId)) return;
-    try {
-      await unlink(this.file(taskId));
+      text = readFileSync(this.file, 'utf8');
     } catch (err) {
       if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
     }
+    for (const line of text.split('\n')) {
+      const [id, createdAt, deliverBy, count] = line.split(' ');
+      const taskId = Number(id);
+      const runs = Number(count);
+      if (!Number.isSafeInteger(taskId) || !Number.isSafeInteger(runs) || runs < 1) continue;
+      if (createdAt === undefined || deliverBy === undefined) continue;
+      this.entries.set(taskId, { createdAt, deliverBy, count: runs });
+    }
+    return this.compact();
   }
+
+  private compact(): number {
+    if (this.fd !== null) closeSync(this.fd);
+    const now = Date.now();
+    const kept = new Map<number, Entry>();
+    let text = '';
+    for (const [id, entry] of this.entries) {
+      if (Date.parse(entry.deliverBy) <= now) continue;
+      kept.set(id, entry);
+      text += line(id, entry);
+    }
+    this.entries = kept;
+    const temp = `${this.file}.tmp`;
+    writeFileSync(temp, text);
+    renameSync(temp, this.file);
+    this.fd = openSync(this.file, 'a');
+    this.linesSinceCompaction = 0;
+    return this.fd;
+  }
+
+  /**
+   * Record that a run of `task` starts, and return its number. A first delivery (not
+   * `redelivered`) is run 1 whatever was recorded before; a redelivery continues the count of
+   * runs that started, so a task that only waited in the prefetch of a crashed agent is 1 too.
+   * An entry for another task with the same id (a database recreated under the same state
+   * directory) is told apart by its creation time.
+   */
+  start(task: CountedTask, redelivered: boolean): number {
+    const fd = this.ensureOpen();
+    const known = this.entries.get(task.id);
+    const before = redelivered && known?.createdAt === task.created_at ? known.count : 0;
+    const entry: Entry = {
+      createdAt: task.created_at,
+      deliverBy: task.deliver_by,
+      count: before + 1,
+    };
+    this.entries.set(task.id, entry);
+    // No fsync: the count must survive the agent process dying, which the page cache does;
+    // losing it to a power cut only gives a poison task a few more tries.
+    writeSync(fd, line(task.id, entry));
+    this.linesSinceCompaction += 1;
+    if (this.linesSinceCompaction >= Math.max(COMPACT_AFTER_LINES, 2 * this.entries.size)) {
+      this.compact();
+    }
+    return entry.count;
+  }
+
+  /** The task is finished and acked: forget its count. */
+  clear(taskId: number): void {
+    this.entries.delete(taskId);
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+function line(id: number, entry: Entry): string {
+  return `${id} ${entry.createdAt} ${entry.deliverBy} ${entry.count}\n`;
 }

@@ -15,9 +15,15 @@ export interface BatchCollector {
   discard(): void;
 }
 
+interface Pending {
+  items: Array<{ delivery: Delivery; at: number }>;
+  timer: NodeJS.Timeout | null;
+}
+
 export class ResultBatches {
   private chain = Promise.resolve();
-  private current: BatchCollector | null = null;
+  private busy = false;
+  private current: Pending | null = null;
 
   constructor(
     private readonly options: Pick<ConsumeResultsOptions, 'batchSize' | 'lingerMs'>,
@@ -25,43 +31,62 @@ export class ResultBatches {
     private readonly log: Logger,
   ) {}
 
-  private run(batch: Delivery[]): void {
-    this.chain = this.chain
-      .then(() => this.onBatch(batch))
-      .catch((err: unknown) => this.log.error('result batch handler failed', { err }));
-  }
-
-  /** A new collector, e.g. for a reopened channel; batches keep running in order. */
+  /** A new collector, e.g. for a reopened channel; batches keep running one at a time. */
   collector(): BatchCollector {
-    const { batchSize, lingerMs } = this.options;
-    let pending: Delivery[] = [];
-    let timer: NodeJS.Timeout | null = null;
-    const discard = (): void => {
-      if (timer !== null) clearTimeout(timer);
-      timer = null;
-      pending = [];
-    };
-    const flush = (): void => {
-      const batch = pending;
-      discard();
-      if (batch.length > 0) this.run(batch);
-    };
-    const collector: BatchCollector = {
+    const pending: Pending = { items: [], timer: null };
+    this.current = pending;
+    return {
       add: (delivery) => {
-        pending.push(delivery);
-        if (pending.length >= batchSize) flush();
-        else timer ??= setTimeout(flush, lingerMs);
+        pending.items.push({ delivery, at: Date.now() });
+        this.pump(pending);
       },
-      flush,
-      discard,
+      flush: () => this.pump(pending, true),
+      discard: () => {
+        stopTimer(pending);
+        pending.items = [];
+      },
     };
-    this.current = collector;
-    return collector;
   }
 
-  /** Hand over what the latest collector holds and wait for every batch to finish. */
-  async drain(): Promise<void> {
-    this.current?.flush();
-    await this.chain;
+  /**
+   * Start the next batch unless one is running: when `batchSize` deliveries wait, when the
+   * oldest has waited `lingerMs`, or when forced. Deliveries that arrive while a batch runs wait
+   * for it, so a slow write makes the next batch bigger instead of queueing small ones.
+   */
+  private pump(pending: Pending, force = false): void {
+    const oldest = pending.items[0];
+    if (this.busy || oldest === undefined) return;
+    const { batchSize, lingerMs } = this.options;
+    const waited = Date.now() - oldest.at;
+    if (!force && pending.items.length < batchSize && waited < lingerMs) {
+      pending.timer ??= setTimeout(() => {
+        pending.timer = null;
+        this.pump(pending);
+      }, lingerMs - waited);
+      return;
+    }
+    stopTimer(pending);
+    const batch = pending.items.splice(0, batchSize).map((item) => item.delivery);
+    this.busy = true;
+    this.chain = this.onBatch(batch)
+      .catch((err: unknown) => this.log.error('result batch handler failed', { err }))
+      .finally(() => {
+        this.busy = false;
+        if (this.current !== null) this.pump(this.current);
+      });
   }
+
+  /** Hand over everything the latest collector holds and wait until every batch finished. */
+  async drain(): Promise<void> {
+    for (;;) {
+      if (this.current !== null) this.pump(this.current, true);
+      await this.chain;
+      if (!this.busy && (this.current?.items.length ?? 0) === 0) return;
+    }
+  }
+}
+
+function stopTimer(pending: Pending): void {
+  if (pending.timer !== null) clearTimeout(pending.timer);
+  pending.timer = null;
 }

@@ -26,6 +26,7 @@ export function createAgent(
     handlers,
     broker,
     concurrency: config.agent.concurrency,
+    prefetch: config.agent.prefetch,
     reportDelayMs: config.agent.reportDelayMs,
     stateDir: config.agent.stateDir,
     log,

@@ -30,6 +30,7 @@ options:
       --handlers DIRS     comma-separated handler directories (agent)
       --types LIST        comma-separated task types (replaces the configured set)
       --concurrency N     tasks an agent runs at once
+      --prefetch N        deliveries an agent holds, running --concurrency of them
       --log-level LEVEL   debug, info, warn or error
       --set KEY=VALUE     any config key, e.g. --set server.relay=false (repeatable)
       --migrate           server: migrate the schema before starting
@@ -49,6 +50,7 @@ const OPTIONS = {
   handlers: { type: 'string' },
   types: { type: 'string' },
   concurrency: { type: 'string' },
+  prefetch: { type: 'string' },
   'log-level': { type: 'string' },
   set: { type: 'string', multiple: true },
   agents: { type: 'string' },

@@ -64,6 +64,7 @@ export function builtInDefaults(paths: DefaultPaths): Record<string, Record<stri
       // the compiled built-in handlers (handlers/*.ts → dist/handlers/*.js)
       handlers_dir: [path.join(paths.packageRoot, 'dist', 'handlers')],
       concurrency: 4,
+      prefetch: 32,
       state_dir: path.join(paths.cwd, 'var', 'agent-state'),
       report_delay: '200ms',
     },

@@ -40,7 +40,7 @@ export const SECTION_KEYS = {
     'authenticate_agents',
     'agent_user_prefix',
   ],
-  agent: ['endpoint', 'handlers_dir', 'concurrency', 'state_dir', 'report_delay'],
+  agent: ['endpoint', 'handlers_dir', 'concurrency', 'prefetch', 'state_dir', 'report_delay'],
   log: ['level'],
 } as const satisfies Record<string, readonly string[]>;
 

@@ -45,6 +45,7 @@ const FLAG_SETTINGS: Record<string, string> = {
   handlers: 'agent.handlers_dir',
   types: TASK_TYPES,
   concurrency: 'agent.concurrency',
+  prefetch: 'agent.prefetch',
   'log-level': 'log.level',
 };
 

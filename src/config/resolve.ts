@@ -320,6 +320,8 @@ function resolveAgent(read: SettingReader, cwd: string): AgentConfig {
     endpoint,
     handlersDirs: dirs.map((dir) => path.resolve(cwd, dir)),
     concurrency: read.integer('agent.concurrency', 1, 1000),
+    // AMQP's prefetch count is a 16-bit field
+    prefetch: read.integer('agent.prefetch', 1, 65535),
     stateDir: path.resolve(cwd, read.string('agent.state_dir')),
     reportDelayMs: read.duration('agent.report_delay'),
   };

@@ -72,7 +72,9 @@ export interface AgentConfig {
   handlersDirs: string[];
   /** tasks run at once by this agent */
   concurrency: number;
-  /** directory for the agent's delivery counters (survive restarts) */
+  /** deliveries the agent holds at once (at least `concurrency`); the rest wait for a slot */
+  prefetch: number;
+  /** directory for the agent's attempt journal (survives restarts) */
   stateDir: string;
   /** if a handler is still running after this long, report RUNNING to the server */
   reportDelayMs: number;

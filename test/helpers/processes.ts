@@ -50,7 +50,7 @@ export async function startTestAgent(
   config: TaskerConfig,
   endpoint: string,
   handlers: Record<string, HandleTask>,
-  options: { concurrency?: number; brokerUrl?: string } = {},
+  options: { concurrency?: number; prefetch?: number; brokerUrl?: string } = {},
 ): Promise<RunningAgent> {
   const broker = newBroker(config, `agent-${endpoint}`, options.brokerUrl);
   await broker.start();
@@ -61,6 +61,7 @@ export async function startTestAgent(
     handlers: new Map(Object.entries(handlers)),
     broker,
     concurrency: options.concurrency ?? 4,
+    ...(options.prefetch === undefined ? {} : { prefetch: options.prefetch }),
     reportDelayMs: 50,
     stateDir: config.agent.stateDir,
     log: testLog.child({ endpoint }),

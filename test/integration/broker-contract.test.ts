@@ -440,6 +440,52 @@ describe.each([
     await sub.close();
   });
 
+  it('holds results that arrive while a batch runs and hands them over together after it', async () => {
+    const endpoint = uniqueName('held');
+    const sizes: number[] = [];
+    let running = 0;
+    let overlapped = false;
+    let release = (): void => undefined;
+    const firstDone = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const sub = await broker.consumeResults(
+      { prefetch: 100, batchSize: 100, lingerMs: 20 },
+      async (b) => {
+        overlapped ||= running > 0;
+        running += 1;
+        sizes.push(b.length);
+        if (sizes.length === 1) await firstDone;
+        for (const d of b) d.ack();
+        running -= 1;
+      },
+    );
+    await broker.publishResult(result(1, endpoint));
+    await waitFor(
+      () => Promise.resolve(sizes.length),
+      (n) => n === 1,
+      5000,
+      'the first batch',
+    );
+    // one every 30 ms, longer than lingerMs: still they wait for the running batch together,
+    // instead of forming ten batches of one behind it
+    for (let i = 2; i <= 11; i += 1) {
+      await broker.publishResult(result(i, endpoint));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    expect(sizes).toEqual([1]);
+    release();
+    await waitFor(
+      () => Promise.resolve(sizes.reduce((a, b) => a + b, 0)),
+      (n) => n === 11,
+      5000,
+      'all eleven results',
+    );
+    expect(sizes).toEqual([1, 10]);
+    expect(overlapped).toBe(false);
+    await sub.close();
+  });
+
   it('keeps a result event’s messageId when the recorder hands it back', async () => {
     const seen: Delivery[] = [];
     const sub = await broker.consumeResults({ prefetch: 10, batchSize: 10, lingerMs: 20 }, (b) => {

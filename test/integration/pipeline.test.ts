@@ -190,6 +190,64 @@ it('broadcasts a task without endpoints to every subscriber and decides it after
   expect(done.taskResponseList.every((r) => !r.expected)).toBe(true);
 });
 
+it('runs at most its concurrency, holds the rest of its prefetch, and hands those back unstarted', async () => {
+  const started: string[] = [];
+  let active = 0;
+  let most = 0;
+  const tracked: HandleTask = async (task, response, ctx) => {
+    started.push(task.identifier);
+    active += 1;
+    most = Math.max(most, active);
+    try {
+      return await worker(task, response, ctx);
+    } finally {
+      active -= 1;
+    }
+  };
+  const queued = await startTestAgent(
+    stack.config,
+    'queued',
+    { worker: tracked },
+    { concurrency: 1, prefetch: 10 },
+  );
+  for (const identifier of ['q-1', 'q-2', 'q-3']) {
+    await postTask(server.url, 'worker', {
+      identifier,
+      payload: { seconds: 1 },
+      endpoints: ['queued'],
+    });
+  }
+  // all three left the queue for the agent, which runs one
+  const connection = await amqp.connect(AMQP_URL);
+  try {
+    const channel = await connection.createChannel();
+    const queue = brokerNames.endpointQueue(stack.prefix, 'worker', 'queued');
+    await waitFor(
+      () => channel.checkQueue(queue),
+      (q) => q.messageCount === 0,
+      5000,
+      'the agent holding every task',
+    );
+  } finally {
+    await connection.close();
+  }
+  expect(started).toEqual(['q-1']);
+  await queued.close();
+  expect(started).toEqual(['q-1']);
+  expect(most).toBe(1);
+  expect((await getTask(server.url, 'worker', 'q-1')).taskResponseList[0]).toMatchObject({
+    status: 'DONE',
+    attempt: 1,
+  });
+
+  // redelivered to the next agent, the two that never started are run 1, not 2
+  agents.push(await startTestAgent(stack.config, 'queued', { worker }));
+  for (const identifier of ['q-2', 'q-3']) {
+    const done = await waitForTerminal(server.url, 'worker', identifier);
+    expect(done.taskResponseList[0]).toMatchObject({ status: 'DONE', attempt: 1 });
+  }
+});
+
 describe('on the wire', () => {
   let connection: amqp.ChannelModel;
   let channel: amqp.ConfirmChannel;

@@ -1,13 +1,19 @@
 /**
- * The delivery counter that bounds a task which crashes its agent: kept in files so it outlives
- * the process, and written only for redeliveries.
+ * The attempt journal that bounds a task which crashes its agent: kept in a file so it outlives
+ * the process, counting runs that started (not deliveries that only waited in the prefetch).
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeliveryCounter } from '../../src/agent/attempts';
+import { AttemptJournal } from '../../src/agent/attempts';
 
-const AT = '2026-11-23T10:00:00.000Z';
+const future = new Date(Date.now() + 3_600_000).toISOString();
+const task = (id: number, createdAt = '2026-11-23T10:00:00.000Z') => ({
+  id,
+  created_at: createdAt,
+  deliver_by: future,
+});
+
 let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'tasker-attempts-'));
@@ -16,36 +22,73 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const files = (): string[] => (existsSync(dir) ? readdirSync(dir) : []);
+const journalLines = (): string[] =>
+  readFileSync(join(dir, 'attempts.journal'), 'utf8').split('\n').filter(Boolean);
 
-describe('DeliveryCounter', () => {
-  it('counts a first delivery as 1 without touching the disk', async () => {
-    const counter = new DeliveryCounter(join(dir, 'e1'));
-    expect(await counter.next(7, false, AT)).toBe(1);
-    expect(existsSync(join(dir, 'e1'))).toBe(false);
-    await counter.clear(7);
+describe('AttemptJournal', () => {
+  it('counts runs across processes: a crashed run counts, a finished task is forgotten', () => {
+    const first = new AttemptJournal(dir);
+    expect(first.start(task(7), false)).toBe(1);
+    expect(first.start(task(8), false)).toBe(1);
+    first.clear(8);
+    // the process dies without close(); the broker redelivers task 7 to the next one
+    const second = new AttemptJournal(dir);
+    expect(second.start(task(7), true)).toBe(2);
+    second.close();
+    const third = new AttemptJournal(dir);
+    expect(third.start(task(7), true)).toBe(3);
+    third.clear(7);
+    expect(third.start(task(7), true)).toBe(1);
+    third.close();
   });
 
-  it('counts redeliveries across processes and forgets a task once cleared', async () => {
-    const first = new DeliveryCounter(dir);
-    expect(await first.next(7, false, AT)).toBe(1);
-    // the agent died; the broker redelivers to the next process
-    const second = new DeliveryCounter(dir);
-    expect(await second.next(7, true, AT)).toBe(2);
-    expect(files()).toEqual(['task-7.count']);
-    const third = new DeliveryCounter(dir);
-    expect(await third.next(7, true, AT)).toBe(3);
-    expect(await third.next(7, true, AT)).toBe(4);
-    await third.clear(7);
-    expect(files()).toEqual([]);
+  it('counts a redelivered task that never started (it only waited in the prefetch) as run 1', () => {
+    const first = new AttemptJournal(dir);
+    expect(first.start(task(1), false)).toBe(1);
+    const second = new AttemptJournal(dir);
+    expect(second.start(task(2), true)).toBe(1);
+    expect(second.start(task(1), true)).toBe(2);
+    second.close();
   });
 
-  it('ignores a count left by another task with the same id', async () => {
+  it('starts a first delivery at 1 and ignores another task that had the same id', () => {
+    const first = new AttemptJournal(dir);
+    first.start(task(9, '2026-01-01T00:00:00.000Z'), false);
+    first.start(task(9, '2026-01-01T00:00:00.000Z'), true);
+    first.close();
+    const second = new AttemptJournal(dir);
+    expect(second.start(task(9), true)).toBe(1);
+    expect(second.start(task(9), false)).toBe(1);
+    second.close();
+  });
+
+  it('drops expired and unreadable entries when it opens', () => {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'task-9.count'), '2026-01-01T00:00:00.000Z 4');
-    const counter = new DeliveryCounter(dir);
-    expect(await counter.next(9, false, AT)).toBe(1);
-    expect(await counter.next(9, true, AT)).toBe(2);
-    expect(await counter.next(9, true, AT)).toBe(3);
+    const past = new Date(Date.now() - 1000).toISOString();
+    writeFileSync(
+      join(dir, 'attempts.journal'),
+      `1 2026-11-23T10:00:00.000Z ${past} 3\n` +
+        `2 2026-11-23T10:00:00.000Z ${future} 2\n` +
+        'garbage\n' +
+        `3 2026-11-23T10:00:00.000Z ${future} x\n` +
+        `4 2026-11-23T10:00:00.000Z`,
+    );
+    const journal = new AttemptJournal(dir);
+    expect(journal.start(task(2), true)).toBe(3);
+    expect(journal.start(task(1), true)).toBe(1);
+    expect(journal.start(task(3), true)).toBe(1);
+    journal.close();
+    expect(journalLines().map((l) => l.split(' ')[0])).toEqual(['2', '2', '1', '3']);
+  });
+
+  it('rewrites itself so the file stays as small as what is still open', () => {
+    const journal = new AttemptJournal(dir);
+    for (let id = 1; id <= 12_000; id += 1) {
+      journal.start(task(id), false);
+      if (id !== 5) journal.clear(id);
+    }
+    journal.close();
+    expect(journalLines().length).toBeLessThan(5000);
+    expect(new AttemptJournal(dir).start(task(5), true)).toBe(2);
   });
 });
