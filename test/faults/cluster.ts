@@ -76,7 +76,11 @@ export class Cluster {
     await waitForHttp(`${this.url}/healthz`, this.server);
   }
 
-  async startAgent(endpoint: string): Promise<Child> {
+  /**
+   * Start an agent and wait until it consumes; `consuming: false` returns at once, for an agent
+   * that may run (and die of) a waiting task before it gets to say so.
+   */
+  async startAgent(endpoint: string, options: { consuming?: boolean } = {}): Promise<Child> {
     const agent = startCli(
       [
         'agent',
@@ -89,7 +93,7 @@ export class Cluster {
       childEnv({ WORKER_SECONDS: '0' }),
     );
     this.agents.set(endpoint, agent);
-    await waitForOutput(agent, 'agent consuming', 60_000);
+    if (options.consuming !== false) await waitForOutput(agent, 'agent consuming', 60_000);
     return agent;
   }
 

@@ -96,7 +96,7 @@ it('fails a task whose handler kills the agent every time after max_deliveries',
         const agent = cluster.agents.get('pk1');
         if (agent !== undefined && agent.process.exitCode !== null) {
           restarts += 1;
-          await cluster.startAgent('pk1');
+          await cluster.startAgent('pk1', { consuming: false });
         }
         return responseOf(cluster, 'poison');
       },
