@@ -572,7 +572,7 @@ else
   run="env -i PATH=/usr/bin:/bin"
   say "  cd $INSTALL_DIR && $run \$(grep -v '^#' $ETC_DIR/tasker.env) setpriv --reuid=$SERVER_USER --regid=$SERVER_USER --init-groups -- $NODE_BIN $INSTALL_DIR/dist/src/cli/main.js server --mode production --config $ETC_DIR/production.yaml &"
   for endpoint in "${ENDPOINTS[@]}"; do
-    say "  cd $STATE_DIR && $run \$(grep -v '^#' $ETC_DIR/agent-$endpoint.env) setpriv --reuid=$AGENT_USER --regid=$AGENT_USER --init-groups -- $NODE_BIN $INSTALL_DIR/dist/src/cli/main.js agent --mode agent --config $ETC_DIR/agent.yaml --endpoint $endpoint &"
+    say "  cd $STATE_DIR && $run \$(grep -v '^#' $ETC_DIR/agent-$endpoint.env) setpriv --reuid=$AGENT_USER --regid=$AGENT_USER --init-groups -- $NODE_BIN --max-semi-space-size=4 $INSTALL_DIR/dist/src/cli/main.js agent --mode agent --config $ETC_DIR/agent.yaml --endpoint $endpoint &"
   done
   say "Agents need a supervisor to restart them after a crash; on a systemd host this script"
   say "enables: ${services[*]}"

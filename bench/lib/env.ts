@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +20,19 @@ export const AGENTS_HOST = join(ROOT, 'dist', 'bench', 'agents.js');
 /** the source directory: noop.js is plain JavaScript and is not compiled */
 export const HANDLERS_DIR = join(ROOT, 'bench', 'handlers');
 export const RESULTS_DIR = join(ROOT, 'bench', 'results');
+
+/**
+ * The node flags the shipped unit starts an agent with (deploy/tasker-agent@.service), so the
+ * bench measures agents as they are deployed.
+ */
+export function deployedAgentNodeArgs(): string[] {
+  const unit = readFileSync(join(ROOT, 'deploy', 'tasker-agent@.service'), 'utf8');
+  const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1];
+  const words = (execStart ?? '').split(/\s+/);
+  const script = words.findIndex((word) => word.endsWith('main.js'));
+  if (script < 1) throw new Error('deploy/tasker-agent@.service: no ExecStart=node … main.js');
+  return words.slice(1, script);
+}
 
 export const MYSQL_ROOT = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 export const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';

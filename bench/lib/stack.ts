@@ -8,6 +8,7 @@ import {
   AMQP_URL,
   CLI,
   HANDLERS_DIR,
+  deployedAgentNodeArgs,
   createDatabase,
   dbName,
   deleteBrokerNames,
@@ -27,7 +28,7 @@ export interface StackOptions {
   set?: string[];
   /** node flags for the server process, e.g. --cpu-prof */
   serverNodeArgs?: string[];
-  /** node flags for agent processes (CLI agents and agent hosts) */
+  /** node flags for agent processes (CLI agents and agent hosts), after the deployed ones */
   agentNodeArgs?: string[];
 }
 
@@ -53,6 +54,7 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
   const db = dbName(part);
   const prefix = prefixFor(part);
   const stateDir = scratchDir('tasker-bench-agent-');
+  const agentNodeArgs = [...deployedAgentNodeArgs(), ...(options.agentNodeArgs ?? [])];
   await createDatabase(db);
   const set = [
     `agent.state_dir=${stateDir}`,
@@ -102,7 +104,7 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
         `${part}-agent-${endpoint}`,
         CLI,
         ['agent', ...flags, '--handlers', HANDLERS_DIR, '--endpoint', endpoint, ...extra],
-        options.agentNodeArgs ?? [],
+        agentNodeArgs,
       );
       agents.push(child);
       return child;
@@ -120,7 +122,7 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
           '--agents-per-connection',
           String(agentsPerConnection),
         ],
-        options.agentNodeArgs ?? [],
+        agentNodeArgs,
       );
       agents.push(child);
       await child.waitForOutput('agents ready', 60_000);

@@ -10,7 +10,10 @@ import type { TaskRow } from './rows';
 
 /**
  * The broker confirmed these tasks: clear their outbox rows and mark them SENT if still CREATED.
- * Outbox rows first, then tasks: the relay locks in the same order.
+ * Outbox rows first, then tasks: the relay locks in the same order. A task row another
+ * transaction holds is skipped rather than waited for: the recorder holds it to record an
+ * answer, the sweeper to settle a deadline, another server to mark it SENT, and each of them
+ * moves the task past CREATED itself. Waiting would make every confirm behind it wait too.
  */
 export async function markSent(
   db: Db,
@@ -20,9 +23,17 @@ export async function markSent(
   if (taskIds.length === 0) return;
   await withTransaction(db, async (trx) => {
     await trx('outbox').whereIn('task_id', taskIds).delete();
+    const free = (await forUpdate(
+      trx,
+      trx('tasks').select('id').whereIn('id', taskIds).where({ status: 'CREATED' }),
+      { skipLocked: true },
+    )) as Array<Pick<TaskRow, 'id'>>;
+    if (free.length === 0) return;
     await trx('tasks')
-      .whereIn('id', taskIds)
-      .where({ status: 'CREATED' })
+      .whereIn(
+        'id',
+        free.map((row) => row.id),
+      )
       .update({ status: 'SENT', sent_at: now, updated_at: now });
   });
 }

@@ -550,6 +550,33 @@ describe.each([
         expect(second.published).toBe(3);
         expect((await first).published).toBe(3);
       });
+
+      it('marks SENT without waiting for a task the recorder holds, which moves it on itself', async () => {
+        const { task: held } = await createTask(stack.db, newTask());
+        const { task: free } = await createTask(stack.db, newTask());
+        let locked!: () => void;
+        let release!: () => void;
+        const isLocked = new Promise<void>((resolve) => (locked = resolve));
+        const released = new Promise<void>((resolve) => (release = resolve));
+        const holder = stack.db.transaction(async (trx) => {
+          await trx('tasks').where({ id: held.id }).forUpdate();
+          locked();
+          await released;
+        });
+        await isLocked;
+        // without SKIP LOCKED this would wait for the holder until the test times out
+        await markSent(stack.db, [held.id, free.id]);
+        release();
+        await holder;
+        const status = async (id: number) =>
+          ((await stack.db('tasks').where({ id }).first()) as { status: string }).status;
+        expect(await status(free.id)).toBe('SENT');
+        expect(await status(held.id)).toBe('CREATED');
+        expect(await stack.db('outbox').whereIn('task_id', [held.id, free.id])).toEqual([]);
+        // the holder was recording an answer, which proves the broker had the task
+        await recordResultEvents(stack.db, [event(held.id, 'e1', {})]);
+        expect(await status(held.id)).toBe('SENT');
+      });
     }
   });
 });
