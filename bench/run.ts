@@ -9,7 +9,8 @@
  *   --quick                         small N, short durations (CI smoke, < 1 min)
  *   --phases ceilings,post,e2e,width  run only these
  *   --server-node-args="--cpu-prof --cpu-prof-dir=DIR"   node flags for the server (note the =)
- *   --agent-node-args="…"           node flags for agent processes
+ *   --agent-node-args="…"           node flags for agent processes, after those of
+ *                                   deploy/tasker-agent@.service (which agents always get)
  *   --set section.key=value         any tasker setting, for every tasker process (repeatable)
  *   --agents cli|host               end to end: 10 `tasker agent` processes (default), or 10
  *                                   Agents in one bench/agents.js process

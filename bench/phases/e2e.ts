@@ -18,7 +18,7 @@ export interface E2ePhaseOptions {
   concurrency: number;
   /** cli: one `tasker agent` process per endpoint; host: all endpoints in one bench/agents.js */
   agents: AgentMode;
-  /** tasks one agent runs at once (agent.concurrency, its prefetch) */
+  /** tasks one agent runs at once (agent.concurrency; agent.prefetch stays as configured) */
   agentConcurrency: number;
   /** give up waiting for terminal tasks after this long */
   timeoutMs: number;
