@@ -35,42 +35,74 @@ export interface AgentOptions {
   log: Logger;
   /** on close, how long in-flight handlers may finish before they are aborted and handed back */
   drainTimeoutMs?: number;
+  /** how long a task may wait in the prefetch for a handler slot before it is handed back */
+  slotWaitMs?: number;
 }
 
 // results kept to answer redeliveries without rerunning; older duplicates rerun (handlers are idempotent)
 const FINISHED_CACHE = 1000;
 const PROGRESS_INTERVAL_MS = 1000;
 const PUBLISH_RETRIES = 3;
+/**
+ * A task waiting in the prefetch longer than this goes back to the queue: RabbitMQ closes a
+ * channel whose delivery stays unacked past its consumer_timeout (30 min by default), and the
+ * wait adds to the handler's own run time.
+ */
+const SLOT_WAIT_LIMIT_MS = 60_000;
+/** a task started this close to its delivery deadline reports 'received' at once */
+const RECEIVED_MARGIN_MS = 1000;
+/** the deadline passed while the task waited for a slot: ack it, unrun */
 const LATE = Symbol('late');
+/** waited SLOT_WAIT_LIMIT_MS for a slot: hand it back to the queue, uncounted */
+const WAITED = Symbol('waited');
+/** the agent is shutting down: hand it back */
+const SHUTDOWN = Symbol('shutdown');
+
+type Execution = ResultEvent | typeof LATE | typeof WAITED | typeof SHUTDOWN;
 
 /** At most `size` handlers at once; the rest wait in arrival order, and are refused on close. */
 class Slots {
   private free: number;
   private closed = false;
-  private readonly waiting: Array<(granted: boolean) => void> = [];
+  private readonly waiting = new Set<(outcome: 'granted' | 'closed' | 'waited') => void>();
 
   constructor(size: number) {
     this.free = size;
   }
 
-  acquire(): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
+  acquire(limitMs: number): Promise<'granted' | 'closed' | 'waited'> {
+    if (this.closed) return Promise.resolve('closed');
     if (this.free > 0) {
       this.free -= 1;
-      return Promise.resolve(true);
+      return Promise.resolve('granted');
     }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(grant);
+        resolve('waited');
+      }, limitMs);
+      const grant = (outcome: 'granted' | 'closed' | 'waited'): void => {
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      this.waiting.add(grant);
+    });
   }
 
   release(): void {
-    const next = this.waiting.shift();
-    if (next === undefined) this.free += 1;
-    else next(true);
+    const next = this.waiting.values().next().value;
+    if (next === undefined) {
+      this.free += 1;
+      return;
+    }
+    this.waiting.delete(next);
+    next('granted');
   }
 
   close(): void {
     this.closed = true;
-    for (const refuse of this.waiting.splice(0)) refuse(false);
+    for (const refuse of this.waiting) refuse('closed');
+    this.waiting.clear();
   }
 }
 
@@ -81,7 +113,7 @@ export class Agent {
   private readonly shutdown = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly finished = new Map<number, ResultEvent>();
-  private readonly running = new Map<number, Promise<ResultEvent | typeof LATE | null>>();
+  private readonly running = new Map<number, Promise<Execution>>();
   private readonly info: AgentInfo = { hostname: hostname(), pid: process.pid, version: VERSION };
   private subscription: Subscription | null = null;
   private closing: Promise<void> | null = null;
@@ -94,6 +126,7 @@ export class Agent {
 
   async start(): Promise<void> {
     const { endpoint, types, concurrency, broker } = this.options;
+    this.journal.open();
     const prefetch = Math.max(concurrency, this.options.prefetch ?? concurrency);
     this.subscription = await broker.consumeTasks({ endpoint, types, prefetch }, (delivery) =>
       this.track(this.onDelivery(delivery)),
@@ -164,8 +197,15 @@ export class Agent {
       void result.finally(() => this.running.delete(task.id));
     }
     const event = await result;
-    if (event === null) {
+    if (event === SHUTDOWN) {
       this.log.info('handing task back on shutdown', { task_id: task.id });
+      delivery.requeue();
+      return;
+    }
+    if (event === WAITED) {
+      this.log.debug('handing back a task that waited long for a handler slot', {
+        task_id: task.id,
+      });
       delivery.requeue();
       return;
     }
@@ -176,15 +216,11 @@ export class Agent {
     await this.report(delivery, task, event);
   }
 
-  /**
-   * Wait for a handler slot, count the run, run the handler, and return the finished event
-   * (null: handed back on shutdown; LATE: its delivery deadline passed while it waited).
-   */
-  private async execute(
-    task: TaskMessage,
-    redelivered: boolean,
-  ): Promise<ResultEvent | typeof LATE | null> {
-    if (!(await this.slots.acquire())) return null;
+  /** Wait for a handler slot, count the run, run the handler, and return the finished event. */
+  private async execute(task: TaskMessage, redelivered: boolean): Promise<Execution> {
+    const slot = await this.slots.acquire(this.options.slotWaitMs ?? SLOT_WAIT_LIMIT_MS);
+    if (slot === 'closed') return SHUTDOWN;
+    if (slot === 'waited') return WAITED;
     try {
       if (Date.parse(task.deliver_by) < Date.now()) {
         this.log.warn('task waited past its delivery deadline; not running it', {
@@ -198,9 +234,19 @@ export class Agent {
     }
   }
 
-  private async runCounted(task: TaskMessage, redelivered: boolean): Promise<ResultEvent | null> {
+  private async runCounted(task: TaskMessage, redelivered: boolean): Promise<Execution> {
     const handler = this.options.handlers.get(task.type);
-    const attempt = this.journal.start(task, redelivered);
+    let attempt: number;
+    try {
+      attempt = this.journal.start(task, redelivered);
+    } catch (err) {
+      // A full or read-only disk must not stop the work; it only weakens the poison-task limit.
+      this.log.error('could not record the run in the attempt journal; running it uncounted', {
+        task_id: task.id,
+        err,
+      });
+      attempt = redelivered ? 2 : 1;
+    }
     if (handler === undefined || attempt > task.max_deliveries) {
       const errmsg =
         handler === undefined
@@ -211,7 +257,7 @@ export class Agent {
       return this.event(task, attempt, { event: 'finished', status: 'FAILED', errnr: 1, errmsg });
     }
     const outcome = await this.run(task, attempt, handler);
-    if (outcome.abandoned) return null;
+    if (outcome.abandoned) return SHUTDOWN;
     const { status, errnr, errmsg, payload } = outcome;
     return this.event(task, attempt, { event: 'finished', status, errnr, errmsg, payload });
   }
@@ -229,7 +275,13 @@ export class Agent {
         log.debug('could not send a progress report', { err });
       });
     };
-    const started = setTimeout(() => send({ event: 'received' }), this.options.reportDelayMs);
+    // 'received' waits report_delay, so a quick task sends one event; but it must reach the
+    // server before the delivery deadline, or the endpoint counts as UNDELIVERED meanwhile
+    const untilDeadline = Date.parse(task.deliver_by) - Date.now() - RECEIVED_MARGIN_MS;
+    const started = setTimeout(
+      () => send({ event: 'received' }),
+      Math.max(0, Math.min(this.options.reportDelayMs, untilDeadline)),
+    );
     const progress = (current: number, total?: number | null, line?: string | null): void => {
       const now = Date.now();
       if (now - lastProgress < PROGRESS_INTERVAL_MS) return;
@@ -316,8 +368,11 @@ export class Agent {
         this.shutdown.abort(new Error('agent shutting down'));
         await drain;
       }
-      await this.subscription?.close();
-      this.journal.close();
+      try {
+        await this.subscription?.close();
+      } finally {
+        this.journal.close();
+      }
     })();
     return this.closing;
   }

@@ -33,6 +33,8 @@ interface Entry {
 }
 
 const COMPACT_AFTER_LINES = 5000;
+/** journals open in this process: two agents sharing one would overwrite each other's counts */
+const OPEN_HERE = new Set<string>();
 
 export class AttemptJournal {
   private readonly file: string;
@@ -44,9 +46,20 @@ export class AttemptJournal {
     this.file = join(dir, 'attempts.journal');
   }
 
+  /** Open the journal now, so a state directory in use fails at start rather than per task. */
+  open(): void {
+    this.ensureOpen();
+  }
+
   /** Load what an earlier process left, rewrite it without expired tasks, keep it open. */
   private ensureOpen(): number {
     if (this.fd !== null) return this.fd;
+    if (OPEN_HERE.has(this.file)) {
+      throw new Error(
+        `${this.file} is already in use by another agent of this process: ` +
+          'give each agent of an endpoint its own agent.state_dir',
+      );
+    }
     mkdirSync(this.dir, { recursive: true });
     let text = '';
     try {
@@ -62,11 +75,13 @@ export class AttemptJournal {
       if (createdAt === undefined || deliverBy === undefined) continue;
       this.entries.set(taskId, { createdAt, deliverBy, count: runs });
     }
-    return this.compact();
+    const fd = this.compact();
+    OPEN_HERE.add(this.file);
+    return fd;
   }
 
+  /** Rewrite the file with what is still open; the old descriptor stays usable if this fails. */
   private compact(): number {
-    if (this.fd !== null) closeSync(this.fd);
     const now = Date.now();
     const kept = new Map<number, Entry>();
     let text = '';
@@ -75,13 +90,15 @@ export class AttemptJournal {
       kept.set(id, entry);
       text += line(id, entry);
     }
-    this.entries = kept;
-    const temp = `${this.file}.tmp`;
+    const temp = `${this.file}.${process.pid}.tmp`;
     writeFileSync(temp, text);
     renameSync(temp, this.file);
-    this.fd = openSync(this.file, 'a');
+    const fd = openSync(this.file, 'a');
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = fd;
+    this.entries = kept;
     this.linesSinceCompaction = 0;
-    return this.fd;
+    return fd;
   }
 
   /**
@@ -120,6 +137,7 @@ export class AttemptJournal {
     if (this.fd === null) return;
     closeSync(this.fd);
     this.fd = null;
+    OPEN_HERE.delete(this.file);
   }
 }
 

@@ -4,7 +4,7 @@
  * without its rows nor forgotten by the relay.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { ConflictError, countResponses, pendingState } from '../domain';
+import { ConflictError, UnavailableError, countResponses, pendingState } from '../domain';
 import type { Knex } from 'knex';
 import { asStoreError, isDuplicateKey, withTransaction, type Db } from './db';
 import { stateToRow } from './responses';
@@ -174,6 +174,8 @@ async function existingTask(db: Db, input: NewTask): Promise<CreateResult> {
 interface Waiting {
   input: NewTask;
   key: string;
+  rows: number;
+  bytes: number;
   done: (result: CreateResult) => void;
   failed: (err: unknown) => void;
 }
@@ -187,6 +189,8 @@ export interface TaskWriterLimits {
   maxRows: number;
   /** payload bytes in one group, well under MariaDB's max_allowed_packet */
   maxPayloadBytes: number;
+  /** tasks waiting to be written; more are refused with 503 (the database is too slow) */
+  maxWaiting: number;
 }
 
 const WRITER_LIMITS: TaskWriterLimits = {
@@ -194,18 +198,23 @@ const WRITER_LIMITS: TaskWriterLimits = {
   maxTasks: 200,
   maxRows: 5000,
   maxPayloadBytes: 4 * 1024 * 1024,
+  maxWaiting: 10_000,
 };
+
+/** Tasks of a failed group written one by one at the same time, so they leave the pool some room. */
+const ONE_BY_ONE_PARALLEL = 4;
 
 /**
  * Accepts tasks in groups, the way InnoDB group-commits: tasks that arrive while a group is
  * being written go into the next, which writes them in one transaction with one statement per
  * table. Under load that turns some 5 round trips and a commit per task into 6 and one per
- * group; an idle server writes each task at once. When a group fails (a duplicate identifier,
- * a deadlock), each of its tasks is written on its own, so one task's outcome never becomes
- * another's.
+ * group; an idle server writes each task at once. A group that fails on identifiers that
+ * already exist (a client retrying) answers those from the stored tasks and writes the rest
+ * as a group again; any other failure writes its tasks one by one, so one task's outcome never
+ * becomes another's.
  */
 export class TaskWriter {
-  private readonly waiting: Waiting[] = [];
+  private waiting: Waiting[] = [];
   private active = 0;
 
   constructor(
@@ -214,8 +223,23 @@ export class TaskWriter {
   ) {}
 
   create(input: NewTask): Promise<CreateResult> {
+    if (this.waiting.length >= this.limits.maxWaiting) {
+      return Promise.reject(
+        new UnavailableError(
+          'database_unavailable',
+          `${this.waiting.length} tasks are waiting for the database; try again shortly`,
+        ),
+      );
+    }
     return new Promise((done, failed) => {
-      this.waiting.push({ input, key: taskKey(input.type, input.identifier), done, failed });
+      this.waiting.push({
+        input,
+        key: taskKey(input.type, input.identifier),
+        rows: input.endpoints?.length ?? 0,
+        bytes: Buffer.byteLength(JSON.stringify(input.payload ?? null)),
+        done,
+        failed,
+      });
       this.pump();
     });
   }
@@ -233,33 +257,34 @@ export class TaskWriter {
 
   /** The next group in arrival order; a repeated identifier waits for a later group. */
   private takeGroup(): Waiting[] {
+    const { maxTasks, maxRows, maxPayloadBytes } = this.limits;
     const group: Waiting[] = [];
     const keys = new Set<string>();
+    const rest: Waiting[] = [];
     let rows = 0;
     let bytes = 0;
-    const rest: Waiting[] = [];
-    for (const entry of this.waiting) {
-      const taskRows = entry.input.endpoints?.length ?? 0;
-      const taskBytes = JSON.stringify(entry.input.payload ?? null).length;
+    for (const [i, entry] of this.waiting.entries()) {
+      if (group.length >= maxTasks) {
+        rest.push(...this.waiting.slice(i));
+        break;
+      }
       const fits =
         group.length === 0 ||
-        (group.length < this.limits.maxTasks &&
-          rows + taskRows <= this.limits.maxRows &&
-          bytes + taskBytes <= this.limits.maxPayloadBytes);
+        (rows + entry.rows <= maxRows && bytes + entry.bytes <= maxPayloadBytes);
       if (!fits || keys.has(entry.key)) {
         rest.push(entry);
         continue;
       }
       group.push(entry);
       keys.add(entry.key);
-      rows += taskRows;
-      bytes += taskBytes;
+      rows += entry.rows;
+      bytes += entry.bytes;
     }
-    this.waiting.splice(0, this.waiting.length, ...rest);
+    this.waiting = rest;
     return group;
   }
 
-  private async write(group: Waiting[]): Promise<void> {
+  private async write(group: Waiting[], retry = true): Promise<void> {
     if (group.length > 1) {
       try {
         const tasks = await insertTasks(
@@ -270,14 +295,52 @@ export class TaskWriter {
           entry.done({ task: tasks[i] as TaskRow, created: true });
         }
         return;
-      } catch {
-        // written one by one below, where each task gets its own answer
+      } catch (err) {
+        if (retry && isDuplicateKey(err)) {
+          const stored = await storedKeys(this.db, group).catch(() => null);
+          if (stored !== null && stored.size > 0) {
+            const known = group.filter((entry) => stored.has(entry.key));
+            const fresh = group.filter((entry) => !stored.has(entry.key));
+            await Promise.all([
+              oneByOne(known, (input) => existingTask(this.db, input)),
+              this.write(fresh, false),
+            ]);
+            return;
+          }
+        }
       }
     }
-    await Promise.all(
-      group.map((entry) => createTask(this.db, entry.input).then(entry.done, entry.failed)),
-    );
+    await oneByOne(group, (input) => createTask(this.db, input));
   }
+}
+
+async function oneByOne(
+  entries: Waiting[],
+  write: (input: NewTask) => Promise<CreateResult>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let entry = entries[next++]; entry !== undefined; entry = entries[next++]) {
+      await write(entry.input).then(entry.done, entry.failed);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(ONE_BY_ONE_PARALLEL, entries.length) }, worker));
+}
+
+/** Which of these tasks' identifiers are stored already. */
+async function storedKeys(db: Db, entries: Waiting[]): Promise<Set<string>> {
+  const stored = new Set<string>();
+  for (const type of new Set(entries.map((entry) => entry.input.type))) {
+    const identifiers = entries
+      .filter((entry) => entry.input.type === type)
+      .map((entry) => entry.input.identifier);
+    const rows = (await db('tasks')
+      .select('identifier')
+      .where({ type })
+      .whereIn('identifier', identifiers)) as Array<Pick<TaskRow, 'identifier'>>;
+    for (const row of rows) stored.add(taskKey(type, row.identifier));
+  }
+  return stored;
 }
 
 export async function findTaskRow(

@@ -50,7 +50,13 @@ export async function startTestAgent(
   config: TaskerConfig,
   endpoint: string,
   handlers: Record<string, HandleTask>,
-  options: { concurrency?: number; prefetch?: number; brokerUrl?: string } = {},
+  options: {
+    concurrency?: number;
+    prefetch?: number;
+    slotWaitMs?: number;
+    brokerUrl?: string;
+    log?: Logger;
+  } = {},
 ): Promise<RunningAgent> {
   const broker = newBroker(config, `agent-${endpoint}`, options.brokerUrl);
   await broker.start();
@@ -62,9 +68,10 @@ export async function startTestAgent(
     broker,
     concurrency: options.concurrency ?? 4,
     ...(options.prefetch === undefined ? {} : { prefetch: options.prefetch }),
+    ...(options.slotWaitMs === undefined ? {} : { slotWaitMs: options.slotWaitMs }),
     reportDelayMs: 50,
     stateDir: config.agent.stateDir,
-    log: testLog.child({ endpoint }),
+    log: (options.log ?? testLog).child({ endpoint }),
     drainTimeoutMs: 2000,
   });
   await agent.start();

@@ -7,6 +7,7 @@ import * as amqp from 'amqplib';
 import type { HandleTask } from '../../src/agent';
 import { brokerNames } from '../../src/broker';
 import { WIRE_VERSION, type TaskMessage } from '../../src/domain';
+import { createLogger } from '../../src/log';
 import { handle_task as backup } from '../../handlers/backup';
 import { handle_task as worker } from '../../handlers/worker';
 import { AMQP_URL, createTestStack, waitFor, type TestStack } from '../helpers/stack';
@@ -246,6 +247,30 @@ it('runs at most its concurrency, holds the rest of its prefetch, and hands thos
     const done = await waitForTerminal(server.url, 'worker', identifier);
     expect(done.taskResponseList[0]).toMatchObject({ status: 'DONE', attempt: 1 });
   }
+});
+
+it('hands a task back when it waited too long for a handler slot, and does not count that', async () => {
+  const lines: string[] = [];
+  const log = createLogger('debug', {}, (line) => lines.push(line));
+  const patient = await startTestAgent(
+    stack.config,
+    'patient',
+    { worker },
+    { concurrency: 1, prefetch: 5, slotWaitMs: 300, log },
+  );
+  agents.push(patient);
+  for (const identifier of ['w-1', 'w-2']) {
+    await postTask(server.url, 'worker', {
+      identifier,
+      payload: { seconds: 1.5 },
+      endpoints: ['patient'],
+    });
+  }
+  for (const identifier of ['w-1', 'w-2']) {
+    const done = await waitForTerminal(server.url, 'worker', identifier);
+    expect(done.taskResponseList[0]).toMatchObject({ status: 'DONE', attempt: 1 });
+  }
+  expect(lines.some((line) => line.includes('waited long for a handler slot'))).toBe(true);
 });
 
 describe('on the wire', () => {

@@ -258,12 +258,54 @@ describe.each([
       expect(await stack.db('outbox').where({ task_id: id })).toHaveLength(1);
     });
 
+    it('answers a retried identifier from the stored task and still writes the rest as one group', async () => {
+      const writer = new TaskWriter(stack.db);
+      const retried = newTask();
+      const first = await createTask(stack.db, retried);
+      const fresh = Array.from({ length: 6 }, () => newTask());
+      let results: CreateResult[] = [];
+      const inserts = await countTaskInserts(async () => {
+        // the first two are written alone (the writer is idle); the rest form one group
+        results = await Promise.all(
+          [fresh[0], fresh[1], retried, ...fresh.slice(2)].map((input) =>
+            writer.create(input as NewTask),
+          ),
+        );
+      });
+      // two alone, the failed group, and the group again without the retried identifier
+      expect(inserts).toBe(4);
+      expect(results[2]).toMatchObject({ created: false, task: { id: first.task.id } });
+      expect(results.filter((r) => r.created)).toHaveLength(6);
+    });
+
+    it('refuses more tasks than it lets wait, with a 503-mapped error', async () => {
+      const writer = new TaskWriter(stack.db, {
+        parallel: 1,
+        maxTasks: 200,
+        maxRows: 5000,
+        maxPayloadBytes: 1 << 20,
+        maxWaiting: 2,
+      });
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 4 }, () => writer.create(newTask())),
+      );
+      // one is being written, two wait, the fourth is refused
+      expect(outcomes.map((o) => o.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+      ]);
+      expect(outcomes[3]).toMatchObject({ reason: expect.any(UnavailableError) });
+    });
+
     it('keeps a group within its limits', async () => {
       const writer = new TaskWriter(stack.db, {
         parallel: 1,
         maxTasks: 3,
         maxRows: 1000,
         maxPayloadBytes: 1 << 20,
+        maxWaiting: 100,
       });
       const inputs = Array.from({ length: 10 }, () => newTask());
       const inserts = await countTaskInserts(() =>

@@ -31,7 +31,8 @@ describe('AttemptJournal', () => {
     expect(first.start(task(7), false)).toBe(1);
     expect(first.start(task(8), false)).toBe(1);
     first.clear(8);
-    // the process dies without close(); the broker redelivers task 7 to the next one
+    // the process dies (its writes are in the file already); task 7 goes to the next one
+    first.close();
     const second = new AttemptJournal(dir);
     expect(second.start(task(7), true)).toBe(2);
     second.close();
@@ -45,6 +46,7 @@ describe('AttemptJournal', () => {
   it('counts a redelivered task that never started (it only waited in the prefetch) as run 1', () => {
     const first = new AttemptJournal(dir);
     expect(first.start(task(1), false)).toBe(1);
+    first.close();
     const second = new AttemptJournal(dir);
     expect(second.start(task(2), true)).toBe(1);
     expect(second.start(task(1), true)).toBe(2);
@@ -90,5 +92,15 @@ describe('AttemptJournal', () => {
     journal.close();
     expect(journalLines().length).toBeLessThan(5000);
     expect(new AttemptJournal(dir).start(task(5), true)).toBe(2);
+  });
+
+  it('refuses a second agent of this process on the same journal', () => {
+    const first = new AttemptJournal(dir);
+    first.start(task(1), false);
+    expect(() => new AttemptJournal(dir).start(task(2), false)).toThrow(/own agent.state_dir/);
+    first.close();
+    const next = new AttemptJournal(dir);
+    expect(next.start(task(1), true)).toBe(2);
+    next.close();
   });
 });
