@@ -192,6 +192,14 @@ describe.each([
   });
 
   describe('TaskWriter', () => {
+    const ONE_GROUP_AT_A_TIME = {
+      parallel: 1,
+      maxTasks: 200,
+      maxRows: 5000,
+      maxPayloadBytes: 1 << 20,
+      maxWaiting: 100,
+    };
+
     /** Count the INSERTs into `tasks` while `work` runs. */
     async function countTaskInserts(work: () => Promise<unknown>): Promise<number> {
       let inserts = 0;
@@ -279,13 +287,7 @@ describe.each([
     });
 
     it('refuses more tasks than it lets wait, with a 503-mapped error', async () => {
-      const writer = new TaskWriter(stack.db, {
-        parallel: 1,
-        maxTasks: 200,
-        maxRows: 5000,
-        maxPayloadBytes: 1 << 20,
-        maxWaiting: 2,
-      });
+      const writer = new TaskWriter(stack.db, { ...ONE_GROUP_AT_A_TIME, maxWaiting: 2 });
       const outcomes = await Promise.allSettled(
         Array.from({ length: 4 }, () => writer.create(newTask())),
       );
@@ -300,13 +302,7 @@ describe.each([
     });
 
     it('keeps a group within its limits', async () => {
-      const writer = new TaskWriter(stack.db, {
-        parallel: 1,
-        maxTasks: 3,
-        maxRows: 1000,
-        maxPayloadBytes: 1 << 20,
-        maxWaiting: 100,
-      });
+      const writer = new TaskWriter(stack.db, { ...ONE_GROUP_AT_A_TIME, maxTasks: 3 });
       const inputs = Array.from({ length: 10 }, () => newTask());
       const inserts = await countTaskInserts(() =>
         Promise.all(inputs.map((input) => writer.create(input))),
