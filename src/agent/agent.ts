@@ -18,6 +18,7 @@ import {
 import type { Logger } from '../log';
 import { VERSION } from '../version';
 import { AttemptJournal } from './attempts';
+import { ReportSender } from './reports';
 import type { Handlers, HandlerTask } from './contract';
 import { runHandler, type Outcome } from './run';
 
@@ -109,6 +110,7 @@ class Slots {
 export class Agent {
   private readonly log: Logger;
   private readonly journal: AttemptJournal;
+  private readonly reports: ReportSender;
   private readonly slots: Slots;
   private readonly shutdown = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
@@ -121,6 +123,7 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     this.log = options.log;
     this.journal = new AttemptJournal(join(options.stateDir, options.endpoint));
+    this.reports = new ReportSender(options.broker);
     this.slots = new Slots(options.concurrency);
   }
 
@@ -323,7 +326,7 @@ export class Agent {
     this.remember(task.id, event);
     for (let i = 1; i <= PUBLISH_RETRIES; i += 1) {
       try {
-        await this.options.broker.publishResult(event);
+        await this.reports.send(event);
         delivery.ack();
         this.journal.clear(task.id);
         return;

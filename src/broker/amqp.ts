@@ -6,7 +6,12 @@
  */
 import type * as amqp from 'amqplib';
 import { v7 as uuidv7 } from 'uuid';
-import { UnavailableError, type ResultEvent, type TaskMessage } from '../domain';
+import {
+  UnavailableError,
+  encodeResultEvents,
+  type ResultEvent,
+  type TaskMessage,
+} from '../domain';
 import type { BrokerConfig } from '../config/types';
 import type { Logger } from '../log';
 import { ResultBatches } from './batches';
@@ -217,21 +222,23 @@ export class AmqpBroker implements TaskBroker {
     });
   }
 
-  async publishResult(event: ResultEvent): Promise<void> {
+  publishResult(event: ResultEvent): Promise<void> {
+    return this.publishResults([event]);
+  }
+
+  async publishResults(events: readonly ResultEvent[]): Promise<void> {
     if (!this.isConnected) throw this.unavailable('not connected');
-    await this.confirmPublish(
-      names.resultsExchange(this.prefix),
-      Buffer.from(JSON.stringify(event)),
-      {
-        persistent: true,
-        contentType: 'application/json',
-        messageId: uuidv7(),
-        type: `result.${event.event}`,
-        userId: this.user,
-        timestamp: Math.floor(Date.now() / 1000),
-        appId: 'tasker-agent',
-      },
-    );
+    const [first] = events;
+    if (first === undefined) return;
+    await this.confirmPublish(names.resultsExchange(this.prefix), encodeResultEvents(events), {
+      persistent: true,
+      contentType: 'application/json',
+      messageId: uuidv7(),
+      type: events.length === 1 ? `result.${first.event}` : 'result.batch',
+      userId: this.user,
+      timestamp: Math.floor(Date.now() / 1000),
+      appId: 'tasker-agent',
+    });
   }
 
   /**

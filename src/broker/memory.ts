@@ -38,7 +38,12 @@
  * 7. An agent may consume before any server declared the task exchanges (RabbitMQ's agent waits).
  */
 import { v7 as uuidv7 } from 'uuid';
-import { UnavailableError, type ResultEvent, type TaskMessage } from '../domain';
+import {
+  UnavailableError,
+  encodeResultEvents,
+  type ResultEvent,
+  type TaskMessage,
+} from '../domain';
 import type { Logger } from '../log';
 import { ResultBatches } from './batches';
 import { names } from './topology';
@@ -304,9 +309,14 @@ export class MemoryBroker implements TaskBroker {
   }
 
   publishResult(event: ResultEvent): Promise<void> {
+    return this.publishResults([event]);
+  }
+
+  publishResults(events: readonly ResultEvent[]): Promise<void> {
     if (!this.isConnected) return Promise.reject(this.unavailable());
+    if (events.length === 0) return Promise.resolve();
     const queue = this.queue(names.resultsQueue(this.prefix));
-    const content = Buffer.from(JSON.stringify(event));
+    const content = encodeResultEvents(events);
     queue.messages.push({ content, messageId: uuidv7(), expiresAt: null, redelivered: false });
     this.schedule(queue);
     return Promise.resolve();

@@ -49,6 +49,11 @@ export interface TaskBroker {
   publishTask(message: TaskMessage): Promise<void>;
   /** Publish a result event and resolve once the broker confirmed it. */
   publishResult(event: ResultEvent): Promise<void>;
+  /**
+   * Publish events of one endpoint as one message (an array; a single event goes as itself)
+   * and resolve once the broker confirmed it.
+   */
+  publishResults(events: readonly ResultEvent[]): Promise<void>;
   /** Consume this endpoint's queues for the given task types, one delivery at a time each. */
   consumeTasks(
     options: ConsumeTasksOptions,

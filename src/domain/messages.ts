@@ -66,13 +66,19 @@ export interface ResultEvent {
 
 const fail: Fail = (path, problem) => new MessageError(`${path} ${problem}`);
 
-function parseJsonObject(raw: Buffer | string, what: string): Record<string, unknown> {
-  let parsed: unknown;
+function parseJson(raw: Buffer | string, what: string): unknown {
   try {
-    parsed = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+    return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
   } catch (err) {
     throw new MessageError(`${what} is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+function parseJsonObject(raw: Buffer | string, what: string): Record<string, unknown> {
+  return checkObject(parseJson(raw, what), what);
+}
+
+function checkObject(parsed: unknown, what: string): Record<string, unknown> {
   if (!isPlainObject(parsed)) throw new MessageError(`${what} must be a JSON object`);
   const v = parsed.v;
   if (v !== WIRE_VERSION) {
@@ -125,8 +131,45 @@ function parseAgent(value: unknown): AgentInfo | null {
   };
 }
 
+/** The body of a result message: one event as itself, several as an array. */
+export function encodeResultEvents(events: readonly ResultEvent[]): Buffer {
+  return Buffer.from(JSON.stringify(events.length === 1 ? events[0] : events));
+}
+
+/** The most events one result message may carry. */
+export const MAX_EVENTS_PER_MESSAGE = 1000;
+
 export function parseResultEvent(raw: Buffer | string): ResultEvent {
-  const obj = parseJsonObject(raw, 'result event');
+  return resultEventFrom(parseJsonObject(raw, 'result event'));
+}
+
+/**
+ * A result message: one event, or an array of events an agent sent together, all for its own
+ * endpoint (the broker user that published the message vouches for one endpoint only).
+ */
+export function parseResultEvents(raw: Buffer | string): ResultEvent[] {
+  const parsed = parseJson(raw, 'result message');
+  if (!Array.isArray(parsed)) return [resultEventFrom(checkObject(parsed, 'result event'))];
+  if (parsed.length === 0 || parsed.length > MAX_EVENTS_PER_MESSAGE) {
+    throw new MessageError(
+      `a result message carries 1 to ${MAX_EVENTS_PER_MESSAGE} events, not ${parsed.length}`,
+    );
+  }
+  const events = parsed.map((item, i) => {
+    try {
+      return resultEventFrom(checkObject(item, 'result event'));
+    } catch (err) {
+      throw new MessageError(`event ${i} of the result message: ${(err as Error).message}`);
+    }
+  });
+  const endpoint = (events[0] as ResultEvent).endpoint;
+  if (events.some((event) => event.endpoint !== endpoint)) {
+    throw new MessageError('the events of one result message must all be for one endpoint');
+  }
+  return events;
+}
+
+function resultEventFrom(obj: Record<string, unknown>): ResultEvent {
   const event = obj.event;
   if (typeof event !== 'string' || !(RESULT_EVENTS as readonly string[]).includes(event)) {
     throw fail('event', `must be one of ${RESULT_EVENTS.join(', ')}`);

@@ -4,7 +4,7 @@
  * database refused goes back to the queue (after a pause, so a database outage is no busy loop).
  */
 import type { Delivery, Subscription, TaskBroker } from '../broker';
-import { parseResultEvent, type ResultEvent } from '../domain';
+import { parseResultEvents, type ResultEvent } from '../domain';
 import type { Logger } from '../log';
 import { recordResultEvents, type Db } from '../store';
 
@@ -36,33 +36,38 @@ export async function startRecorder(
 ): Promise<Subscription> {
   let failures = 0;
   const onBatch = async (deliveries: Delivery[]): Promise<void> => {
-    const accepted: Array<{ delivery: Delivery; event: ResultEvent }> = [];
+    const accepted: Array<{ delivery: Delivery; events: ResultEvent[] }> = [];
     for (const delivery of deliveries) {
-      let event: ResultEvent;
+      let events: ResultEvent[];
       try {
-        event = parseResultEvent(delivery.content);
+        events = parseResultEvents(delivery.content);
       } catch (err) {
-        log.warn('dead-lettering an invalid result event', { err });
+        log.warn('dead-lettering an invalid result message', { err });
         delivery.deadLetter();
         continue;
       }
-      const distrust = untrusted(delivery, event, options.agentUserPrefix ?? null);
+      // one endpoint per message (checked when parsing), so its first event speaks for all
+      const distrust = untrusted(
+        delivery,
+        events[0] as ResultEvent,
+        options.agentUserPrefix ?? null,
+      );
       if (distrust !== null) {
-        log.warn('dead-lettering a result event from the wrong broker user', {
+        log.warn('dead-lettering a result message from the wrong broker user', {
           reason: distrust,
-          task_id: event.task_id,
+          task_ids: events.map((event) => event.task_id),
         });
         delivery.deadLetter();
         continue;
       }
-      accepted.push({ delivery, event });
+      accepted.push({ delivery, events });
     }
     if (accepted.length === 0) return;
     let orphaned: Set<ResultEvent>;
     try {
       const outcome = await recordResultEvents(
         db,
-        accepted.map((a) => a.event),
+        accepted.flatMap((a) => a.events),
       );
       orphaned = new Set(outcome.orphaned);
       failures = 0;
@@ -76,24 +81,28 @@ export async function startRecorder(
       const pause = Math.min(MAX_PAUSE_MS, 250 * 2 ** Math.min(failures, 6));
       log.warn('could not record result events; returning them to the queue', {
         err,
-        events: accepted.length,
+        messages: accepted.length,
         pause_ms: pause,
       });
       await new Promise((resolve) => setTimeout(resolve, pause));
       for (const { delivery } of accepted) delivery.requeue();
       return;
     }
-    for (const { delivery, event } of accepted) {
-      if (orphaned.has(event)) {
+    for (const { delivery, events } of accepted) {
+      const unknown = events.filter((event) => orphaned.has(event));
+      if (unknown.length === 0) {
+        delivery.ack();
+        continue;
+      }
+      // the message's other events are recorded; the message is kept for inspection
+      for (const event of unknown) {
         log.warn('dead-lettering a result event for an unknown task', {
           task_id: event.task_id,
           type: event.type,
           endpoint: event.endpoint,
         });
-        delivery.deadLetter();
-      } else {
-        delivery.ack();
       }
+      delivery.deadLetter();
     }
   };
   return broker.consumeResults(

@@ -29,6 +29,12 @@ function doubling(inner: TaskBroker): TaskBroker {
       await inner.publishResult(event);
       await inner.publishResult(event);
     },
+    async publishResults(events: readonly ResultEvent[]) {
+      await inner.publishResults(events);
+      await inner.publishResults(events);
+      // and each event once more on its own, as an agent that reports one by one would
+      for (const event of events) await inner.publishResult(event);
+    },
     consumeTasks: (options, onTask) => inner.consumeTasks(options, onTask),
     consumeResults: (options, onBatch) => inner.consumeResults(options, onBatch),
     close: () => inner.close(),

@@ -15,6 +15,7 @@ import {
 import {
   UnavailableError,
   WIRE_VERSION,
+  parseResultEvents,
   type ResultEvent,
   type TaskMessage,
 } from '../../src/domain';
@@ -437,6 +438,32 @@ describe.each([
     expect(ids.every((id) => /^[0-9a-f-]{36}$/.test(id ?? ''))).toBe(true);
     // the deliberate difference: no broker users in-process, so nothing vouches for the agent
     expect(deliveries.map((d) => d.userId)).toEqual(Array(5).fill(fixture.userId));
+    await sub.close();
+  });
+
+  it('publishes events sent together as one message, and a single one as itself', async () => {
+    const endpoint = uniqueName('grp');
+    const seen: Delivery[] = [];
+    const sub = await broker.consumeResults({ prefetch: 10, batchSize: 10, lingerMs: 20 }, (b) => {
+      seen.push(...b);
+      for (const d of b) d.ack();
+      return Promise.resolve();
+    });
+    await broker.publishResults([result(1, endpoint), result(2, endpoint), result(3, endpoint)]);
+    await broker.publishResults([result(4, endpoint)]);
+    await broker.publishResults([]);
+    await waitFor(
+      () => Promise.resolve(seen.length),
+      (n) => n >= 2,
+      5000,
+      'two messages',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const bodies = seen.map((d) => JSON.parse(d.content.toString()) as unknown);
+    expect(bodies).toHaveLength(2);
+    expect((bodies[0] as ResultEvent[]).map((e) => e.task_id)).toEqual([1, 2, 3]);
+    expect((bodies[1] as ResultEvent).task_id).toBe(4);
+    expect(parseResultEvents(seen[0]?.content ?? '')).toHaveLength(3);
     await sub.close();
   });
 

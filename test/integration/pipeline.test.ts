@@ -367,4 +367,55 @@ describe('on the wire', () => {
     );
     expect(await stack.db('task_responses').count({ n: '*' })).toEqual(rows);
   });
+
+  it('records the events of a grouped result message, and keeps it dead-lettered if one is unknown', async () => {
+    await postTask(server.url, 'worker', {
+      identifier: 'grouped-1',
+      payload: { seconds: 0 },
+      endpoints: ['console1'],
+    });
+    const done = await waitForTerminal(server.url, 'worker', 'grouped-1');
+    const finished = (taskId: number, endpoint: string) => ({
+      v: 1,
+      task_id: taskId,
+      type: 'worker',
+      endpoint,
+      event: 'finished',
+      status: 'FAILED',
+      errnr: 7,
+      errmsg: 'from a grouped message',
+      payload: null,
+      progress: null,
+      at: new Date(Date.now() + 60_000).toISOString(),
+      attempt: 1,
+      agent: null,
+    });
+    const deadQueue = brokerNames.deadQueue(stack.prefix);
+    const before = (await channel.checkQueue(deadQueue)).messageCount;
+    // an endpoint the task did not address, and a task that does not exist
+    const message = [finished(done.task.id, 'extra1'), finished(99_999_999, 'extra1')];
+    channel.publish(
+      brokerNames.resultsExchange(stack.prefix),
+      '',
+      Buffer.from(JSON.stringify(message)),
+    );
+    await channel.waitForConfirms();
+    const recorded = await waitFor(
+      () => getTask(server.url, 'worker', 'grouped-1'),
+      (t) => t.taskResponseList.some((r) => r.endpoint === 'extra1'),
+      5000,
+      'the grouped event recorded',
+    );
+    expect(recorded.taskResponseList.find((r) => r.endpoint === 'extra1')).toMatchObject({
+      status: 'FAILED',
+      errnr: 7,
+      expected: false,
+    });
+    await waitFor(
+      async () => (await channel.checkQueue(deadQueue)).messageCount,
+      (n) => n >= before + 1,
+      5000,
+      'the message kept as a dead letter',
+    );
+  });
 });

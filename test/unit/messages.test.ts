@@ -3,8 +3,11 @@
  */
 import { MessageError } from '../../src/domain/errors';
 import {
+  MAX_EVENTS_PER_MESSAGE,
   WIRE_VERSION,
+  encodeResultEvents,
   parseResultEvent,
+  parseResultEvents,
   parseTaskMessage,
   type ResultEvent,
   type TaskMessage,
@@ -276,5 +279,29 @@ describe('parseResultEvent', () => {
     ],
   ])('rejects %s', (_what, changes, message) => {
     expect(messageError(() => parseResultEvent(json(EVENT, changes))).message).toMatch(message);
+  });
+});
+
+describe('parseResultEvents', () => {
+  const second: ResultEvent = { ...EVENT, task_id: 13, status: 'FAILED', errnr: 2, errmsg: 'no' };
+
+  it('reads one event, or several an agent sent together, as encodeResultEvents writes them', () => {
+    expect(JSON.parse(encodeResultEvents([EVENT]).toString())).toEqual(EVENT);
+    expect(parseResultEvents(encodeResultEvents([EVENT]))).toEqual([EVENT]);
+    expect(parseResultEvents(encodeResultEvents([EVENT, second]))).toEqual([EVENT, second]);
+  });
+
+  it.each([
+    ['[]', /1 to 1000 events, not 0/],
+    [JSON.stringify(Array(MAX_EVENTS_PER_MESSAGE + 1).fill(EVENT)), /not 1001/],
+    [JSON.stringify([EVENT, { ...EVENT, endpoint: 'console2' }]), /all be for one endpoint/],
+    [
+      JSON.stringify([EVENT, { ...EVENT, status: 'PENDING' }]),
+      /event 1 of the result message.*status/,
+    ],
+    [JSON.stringify([EVENT, 7]), /event 1 of the result message.*JSON object/],
+    ['[{"v":1', /not valid JSON/],
+  ])('refuses %s', (raw, message) => {
+    expect(messageError(() => parseResultEvents(raw)).message).toMatch(message);
   });
 });
