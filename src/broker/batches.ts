@@ -9,8 +9,6 @@ import type { ConsumeResultsOptions, Delivery } from './types';
 /** Collects the deliveries of one channel (AMQP) or one consumer (in-process). */
 export interface BatchCollector {
   add(delivery: Delivery): void;
-  /** hand over what is waiting now */
-  flush(): void;
   /** forget what is waiting: its channel is gone and the broker redelivers it */
   discard(): void;
 }
@@ -40,7 +38,6 @@ export class ResultBatches {
         pending.items.push({ delivery, at: Date.now() });
         this.pump(pending);
       },
-      flush: () => this.pump(pending, true),
       discard: () => {
         stopTimer(pending);
         pending.items = [];

@@ -14,7 +14,6 @@ export {
   createTask,
   findTask,
   getTaskRow,
-  insertTasks,
   type CreateResult,
   type NewTask,
 } from './tasks';

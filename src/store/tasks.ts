@@ -97,8 +97,11 @@ async function insertChunked(
  * Write new tasks, their PENDING response rows and outbox rows in one transaction, with one
  * multi-row INSERT per table. All or nothing: a duplicate identifier fails the whole group.
  */
-export async function insertTasks(db: Db, inputs: readonly NewTask[]): Promise<TaskRow[]> {
-  const rows = inputs.map(taskRow);
+async function insertTasks(
+  db: Db,
+  inputs: readonly NewTask[],
+  rows: ReadonlyArray<Omit<TaskRow, 'id'>> = inputs.map(taskRow),
+): Promise<TaskRow[]> {
   return withTransaction(db, async (trx) => {
     let ids: number[];
     if (rows.length === 1) {
@@ -118,20 +121,25 @@ export async function insertTasks(db: Db, inputs: readonly NewTask[]): Promise<T
   });
 }
 
-/** The ids of rows just inserted together, in their order (one range read per task type). */
-async function idsOf(
-  trx: Knex.Transaction,
-  rows: ReadonlyArray<Pick<TaskRow, 'type' | 'identifier'>>,
-): Promise<number[]> {
+type TaskName = Pick<TaskRow, 'type' | 'identifier'>;
+
+/** The ids of those of these tasks that are stored, by taskKey (one range read per task type). */
+async function storedIds(db: Knex, names: readonly TaskName[]): Promise<Map<string, number>> {
   const byKey = new Map<string, number>();
-  for (const type of new Set(rows.map((r) => r.type))) {
-    const identifiers = rows.filter((r) => r.type === type).map((r) => r.identifier);
-    const found = (await trx('tasks')
+  for (const type of new Set(names.map((n) => n.type))) {
+    const identifiers = names.filter((n) => n.type === type).map((n) => n.identifier);
+    const found = (await db('tasks')
       .select('id', 'identifier')
       .where({ type })
       .whereIn('identifier', identifiers)) as Array<Pick<TaskRow, 'id' | 'identifier'>>;
     for (const row of found) byKey.set(taskKey(type, row.identifier), Number(row.id));
   }
+  return byKey;
+}
+
+/** The ids of rows just inserted together, in their order. */
+async function idsOf(trx: Knex.Transaction, rows: readonly TaskName[]): Promise<number[]> {
+  const byKey = await storedIds(trx, rows);
   return rows.map((row) => {
     const id = byKey.get(taskKey(row.type, row.identifier));
     if (id === undefined)
@@ -173,6 +181,8 @@ async function existingTask(db: Db, input: NewTask): Promise<CreateResult> {
 
 interface Waiting {
   input: NewTask;
+  /** the row to insert, made once: its payload text also gives the group's size */
+  row: Omit<TaskRow, 'id'>;
   key: string;
   rows: number;
   bytes: number;
@@ -231,12 +241,14 @@ export class TaskWriter {
         ),
       );
     }
+    const row = taskRow(input);
     return new Promise((done, failed) => {
       this.waiting.push({
         input,
+        row,
         key: taskKey(input.type, input.identifier),
         rows: input.endpoints?.length ?? 0,
-        bytes: Buffer.byteLength(JSON.stringify(input.payload ?? null)),
+        bytes: Buffer.byteLength(row.payload),
         done,
         failed,
       });
@@ -290,6 +302,7 @@ export class TaskWriter {
         const tasks = await insertTasks(
           this.db,
           group.map((entry) => entry.input),
+          group.map((entry) => entry.row),
         );
         for (const [i, entry] of group.entries()) {
           entry.done({ task: tasks[i] as TaskRow, created: true });
@@ -297,7 +310,10 @@ export class TaskWriter {
         return;
       } catch (err) {
         if (retry && isDuplicateKey(err)) {
-          const stored = await storedKeys(this.db, group).catch(() => null);
+          const stored = await storedIds(
+            this.db,
+            group.map((entry) => entry.row),
+          ).catch(() => null);
           if (stored !== null && stored.size > 0) {
             const known = group.filter((entry) => stored.has(entry.key));
             const fresh = group.filter((entry) => !stored.has(entry.key));
@@ -325,22 +341,6 @@ async function oneByOne(
     }
   };
   await Promise.all(Array.from({ length: Math.min(ONE_BY_ONE_PARALLEL, entries.length) }, worker));
-}
-
-/** Which of these tasks' identifiers are stored already. */
-async function storedKeys(db: Db, entries: Waiting[]): Promise<Set<string>> {
-  const stored = new Set<string>();
-  for (const type of new Set(entries.map((entry) => entry.input.type))) {
-    const identifiers = entries
-      .filter((entry) => entry.input.type === type)
-      .map((entry) => entry.input.identifier);
-    const rows = (await db('tasks')
-      .select('identifier')
-      .where({ type })
-      .whereIn('identifier', identifiers)) as Array<Pick<TaskRow, 'identifier'>>;
-    for (const row of rows) stored.add(taskKey(type, row.identifier));
-  }
-  return stored;
 }
 
 export async function findTaskRow(
