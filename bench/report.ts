@@ -17,7 +17,8 @@ export interface Results {
   started_at: string;
   finished_at: string;
   machine: Record<string, unknown>;
-  ceilings: { amqp?: AmqpCeiling; mariadb?: MariaDbCeiling };
+  /** amqp_post: the broker alone, shaped like the POST phase (no consumers, its in-flight count) */
+  ceilings: { amqp?: AmqpCeiling; amqp_post?: AmqpCeiling; mariadb?: MariaDbCeiling };
   post?: PostPhase;
   e2e?: E2ePhase;
   width?: WidthPhase;
@@ -101,14 +102,28 @@ export function render(r: Results): string {
   );
   out.push('');
   const rows: string[][] = [['measurement', 'value']];
-  const { amqp, mariadb } = r.ceilings;
+  const { amqp, amqp_post: amqpPost, mariadb } = r.ceilings;
   if (amqp) {
     rows.push([
       `ceiling: RabbitMQ fanout to ${amqp.queues} queues, persistent, confirmed`,
       `${fmtInt(amqp.deliveries_per_s)} deliveries/s`,
     ]);
-    rows.push(['  publishes confirmed', `${fmtInt(amqp.publish_confirms_per_s)} msg/s`]);
+    rows.push([
+      `  publishes confirmed (${fmtInt(amqp.in_flight)} in flight)`,
+      `${fmtInt(amqp.publish_confirms_per_s)} msg/s`,
+    ]);
     rows.push(['  CPU, % of one core', formatCpu(amqp.cpu)]);
+  }
+  if (amqpPost) {
+    rows.push([
+      `ceiling for POST: the same, ${fmtInt(amqpPost.in_flight)} in flight, no consumers`,
+      `${fmtInt(amqpPost.publish_confirms_per_s)} msg/s`,
+    ]);
+    rows.push([
+      '  confirm latency p50 / p99; broker CPU per publish',
+      `${fmtMs(amqpPost.confirm_latency.p50_ms)} / ${fmtMs(amqpPost.confirm_latency.p99_ms)}; ` +
+        `${fmtMs(amqpPost.broker_cpu_ms_per_publish)}`,
+    ]);
   }
   if (mariadb) {
     rows.push([
@@ -190,6 +205,13 @@ export function render(r: Results): string {
     ]);
   }
   out.push(table(targets));
+  if (amqpPost) {
+    out.push(
+      `(POST can be no faster than RabbitMQ alone: ${fmtInt(amqpPost.publish_confirms_per_s)} ` +
+        `confirmed fanout publishes/s at ${fmtInt(amqpPost.in_flight)} in flight, ` +
+        `p99 ${fmtMs(amqpPost.confirm_latency.p99_ms)}, measured above with nothing else running)`,
+    );
+  }
   out.push('(the original Python tasker: ~30 tasks/s POST, ~40 endpoint responses/s)');
   for (const err of r.errors) out.push(`ERROR in ${err.phase}: ${err.message}`);
   return out.join('\n');

@@ -182,6 +182,16 @@ async function main(): Promise<number> {
         progress,
       });
     });
+    await attempt('ceiling amqp, POST bound', async () => {
+      progress(`ceiling: RabbitMQ alone at the POST phase's ${settings.concurrency} in flight`);
+      results.ceilings.amqp_post = await amqpCeiling({
+        queues: 10,
+        durationMs: settings.amqpMs,
+        inFlight: settings.concurrency,
+        prefetch: null,
+        progress,
+      });
+    });
     await attempt('ceiling mariadb', async () => {
       progress('ceiling: MariaDB batched insert');
       results.ceilings.mariadb = await mariadbCeiling({

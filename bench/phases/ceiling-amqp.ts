@@ -1,20 +1,27 @@
 /**
  * Ceiling (a): what this RabbitMQ does with no tasker in the way. A durable fanout exchange bound
- * to 10 durable queues; small persistent JSON messages published on a confirm channel with many
- * in flight; 10 consumers (one channel each, manual ack of every message). Deliveries/s = acked
- * messages across all queues / wall time from the first publish to the last ack.
+ * to 10 durable queues; small persistent JSON messages published on a confirm channel. Run two
+ * ways:
+ * - deliveries: many publishes in flight and 10 consumers (one channel each, manual ack of every
+ *   message). Deliveries/s = acked messages across all queues / wall time from the first publish
+ *   to the last ack.
+ * - the POST bound: no consumers (the POST phase runs no agents) and only as many publishes in
+ *   flight as the POST phase has requests in flight, with a task message's properties (TTL,
+ *   message id). That is the most POSTs/s the broker alone allows at that concurrency, and its
+ *   confirm latency is a floor under POST latency.
  */
 import * as amqp from 'amqplib';
 import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu';
 import { AMQP_URL, prefixFor } from '../lib/env';
-import { rate } from '../lib/stats';
+import { latency, rate, type Latency } from '../lib/stats';
 
 export interface AmqpCeilingOptions {
   queues: number;
   durationMs: number;
   /** unconfirmed publishes allowed at once */
   inFlight: number;
-  prefetch: number;
+  /** consumers acking with this prefetch, or null for none (the queues fill, then are deleted) */
+  prefetch: number | null;
   progress: (line: string) => void;
 }
 
@@ -27,7 +34,11 @@ export interface AmqpCeiling {
   elapsed_ms: number;
   message_bytes: number;
   in_flight: number;
-  prefetch: number;
+  prefetch: number | null;
+  /** time from publish to confirm */
+  confirm_latency: Latency;
+  /** broker CPU per confirmed publish, in ms */
+  broker_cpu_ms_per_publish: number | null;
   /** CPU of the broker and of this publishing/consuming client */
   cpu: Record<string, CpuShare>;
 }
@@ -73,9 +84,10 @@ export async function amqpCeiling(options: AmqpCeilingOptions): Promise<AmqpCeil
     let expected = Number.POSITIVE_INFINITY;
     let allAcked: () => void = () => undefined;
     const drained = new Promise<void>((resolve) => (allAcked = resolve));
-    for (const queue of queues) {
+    const { prefetch } = options;
+    for (const queue of prefetch === null ? [] : queues) {
       const ch = await subConn.createChannel();
-      await ch.prefetch(options.prefetch);
+      await ch.prefetch(prefetch ?? 0);
       await ch.consume(queue, (message) => {
         if (message === null) return;
         ch.ack(message);
@@ -90,6 +102,7 @@ export async function amqpCeiling(options: AmqpCeilingOptions): Promise<AmqpCeil
     let confirmed = 0;
     let inFlight = 0;
     let wake: (() => void) | null = null;
+    const confirmMs: number[] = [];
     const meter = startCpuMeter({ rabbitmq: servicePids().rabbitmq ?? [] });
     const started = performance.now();
     const stopAt = started + options.durationMs;
@@ -101,14 +114,21 @@ export async function amqpCeiling(options: AmqpCeilingOptions): Promise<AmqpCeil
       }
       inFlight += 1;
       published += 1;
+      const publishedAt = performance.now();
       const ok = pub.publish(
         exchange,
         '',
         sampleMessage(published),
-        { persistent: true, contentType: 'application/json' },
+        {
+          persistent: true,
+          contentType: 'application/json',
+          messageId: `task-${published}`,
+          expiration: '600000',
+        },
         (err: unknown) => {
           inFlight -= 1;
           if (err === null || err === undefined) confirmed += 1;
+          confirmMs.push(performance.now() - publishedAt);
           const resume = wake;
           wake = null;
           resume?.();
@@ -117,21 +137,24 @@ export async function amqpCeiling(options: AmqpCeilingOptions): Promise<AmqpCeil
       if (!ok) await new Promise<void>((resolve) => pub.once('drain', resolve));
       if (performance.now() >= nextReport) {
         nextReport += 1000;
-        options.progress(`  amqp ceiling: ${published} published, ${acked} deliveries acked`);
+        const deliveries = prefetch === null ? '' : `, ${acked} deliveries acked`;
+        options.progress(`  amqp ceiling: ${published} published${deliveries}`);
       }
       // let confirms and deliveries in every now and then
       if (published % 200 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     await pub.waitForConfirms();
     const publishWall = performance.now() - started;
-    expected = published * queues.length;
+    const publishCpu = meter.stop();
+    expected = prefetch === null ? 0 : published * queues.length;
     if (acked < expected) {
       const timeout = setTimeout(allAcked, 60_000);
       await drained;
       clearTimeout(timeout);
     }
     const wall = (acked >= expected ? lastAckAt : performance.now()) - started;
-    const cpu = meter.stop();
+    const cpu = prefetch === null ? publishCpu : meter.stop();
+    const brokerCpuS = publishCpu.rabbitmq?.cpu_s;
     await pub.close();
     for (const queue of queues) await admin.deleteQueue(queue);
     await admin.deleteExchange(exchange);
@@ -145,7 +168,12 @@ export async function amqpCeiling(options: AmqpCeilingOptions): Promise<AmqpCeil
       elapsed_ms: Math.round(wall),
       message_bytes: sampleMessage(1).length,
       in_flight: options.inFlight,
-      prefetch: options.prefetch,
+      prefetch,
+      confirm_latency: latency(confirmMs),
+      broker_cpu_ms_per_publish:
+        brokerCpuS === undefined || confirmed === 0
+          ? null
+          : Math.round((100_000 * brokerCpuS) / confirmed) / 100,
       cpu,
     };
   } finally {
