@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Create (or update) RabbitMQ users for tasker with least privilege. Idempotent.
 #
-#   scripts/broker-users.sh server USER PASSWORD   full rights on <prefix>.* (declares topology)
-#   scripts/broker-users.sh agent ENDPOINT PASSWORD
+#   scripts/broker-users.sh server USER [PASSWORD]   full rights on <prefix>.* (declares topology)
+#   scripts/broker-users.sh agent ENDPOINT [PASSWORD]
 #       user <agent-user-prefix><ENDPOINT>: may declare, bind and read only its own queues
 #       <prefix>.<type>.<ENDPOINT>, and publish only to <prefix>.results (and <prefix>.dead,
 #       which RabbitMQ requires of whoever declares a queue that dead-letters there). It
 #       cannot publish tasks, read another endpoint's queue, or see other endpoints' results.
 #   scripts/broker-users.sh delete USER
 #
+# Without PASSWORD (or with -) the password is the first line of standard input, and it reaches
+# rabbitmqctl on its standard input too, so it never shows in the process list:
+#   printf '%s\n' "$pw" | scripts/broker-users.sh agent web1
 # Options (before the command): --vhost V (default /), --prefix P (default tasker),
 # --agent-user-prefix X (default tasker-agent-, as server.agent_user_prefix).
 # Needs rabbitmqctl and the rights to run it (root or the rabbitmq user).
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 
 ctl() { rabbitmqctl -q "$@"; }
@@ -37,11 +40,26 @@ ensure_vhost() {
   if ! ctl list_vhosts --no-table-headers | grep -qxF "$vhost"; then ctl add_vhost "$vhost"; fi
 }
 
-ensure_user() { # user password
+# the password argument, or the first line of standard input when it is absent or "-"
+password_of() { # [password]
+  if [ $# -ge 1 ] && [ "$1" != - ]; then
+    printf '%s' "$1"
+    return
+  fi
+  local line=
+  IFS= read -r line || true
+  if [ -z "$line" ]; then
+    echo "no password: give it as an argument or on the first line of standard input" >&2
+    exit 2
+  fi
+  printf '%s' "$line"
+}
+
+ensure_user() { # user password (handed to rabbitmqctl on its standard input)
   if ctl list_users --no-table-headers | awk '{print $1}' | grep -qxF "$1"; then
-    ctl change_password "$1" "$2"
+    printf '%s' "$2" | ctl change_password "$1" >/dev/null
   else
-    ctl add_user "$1" "$2"
+    printf '%s' "$2" | ctl add_user "$1" >/dev/null
   fi
 }
 
@@ -49,14 +67,15 @@ p=$(esc "$prefix")
 type_re='[a-z][a-z0-9_-]*'
 case "$1" in
   server)
-    [ $# -eq 3 ] || usage
+    [ $# -eq 2 ] || [ $# -eq 3 ] || usage
+    password=$(password_of "${@:3}")
     ensure_vhost
-    ensure_user "$2" "$3"
+    ensure_user "$2" "$password"
     ctl set_permissions -p "$vhost" "$2" "^${p}\\." "^${p}\\." "^${p}\\."
     echo "server user $2: full rights on ${prefix}.* in vhost $vhost"
     ;;
   agent)
-    [ $# -eq 3 ] || usage
+    [ $# -eq 2 ] || [ $# -eq 3 ] || usage
     if ! [[ "$2" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
       echo "invalid endpoint name: $2" >&2
       exit 2
@@ -65,8 +84,9 @@ case "$1" in
     e=$(esc "$2")
     own_queues="${p}\\.${type_re}\\.${e}"
     task_exchanges="${p}\\.(?!results\$|dead\$)${type_re}"
+    password=$(password_of "${@:3}")
     ensure_vhost
-    ensure_user "$user" "$3"
+    ensure_user "$user" "$password"
     ctl set_permissions -p "$vhost" "$user" \
       "^${own_queues}\$" \
       "^(${p}\\.results|${p}\\.dead|${own_queues})\$" \

@@ -366,8 +366,9 @@ broker_user() { # kind name user password
     rabbit list_user_permissions "$user" --no-table-headers | awk -F'\t' '{ print $1 }' | grep -qxF "$VHOST"; then
     ok "RabbitMQ user $user"
   else
-    "$SOURCE_DIR/scripts/broker-users.sh" --vhost "$VHOST" --agent-user-prefix "$AGENT_BROKER_USER_PREFIX" \
-      "$kind" "$name" "$password" >/dev/null
+    printf '%s\n' "$password" |
+      "$SOURCE_DIR/scripts/broker-users.sh" --vhost "$VHOST" --agent-user-prefix "$AGENT_BROKER_USER_PREFIX" \
+        "$kind" "$name" >/dev/null
     changed "RabbitMQ $kind user $user (vhost $VHOST)"
   fi
 }

@@ -34,6 +34,19 @@ async function users(...args: string[]): Promise<void> {
   await run('bash', [join(ROOT, 'scripts', 'broker-users.sh'), '--prefix', stack.prefix, ...args]);
 }
 
+/** The same, with the password on standard input (kept out of the process list). */
+function usersWithStdin(input: string, ...args: string[]): Promise<void> {
+  const script = join(ROOT, 'scripts', 'broker-users.sh');
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      'bash',
+      [script, '--prefix', stack.prefix, ...args],
+      (err, _stdout, stderr) => (err === null ? resolve() : reject(Object.assign(err, { stderr }))),
+    );
+    child.stdin?.end(input);
+  });
+}
+
 const agentUrl = (name: string): string => `amqp://tasker-agent-${name}:${password}@127.0.0.1:5672`;
 
 /** Run `action` on a fresh channel and return the error that closed it, or null. */
@@ -64,7 +77,7 @@ beforeAll(async () => {
   stack = await createTestStack({ set: ['server.authenticate_agents=true'] });
   endpoint = `sec-${stack.prefix}`;
   other = `other-${stack.prefix}`;
-  await users('agent', endpoint, password);
+  await usersWithStdin(`${password}\n`, 'agent', endpoint);
   await users('agent', other, password);
   server = await startTestServer(stack.config);
   agent = await startTestAgent(
@@ -199,4 +212,12 @@ describe('reporting for another endpoint', () => {
       payload: null,
     });
   });
+});
+
+it('broker-users.sh refuses to create a user without a password, naming what is missing', async () => {
+  const err = (await usersWithStdin('', 'agent', `nopw-${stack.prefix}`).catch(
+    (e: unknown) => e,
+  )) as { code?: number; stderr?: string } | undefined;
+  expect(err?.code).toBe(2);
+  expect(err?.stderr).toMatch(/no password/);
 });
