@@ -124,6 +124,7 @@ snapshot() {
   (cd "$base" && find etc units -type f -print0 | sort -z | xargs -0 sha256sum)
   for host in localhost 127.0.0.1; do mysql -uroot -N --raw -e "SHOW GRANTS FOR '$TASKER_DB_USER'@'$host'"; done
   rabbitmqctl -q list_permissions -p "$TASKER_VHOST" --no-table-headers | sort
+  rabbitmqctl -q list_policies -p "$TASKER_VHOST" --no-table-headers | sort
 }
 run_provision() { # log file
   local started=$SECONDS rc=0
@@ -337,6 +338,11 @@ walkthrough() {
   fi
 }
 walkthrough main
+# the server declared tasker.dead in the vhost; provision's policy must bound it
+expect "tasker.dead has the dead-letter policy (max-length 100000, 7 days)" \
+  grep -qxP 'tasker\.dead\ttasker-dead-letters' <<<"$(rabbitmqctl -q list_queues -p "$TASKER_VHOST" name policy --no-table-headers)"
+expect "... whose definition is the length and age bound" \
+  grep -qF '{"max-length":100000,"message-ttl":604800000}' <<<"$(rabbitmqctl -q list_policies -p "$TASKER_VHOST" --no-table-headers)"
 
 # --- 5. TASKER_HARDEN=1, on a private RabbitMQ node -----------------------------------------------
 # Hardening deletes the guest user, which the shared broker here must keep. So this runs against a

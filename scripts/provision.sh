@@ -31,6 +31,9 @@
 #                                          (default 3600000, one hour)
 #   TASKER_RABBITMQ_CONF                   RabbitMQ's config file (default
 #                                          /etc/rabbitmq/rabbitmq.conf)
+#   TASKER_DEAD_LETTER_MAX_LENGTH          messages kept in the dead-letter queue tasker.dead, the
+#                                          oldest dropped first (default 100000)
+#   TASKER_DEAD_LETTER_TTL_MS              and for how long (default 604800000, 7 days)
 # rabbitmqctl honours RABBITMQ_NODENAME etc. as usual, to work on another node.
 # The overrides exist so that scripts/check-provision.sh can run this on a shared machine without
 # touching a real installation.
@@ -57,6 +60,8 @@ read -r -a ENDPOINTS <<<"${TASKER_ENDPOINTS:-console1 console2}"
 PORT=${TASKER_PORT:-8888}
 HARDEN=${TASKER_HARDEN:-0}
 CONSUMER_TIMEOUT_MS=${TASKER_CONSUMER_TIMEOUT_MS:-3600000}
+DEAD_LETTER_MAX_LENGTH=${TASKER_DEAD_LETTER_MAX_LENGTH:-100000}
+DEAD_LETTER_TTL_MS=${TASKER_DEAD_LETTER_TTL_MS:-604800000}
 RABBITMQ_CONF=${TASKER_RABBITMQ_CONF:-/etc/rabbitmq/rabbitmq.conf}
 # System users the units run as: separate ones, so that an agent's handlers cannot read the
 # server's environment (same uid could read /proc/<pid>/environ, which holds the DB password).
@@ -99,6 +104,8 @@ for host in "$DB_HOST" "$BROKER_HOST"; do
   [[ $host =~ ^[A-Za-z0-9.:-]+$ ]] || die "not a host name or address: $host"
 done
 [[ $CONSUMER_TIMEOUT_MS =~ ^[0-9]+$ ]] || die "TASKER_CONSUMER_TIMEOUT_MS: milliseconds"
+[[ $DEAD_LETTER_MAX_LENGTH =~ ^[1-9][0-9]*$ ]] || die "TASKER_DEAD_LETTER_MAX_LENGTH: a message count"
+[[ $DEAD_LETTER_TTL_MS =~ ^[1-9][0-9]*$ ]] || die "TASKER_DEAD_LETTER_TTL_MS: milliseconds"
 [ "${#ENDPOINTS[@]}" -gt 0 ] || die "TASKER_ENDPOINTS is empty"
 for endpoint in "${ENDPOINTS[@]}"; do
   # as broker-users.sh and tasker itself accept them
@@ -376,6 +383,18 @@ broker_user server "$BROKER_SERVER_USER" "$BROKER_SERVER_USER" "$BROKER_SERVER_P
 for endpoint in "${ENDPOINTS[@]}"; do
   broker_user agent "$endpoint" "$AGENT_BROKER_USER_PREFIX$endpoint" "${AGENT_PASSWORD[$endpoint]}"
 done
+
+# The dead-letter queue receives every poison message and every task that expired in the queue
+# of an endpoint that stayed offline; nothing else empties it. A policy bounds it by length and
+# age (a policy, unlike queue arguments, changes without redeclaring the queue).
+dead_policy='{"max-length":'$DEAD_LETTER_MAX_LENGTH',"message-ttl":'$DEAD_LETTER_TTL_MS'}'
+dead_policy_line=$(printf '%s\t%s\t%s\t%s\t%s\t%s' "$VHOST" tasker-dead-letters '^tasker\.dead$' queues "$dead_policy" 0)
+if rabbit list_policies -p "$VHOST" --no-table-headers | grep -qxF "$dead_policy_line"; then
+  ok "RabbitMQ policy tasker-dead-letters bounds tasker.dead"
+else
+  rabbit set_policy -p "$VHOST" tasker-dead-letters '^tasker\.dead$' "$dead_policy" --apply-to queues --priority 0 >/dev/null
+  changed "RabbitMQ policy tasker-dead-letters: tasker.dead keeps $DEAD_LETTER_MAX_LENGTH messages for $DEAD_LETTER_TTL_MS ms at most"
+fi
 
 if [ "$HARDEN" = 1 ]; then
   # guest/guest is a well-known login; with the tasker users in place nothing needs it.
