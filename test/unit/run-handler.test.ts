@@ -2,9 +2,14 @@
  * runHandler turns whatever a handler does into an outcome and never throws. Real timers with
  * short execution timeouts; nothing here waits longer than about a second.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { HandleTask, HandlerContext, HandlerTask } from '../../src/agent/contract';
 import { TIMEOUT_ERRNR, checkResponse, runHandler, type Outcome } from '../../src/agent/run';
 import { silentLogger } from '../../src/log';
+
+// the leak test below needs gc(); exposed here so the suite runs with plain `jest`
+setFlagsFromString('--expose-gc');
 
 const TASK: HandlerTask = {
   id: 12,
@@ -415,6 +420,29 @@ describe('runHandler: agent shutdown', () => {
       shutdown.signal,
     );
     expect(outcome).toMatchObject({ status: 'FAILED', abandoned: true });
+  });
+
+  it("lets a finished run's signal be collected while the shutdown signal lives on", async () => {
+    // An agent's shutdown signal lives as long as the agent; a run that stays reachable from it
+    // is a leak of every task the agent ever ran (AbortSignal.any() with a listener did that).
+    const gc = runInNewContext('gc') as () => void;
+    const shutdown = new AbortController();
+    const runs: Array<WeakRef<AbortSignal>> = [];
+    for (let i = 0; i < 50; i += 1) {
+      await run(
+        (_task, response, ctx) => {
+          ctx.signal.addEventListener('abort', () => undefined);
+          runs.push(new WeakRef(ctx.signal));
+          return response;
+        },
+        NO_TIMEOUT,
+        shutdown.signal,
+      );
+    }
+    // WeakRefs hold their target until the turn that made them is over
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(runs.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
   });
 
   it('returns promptly when the shutdown signal was aborted before the call', async () => {
