@@ -6,6 +6,7 @@ import type { AmqpCeiling } from './phases/ceiling-amqp';
 import type { MariaDbCeiling } from './phases/ceiling-mariadb';
 import type { E2ePhase } from './phases/e2e';
 import type { PostPhase } from './phases/post';
+import type { SoakPhase } from './phases/soak';
 import type { WidthPhase } from './phases/width';
 import { formatCpu } from './lib/cpu';
 import { perUnit } from './lib/dbstatus';
@@ -22,6 +23,7 @@ export interface Results {
   post?: PostPhase;
   e2e?: E2ePhase;
   width?: WidthPhase;
+  soak?: SoakPhase;
   peak_rss: { server_bytes: number | null; agent_bytes: number | null };
   targets: Target[];
   errors: Array<{ phase: string; message: string }>;
@@ -188,6 +190,17 @@ export function render(r: Results): string {
     ]);
     rows.push(['  agent host process peak RSS', fmtMb(w.agent_host_peak_rss_bytes)]);
     rows.push(['  CPU over the rounds, % of one core', formatCpu(w.cpu)]);
+  }
+  const k = r.soak;
+  if (k) {
+    rows.push([
+      `soak: ${fmtInt(k.tasks)} tasks through one agent, in-process broker`,
+      `${fmtInt(k.tasks_per_s)} tasks/s`,
+    ]);
+    rows.push([
+      '  heap kept per task, after a full GC (before / after)',
+      `${fmtInt(k.heap_bytes_per_task)} bytes (${fmtMb(k.heap_before_bytes)} / ${fmtMb(k.heap_after_bytes)})`,
+    ]);
   }
   rows.push([
     'peak RSS: server (max over phases) / one agent process',

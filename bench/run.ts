@@ -7,7 +7,7 @@
  *
  * Options:
  *   --quick                         small N, short durations (CI smoke, < 1 min)
- *   --phases ceilings,post,e2e,width  run only these
+ *   --phases ceilings,post,e2e,width,soak  run only these
  *   --server-node-args="--cpu-prof --cpu-prof-dir=DIR"   node flags for the server (note the =)
  *   --agent-node-args="…"           node flags for agent processes, after those of
  *                                   deploy/tasker-agent@.service (which agents always get)
@@ -31,10 +31,11 @@ import { amqpCeiling } from './phases/ceiling-amqp';
 import { mariadbCeiling } from './phases/ceiling-mariadb';
 import { e2ePhase, type AgentMode } from './phases/e2e';
 import { postPhase } from './phases/post';
+import { soakPhase } from './phases/soak';
 import { widthPhase } from './phases/width';
 import { checkTargets, render, type Results } from './report';
 
-const PHASES = ['ceilings', 'post', 'e2e', 'width'] as const;
+const PHASES = ['ceilings', 'post', 'e2e', 'width', 'soak'] as const;
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -57,7 +58,7 @@ const { values } = parseArgs({
 
 if (values.help === true) {
   console.log(
-    'usage: node dist/bench/run.js [--quick] [--phases ceilings,post,e2e,width] [options]\n' +
+    'usage: node dist/bench/run.js [--quick] [--phases ceilings,post,e2e,width,soak] [options]\n' +
       'options are described at the top of bench/run.ts and in bench/README.md',
   );
   process.exit(0);
@@ -94,6 +95,7 @@ const settings = {
   agentsPerConnection: int(values['agents-per-connection'], 10),
   widthRounds: quick ? 2 : 4,
   gets: 20,
+  soakTasks: quick ? 10_000 : 100_000,
 };
 
 const startedAt = Date.now();
@@ -245,6 +247,18 @@ async function main(): Promise<number> {
         progress,
       });
       servers.push(results.width.server_peak_rss_bytes ?? 0);
+    });
+  }
+  if (phases.has('soak')) {
+    await attempt('soak', async () => {
+      results.soak = await soakPhase({
+        warmupTasks: 5000,
+        tasks: settings.soakTasks,
+        concurrency: settings.agentConcurrency,
+        prefetch: 32,
+        timeoutMs: quick ? 60_000 : 300_000,
+        progress,
+      });
     });
   }
   results.peak_rss.server_bytes = servers.length === 0 ? null : Math.max(...servers) || null;
