@@ -124,7 +124,7 @@ export function render(r: Results): string {
     rows.push([
       '  confirm latency p50 / p99; broker CPU per publish',
       `${fmtMs(amqpPost.confirm_latency.p50_ms)} / ${fmtMs(amqpPost.confirm_latency.p99_ms)}; ` +
-        `${fmtMs(amqpPost.broker_cpu_ms_per_publish)}`,
+        `${amqpPost.broker_cpu_ms_per_publish?.toFixed(2) ?? '-'} ms`,
     ]);
   }
   if (mariadb) {

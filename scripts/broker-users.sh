@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 
 ctl() { rabbitmqctl -q "$@"; }
@@ -40,19 +40,25 @@ ensure_vhost() {
   if ! ctl list_vhosts --no-table-headers | grep -qxF "$vhost"; then ctl add_vhost "$vhost"; fi
 }
 
-# the password argument, or the first line of standard input when it is absent or "-"
+# the password argument, or the first line of standard input when it is absent or "-".
+# rabbitmqctl trims what it reads from standard input, so a password that starts or ends with
+# white space would be stored other than given: refused, like an empty one.
 password_of() { # [password]
+  local password=
   if [ $# -ge 1 ] && [ "$1" != - ]; then
-    printf '%s' "$1"
-    return
+    password=$1
+  else
+    IFS= read -r password || true
   fi
-  local line=
-  IFS= read -r line || true
-  if [ -z "$line" ]; then
+  if [ -z "$password" ]; then
     echo "no password: give it as an argument or on the first line of standard input" >&2
     exit 2
   fi
-  printf '%s' "$line"
+  if [[ $password =~ ^[[:space:]] || $password =~ [[:space:]]$ ]]; then
+    echo "the password starts or ends with white space, which rabbitmqctl would drop" >&2
+    exit 2
+  fi
+  printf '%s' "$password"
 }
 
 ensure_user() { # user password (handed to rabbitmqctl on its standard input)

@@ -127,8 +127,10 @@ export async function amqpCeiling(options: AmqpCeilingOptions): Promise<AmqpCeil
         },
         (err: unknown) => {
           inFlight -= 1;
-          if (err === null || err === undefined) confirmed += 1;
-          confirmMs.push(performance.now() - publishedAt);
+          if (err === null || err === undefined) {
+            confirmed += 1;
+            confirmMs.push(performance.now() - publishedAt);
+          }
           const resume = wake;
           wake = null;
           resume?.();
@@ -152,7 +154,11 @@ export async function amqpCeiling(options: AmqpCeilingOptions): Promise<AmqpCeil
       await drained;
       clearTimeout(timeout);
     }
-    const wall = (acked >= expected ? lastAckAt : performance.now()) - started;
+    // without consumers the run ends with the last confirm
+    const wall =
+      prefetch === null
+        ? publishWall
+        : (acked >= expected ? lastAckAt : performance.now()) - started;
     const cpu = prefetch === null ? publishCpu : meter.stop();
     const brokerCpuS = publishCpu.rabbitmq?.cpu_s;
     await pub.close();

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Agent, type HandleTask } from '../../src/agent';
-import { MemoryBroker, type Delivery } from '../../src/broker';
+import { MemoryBroker, type Delivery, type Subscription } from '../../src/broker';
 import { WIRE_VERSION, type TaskMessage } from '../../src/domain';
 import { silentLogger } from '../../src/log';
 import { sleep } from '../lib/proc';
@@ -86,9 +86,10 @@ export async function soakPhase(options: SoakPhaseOptions): Promise<SoakPhase> {
     stateDir,
     log: silentLogger,
   });
+  let results: Subscription | null = null;
   try {
     await broker.start();
-    const results = await broker.consumeResults(
+    results = await broker.consumeResults(
       { prefetch: 2000, batchSize: 500, lingerMs: 0 },
       async (deliveries) => {
         for (const delivery of deliveries) countFinished(delivery);
@@ -126,7 +127,6 @@ export async function soakPhase(options: SoakPhaseOptions): Promise<SoakPhase> {
     const elapsed = await runTo(options.warmupTasks + options.tasks);
     fullGc();
     const after = process.memoryUsage().heapUsed;
-    await results.close();
     return {
       tasks: options.tasks,
       tasks_per_s: rate(options.tasks, elapsed),
@@ -136,6 +136,7 @@ export async function soakPhase(options: SoakPhaseOptions): Promise<SoakPhase> {
     };
   } finally {
     await agent.close().catch(() => undefined);
+    await results?.close().catch(() => undefined);
     await broker.close().catch(() => undefined);
     rmSync(stateDir, { recursive: true, force: true });
   }

@@ -4,6 +4,7 @@
  * only after its `finished` event is confirmed by the broker, so a crash means redelivery, not
  * loss; a redelivered task whose result this process already has is answered from memory.
  */
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Delivery, Subscription, TaskBroker } from '../broker';
@@ -125,6 +126,9 @@ export class Agent {
     this.journal = new AttemptJournal(join(options.stateDir, options.endpoint));
     this.reports = new ReportSender(options.broker);
     this.slots = new Slots(options.concurrency);
+    // every running handler listens to the shutdown signal for the length of its run; past
+    // Node's default of 10 it would warn of a leak that is not one
+    setMaxListeners(options.concurrency + 10, this.shutdown.signal);
   }
 
   async start(): Promise<void> {

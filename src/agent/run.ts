@@ -76,7 +76,7 @@ export async function runHandler(
   if (shutdown.aborted) return { ...failed(1, 'agent shut down'), abandoned: true };
   // One controller per run, aborted by its timer or by shutdown. Not AbortSignal.any() over the
   // agent's long-lived shutdown signal: that keeps every run's combined signal alive once it has
-  // a listener (nodejs/node#55328), about 3 KB per task for the life of the agent.
+  // a listener (nodejs/node#55328): 3-4 KB per task for the life of the agent.
   const controller = new AbortController();
   const { signal } = controller;
   const response: HandlerResponse = { payload: null, errnr: 0, errmsg: null };

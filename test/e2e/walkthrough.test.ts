@@ -183,6 +183,45 @@ it('refuses to start with a bad config value and names the key', async () => {
   expect(result.output).toMatch(/api\.port/);
 });
 
+it('runs 12 handlers at once in one agent without a listener-leak warning', async () => {
+  // every running handler listens to the agent's shutdown signal; Node warns past 10
+  const wide = 12;
+  const agent = startCli([
+    'agent',
+    ...stack.cliFlags,
+    '--types',
+    'worker,backup,hello',
+    '--endpoint',
+    'wide',
+    '--handlers',
+    `${handlersDir},${join(ROOT, 'dist', 'handlers')}`,
+    '--concurrency',
+    String(wide),
+    '--log-level',
+    'info',
+  ]);
+  agents.push(agent);
+  await waitForOutput(agent, 'agent consuming');
+  for (let i = 1; i <= wide; i += 1) {
+    await curlPost('worker', {
+      identifier: `wide-${i}`,
+      payload: { seconds: 2 },
+      endpoints: ['wide'],
+    });
+  }
+  const rows = [];
+  for (let i = 1; i <= wide; i += 1) {
+    const [row] = (await terminal('worker', `wide-${i}`)).taskResponseList;
+    rows.push(row);
+  }
+  expect(rows.map((row) => row?.status)).toEqual(Array.from({ length: wide }, () => 'DONE'));
+  // all twelve ran at once: the last one started before the first one finished
+  const lastStart = Math.max(...rows.map((row) => Date.parse(String(row?.start_time))));
+  const firstFinish = Math.min(...rows.map((row) => Date.parse(String(row?.finished_at))));
+  expect(lastStart).toBeLessThan(firstFinish);
+  expect(agent.output()).not.toMatch(/MaxListenersExceededWarning/);
+});
+
 it('drains and exits 0 on SIGTERM, and a second server picks up where it left off', async () => {
   const started = Date.now();
   expect(await server.stop('SIGTERM')).toBe(0);

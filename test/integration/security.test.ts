@@ -214,10 +214,18 @@ describe('reporting for another endpoint', () => {
   });
 });
 
-it('broker-users.sh refuses to create a user without a password, naming what is missing', async () => {
-  const err = (await usersWithStdin('', 'agent', `nopw-${stack.prefix}`).catch(
-    (e: unknown) => e,
-  )) as { code?: number; stderr?: string } | undefined;
-  expect(err?.code).toBe(2);
-  expect(err?.stderr).toMatch(/no password/);
-});
+it.each([
+  ['no password', '', /no password/],
+  ['a password with white space at an end', ' padded \n', /white space/],
+])(
+  'broker-users.sh refuses %s with exit 2, naming what is wrong',
+  async (_what, input, message) => {
+    const name = `nopw-${stack.prefix}`;
+    const err = (await usersWithStdin(input, 'agent', name).catch((e: unknown) => e)) as
+      { code?: number; stderr?: string } | undefined;
+    expect(err?.code).toBe(2);
+    expect(err?.stderr).toMatch(message);
+    const { stdout } = await run('rabbitmqctl', ['-q', 'list_users', '--no-table-headers']);
+    expect(stdout).not.toContain(`tasker-agent-${name}`);
+  },
+);
