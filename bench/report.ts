@@ -24,6 +24,7 @@ export interface Results {
   e2e?: E2ePhase;
   width?: WidthPhase;
   soak?: SoakPhase;
+  soak_pipeline?: SoakPhase;
   peak_rss: { server_bytes: number | null; agent_bytes: number | null };
   targets: Target[];
   errors: Array<{ phase: string; message: string }>;
@@ -191,12 +192,13 @@ export function render(r: Results): string {
     rows.push(['  agent host process peak RSS', fmtMb(w.agent_host_peak_rss_bytes)]);
     rows.push(['  CPU over the rounds, % of one core', formatCpu(w.cpu)]);
   }
-  const k = r.soak;
-  if (k) {
-    rows.push([
-      `soak: ${fmtInt(k.tasks)} tasks through one agent, in-process broker`,
-      `${fmtInt(k.tasks_per_s)} tasks/s`,
-    ]);
+  const soaks: Array<[string, SoakPhase | undefined]> = [
+    ['through one agent, in-process broker', r.soak],
+    ['POSTed to server + agent in one process, MariaDB', r.soak_pipeline],
+  ];
+  for (const [what, k] of soaks) {
+    if (!k) continue;
+    rows.push([`soak: ${fmtInt(k.tasks)} tasks ${what}`, `${fmtInt(k.tasks_per_s)} tasks/s`]);
     rows.push([
       '  heap kept per task, after a full GC (before / after)',
       `${fmtInt(k.heap_bytes_per_task)} bytes (${fmtMb(k.heap_before_bytes)} / ${fmtMb(k.heap_after_bytes)})`,

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * The benchmark: `npm run bench` (full, ~5 min) or `npm run bench:quick` (CI smoke, < 1 min).
+ * The benchmark: `npm run bench` (full, about 3 min) or `npm run bench:quick` (CI smoke, < 1 min).
  * Measures the broker and database ceilings first, then the real tasker server and agents:
- * POST throughput, end to end, width. Prints a table, writes bench/results/latest.json, and
+ * POST throughput, end to end, width, soak. Prints a table, writes bench/results/latest.json, and
  * removes every process, database, queue and exchange it created, also on Ctrl-C or failure.
  *
  * Options:
@@ -31,7 +31,7 @@ import { amqpCeiling } from './phases/ceiling-amqp';
 import { mariadbCeiling } from './phases/ceiling-mariadb';
 import { e2ePhase, type AgentMode } from './phases/e2e';
 import { postPhase } from './phases/post';
-import { soakPhase } from './phases/soak';
+import { agentSoak, pipelineSoak } from './phases/soak';
 import { widthPhase } from './phases/width';
 import { checkTargets, render, type Results } from './report';
 
@@ -96,6 +96,7 @@ const settings = {
   widthRounds: quick ? 2 : 4,
   gets: 20,
   soakTasks: quick ? 10_000 : 100_000,
+  pipelineSoakTasks: quick ? 2000 : 20_000,
 };
 
 const startedAt = Date.now();
@@ -251,11 +252,20 @@ async function main(): Promise<number> {
   }
   if (phases.has('soak')) {
     await attempt('soak', async () => {
-      results.soak = await soakPhase({
+      results.soak = await agentSoak({
         warmupTasks: 5000,
         tasks: settings.soakTasks,
         concurrency: settings.agentConcurrency,
         prefetch: 32,
+        timeoutMs: quick ? 60_000 : 300_000,
+        progress,
+      });
+    });
+    await attempt('soak pipeline', async () => {
+      results.soak_pipeline = await pipelineSoak({
+        warmupTasks: 2000,
+        tasks: settings.pipelineSoakTasks,
+        concurrency: 16,
         timeoutMs: quick ? 60_000 : 300_000,
         progress,
       });

@@ -1,9 +1,11 @@
 /**
- * Phase 5: agent soak. One real Agent with a no-op handler against the in-process broker (no
- * network, no database: only the agent's own work) runs N tasks. The heap after a full garbage
- * collection, once warmed up and again after the N tasks, gives the bytes an agent keeps per
- * task it ran: an agent runs for months, and a leak of a few KB a task shows here long before
- * it shows in RSS. Also prints how many tasks a second one agent process manages on its own.
+ * Phase 5: soak. Servers and agents run for months, and a leak of a few KB a task shows as heap
+ * kept per task long before it shows in RSS. Each part runs N tasks after a warm-up; the heap
+ * after a full garbage collection, before and after, gives the bytes kept per task.
+ * - agentSoak: one real Agent with a no-op handler on the in-process broker (no network, no
+ *   database: only the agent's own work). Also the tasks/s one agent manages on its own.
+ * - pipelineSoak: the real server (API, relay, recorder, sweeper) on MariaDB and one Agent, on
+ *   the in-process broker that `tasker up` uses, all in this process; tasks POSTed over HTTP.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,9 +14,23 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Agent, type HandleTask } from '../../src/agent';
 import { MemoryBroker, type Delivery, type Subscription } from '../../src/broker';
+import { createAgent, loadConfiguredHandlers } from '../../src/cli/agent-command';
+import { loadConfig } from '../../src/config';
 import { WIRE_VERSION, type TaskMessage } from '../../src/domain';
 import { silentLogger } from '../../src/log';
+import { startServer } from '../../src/server';
+import { createDb, migrateLatest } from '../../src/store';
+import {
+  HANDLERS_DIR,
+  createDatabase,
+  dbName,
+  dropDatabase,
+  mysqlUrl,
+  prefixFor,
+} from '../lib/env';
+import { keepAliveAgent, request } from '../lib/http';
 import { sleep } from '../lib/proc';
+import { TYPE as STACK_TYPE } from '../lib/stack';
 import { rate } from '../lib/stats';
 
 const TYPE = 'noop';
@@ -47,6 +63,32 @@ function fullGc(): void {
   gc();
 }
 
+/**
+ * Warm up, then run `options.tasks` more; `runTo(total)` runs until `total` tasks in all are
+ * finished and returns how long that took.
+ */
+async function measure(
+  options: { warmupTasks: number; tasks: number; progress: (line: string) => void },
+  what: string,
+  runTo: (total: number) => Promise<number>,
+): Promise<SoakPhase> {
+  options.progress(`soak: warm-up, ${options.warmupTasks} tasks`);
+  await runTo(options.warmupTasks);
+  fullGc();
+  const before = process.memoryUsage().heapUsed;
+  options.progress(`soak: ${options.tasks} tasks ${what}`);
+  const elapsed = await runTo(options.warmupTasks + options.tasks);
+  fullGc();
+  const after = process.memoryUsage().heapUsed;
+  return {
+    tasks: options.tasks,
+    tasks_per_s: rate(options.tasks, elapsed),
+    heap_before_bytes: before,
+    heap_after_bytes: after,
+    heap_bytes_per_task: Math.round((after - before) / options.tasks),
+  };
+}
+
 function taskMessage(id: number): TaskMessage {
   const now = Date.now();
   return {
@@ -63,7 +105,7 @@ function taskMessage(id: number): TaskMessage {
   };
 }
 
-export async function soakPhase(options: SoakPhaseOptions): Promise<SoakPhase> {
+export async function agentSoak(options: SoakPhaseOptions): Promise<SoakPhase> {
   const { progress } = options;
   const stateDir = mkdtempSync(join(tmpdir(), 'tasker-soak-'));
   const broker = new MemoryBroker({ prefix: 'soak', log: silentLogger });
@@ -119,25 +161,110 @@ export async function soakPhase(options: SoakPhaseOptions): Promise<SoakPhase> {
       }
       return performance.now() - started;
     };
-    progress(`soak: warm-up, ${options.warmupTasks} tasks`);
-    await runTo(options.warmupTasks);
-    fullGc();
-    const before = process.memoryUsage().heapUsed;
-    progress(`soak: ${options.tasks} tasks through one agent`);
-    const elapsed = await runTo(options.warmupTasks + options.tasks);
-    fullGc();
-    const after = process.memoryUsage().heapUsed;
-    return {
-      tasks: options.tasks,
-      tasks_per_s: rate(options.tasks, elapsed),
-      heap_before_bytes: before,
-      heap_after_bytes: after,
-      heap_bytes_per_task: Math.round((after - before) / options.tasks),
-    };
+    return await measure(options, 'through one agent', runTo);
   } finally {
     await agent.close().catch(() => undefined);
     await results?.close().catch(() => undefined);
     await broker.close().catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+export interface PipelineSoakOptions {
+  warmupTasks: number;
+  tasks: number;
+  /** POSTs in flight */
+  concurrency: number;
+  timeoutMs: number;
+  progress: (line: string) => void;
+}
+
+/** The server and an agent in this process, MariaDB, the in-process broker; see the top. */
+export async function pipelineSoak(options: PipelineSoakOptions): Promise<SoakPhase> {
+  const database = dbName('soak');
+  const stateDir = mkdtempSync(join(tmpdir(), 'tasker-soak-'));
+  await createDatabase(database);
+  const config = loadConfig({
+    mode: 'test',
+    env: {},
+    flags: {
+      'database-url': mysqlUrl(database),
+      prefix: prefixFor('soak'),
+      types: STACK_TYPE,
+      handlers: HANDLERS_DIR,
+      port: '0',
+      'log-level': 'error',
+      set: [
+        `agent.state_dir=${stateDir}`,
+        `task_types.${STACK_TYPE}.wait_for_endpoints_timeout=10m`,
+      ].join('\n'),
+    },
+  });
+  const migrations = createDb(config.database, { log: silentLogger });
+  await migrateLatest(migrations);
+  await migrations.destroy();
+  const broker = new MemoryBroker({ prefix: config.broker.prefix, log: silentLogger });
+  await broker.start();
+  const agent = createAgent(
+    config,
+    ENDPOINT,
+    await loadConfiguredHandlers(config),
+    broker,
+    silentLogger,
+  );
+  const http = keepAliveAgent(options.concurrency);
+  try {
+    await agent.start();
+    const server = await startServer(config, silentLogger, { broker });
+    try {
+      const url = `http://127.0.0.1:${server.port}/${STACK_TYPE}`;
+      let posted = 0;
+      const done = async (): Promise<number> => {
+        const [row] = (await server
+          .db('tasks')
+          .where({ status: 'DONE' })
+          .count({ n: '*' })) as Array<{
+          n: number | string;
+        }>;
+        return Number(row?.n ?? 0);
+      };
+      const runTo = async (total: number): Promise<number> => {
+        const started = performance.now();
+        const deadline = Date.now() + options.timeoutMs;
+        const worker = async (): Promise<void> => {
+          while (posted < total) {
+            posted += 1;
+            const body = JSON.stringify({
+              identifier: `soak-${posted}`,
+              payload: { n: posted },
+              endpoints: [ENDPOINT],
+            });
+            const res = await request(http, url, 'POST', body);
+            if (res.status !== 201)
+              throw new Error(`soak POST: ${res.status} ${res.body.slice(0, 200)}`);
+          }
+        };
+        await Promise.all(Array.from({ length: options.concurrency }, () => worker()));
+        let finished = await done();
+        while (finished < total) {
+          if (Date.now() > deadline) {
+            throw new Error(`soak: ${finished} of ${total} tasks DONE in ${options.timeoutMs} ms`);
+          }
+          await sleep(100);
+          finished = await done();
+        }
+        return performance.now() - started;
+      };
+      return await measure(options, 'POSTed to the server and run by the agent', runTo);
+    } finally {
+      await agent.close().catch(() => undefined);
+      await server.close().catch(() => undefined);
+    }
+  } finally {
+    http.destroy();
+    await agent.close().catch(() => undefined);
+    await broker.close().catch(() => undefined);
+    await dropDatabase(database);
     rmSync(stateDir, { recursive: true, force: true });
   }
 }
