@@ -19,6 +19,7 @@ import {
 import type { Logger } from '../log';
 import { VERSION } from '../version';
 import { AttemptJournal } from './attempts';
+import { lockStateDir, type DirLock } from './lock';
 import { ReportSender } from './reports';
 import type { Handlers, HandlerTask } from './contract';
 import { runHandler, type Outcome } from './run';
@@ -118,12 +119,15 @@ export class Agent {
   private readonly finished = new Map<number, ResultEvent>();
   private readonly running = new Map<number, Promise<Execution>>();
   private readonly info: AgentInfo = { hostname: hostname(), pid: process.pid, version: VERSION };
+  private readonly stateDir: string;
+  private lock: DirLock | null = null;
   private subscription: Subscription | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log;
-    this.journal = new AttemptJournal(join(options.stateDir, options.endpoint));
+    this.stateDir = join(options.stateDir, options.endpoint);
+    this.journal = new AttemptJournal(this.stateDir);
     this.reports = new ReportSender(options.broker);
     this.slots = new Slots(options.concurrency);
     // every running handler listens to the shutdown signal for the length of its run; past
@@ -133,11 +137,20 @@ export class Agent {
 
   async start(): Promise<void> {
     const { endpoint, types, concurrency, broker } = this.options;
-    this.journal.open();
+    // one process per state directory: its attempt journal must have a single writer
+    this.lock = await lockStateDir(this.stateDir);
     const prefetch = Math.max(concurrency, this.options.prefetch ?? concurrency);
-    this.subscription = await broker.consumeTasks({ endpoint, types, prefetch }, (delivery) =>
-      this.track(this.onDelivery(delivery)),
-    );
+    try {
+      this.journal.open();
+      this.subscription = await broker.consumeTasks({ endpoint, types, prefetch }, (delivery) =>
+        this.track(this.onDelivery(delivery)),
+      );
+    } catch (err) {
+      this.journal.close();
+      await this.lock.release();
+      this.lock = null;
+      throw err;
+    }
     this.log.info('agent consuming', { endpoint, types, concurrency, prefetch });
   }
 
@@ -379,6 +392,8 @@ export class Agent {
         await this.subscription?.close();
       } finally {
         this.journal.close();
+        await this.lock?.release();
+        this.lock = null;
       }
     })();
     return this.closing;

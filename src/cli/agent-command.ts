@@ -56,7 +56,13 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
   const handlers = await loadConfiguredHandlers(config);
   const agent = createAgent(config, endpoint, handlers, broker, log);
   await broker.start();
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (err) {
+    // the open connection would keep the process running
+    await broker.close();
+    throw err;
+  }
   onShutdownSignals(async () => {
     await agent.close();
     await broker.close();

@@ -183,6 +183,23 @@ it('refuses to start with a bad config value and names the key', async () => {
   expect(result.output).toMatch(/api\.port/);
 });
 
+it('refuses a second agent process for an endpoint on the same state directory', async () => {
+  // console2's agent is running with this stack's agent.state_dir
+  const second = await runCli([
+    'agent',
+    ...stack.cliFlags,
+    '--types',
+    'worker,backup,hello',
+    '--endpoint',
+    'console2',
+    '--handlers',
+    `${handlersDir},${join(ROOT, 'dist', 'handlers')}`,
+  ]);
+  expect(second.code).not.toBe(0);
+  expect(second.output).toMatch(/another agent process is using the state directory .*console2/);
+  expect(second.output).not.toMatch(/^\s+at /m);
+});
+
 it('runs 12 handlers at once in one agent without a listener-leak warning', async () => {
   // every running handler listens to the agent's shutdown signal; Node warns past 10
   const wide = 12;
