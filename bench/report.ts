@@ -200,7 +200,7 @@ export function render(r: Results): string {
     if (!k) continue;
     rows.push([`soak: ${fmtInt(k.tasks)} tasks ${what}`, `${fmtInt(k.tasks_per_s)} tasks/s`]);
     rows.push([
-      '  heap kept per task, after a full GC (before / after)',
+      '  heap and Buffers kept per task, after a full GC (before / after)',
       `${fmtInt(k.heap_bytes_per_task)} bytes (${fmtMb(k.heap_before_bytes)} / ${fmtMb(k.heap_after_bytes)})`,
     ]);
   }

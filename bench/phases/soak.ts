@@ -7,9 +7,6 @@
  * - pipelineSoak: the real server (API, relay, recorder, sweeper) on MariaDB and one Agent, on
  *   the in-process broker that `tasker up` uses, all in this process; tasks POSTed over HTTP.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Agent, type HandleTask } from '../../src/agent';
@@ -18,7 +15,7 @@ import { createAgent, loadConfiguredHandlers } from '../../src/cli/agent-command
 import { loadConfig } from '../../src/config';
 import { WIRE_VERSION, type TaskMessage } from '../../src/domain';
 import { silentLogger } from '../../src/log';
-import { startServer } from '../../src/server';
+import { startServer, type ServerHandle } from '../../src/server';
 import { createDb, migrateLatest } from '../../src/store';
 import {
   HANDLERS_DIR,
@@ -27,6 +24,8 @@ import {
   dropDatabase,
   mysqlUrl,
   prefixFor,
+  removeScratchDir,
+  scratchDir,
 } from '../lib/env';
 import { keepAliveAgent, request } from '../lib/http';
 import { sleep } from '../lib/proc';
@@ -52,8 +51,14 @@ export interface SoakPhase {
   tasks_per_s: number;
   heap_before_bytes: number;
   heap_after_bytes: number;
-  /** (heap after − heap before) / tasks, after a full GC each time */
+  /** heap and Buffers in use (heapUsed + external) after a full GC: (after − before) / tasks */
   heap_bytes_per_task: number;
+}
+
+/** JavaScript heap in use plus memory outside it held by JavaScript objects (Buffers) */
+function retained(): number {
+  const { heapUsed, external } = process.memoryUsage();
+  return heapUsed + external;
 }
 
 function fullGc(): void {
@@ -75,11 +80,11 @@ async function measure(
   options.progress(`soak: warm-up, ${options.warmupTasks} tasks`);
   await runTo(options.warmupTasks);
   fullGc();
-  const before = process.memoryUsage().heapUsed;
+  const before = retained();
   options.progress(`soak: ${options.tasks} tasks ${what}`);
   const elapsed = await runTo(options.warmupTasks + options.tasks);
   fullGc();
-  const after = process.memoryUsage().heapUsed;
+  const after = retained();
   return {
     tasks: options.tasks,
     tasks_per_s: rate(options.tasks, elapsed),
@@ -107,7 +112,7 @@ function taskMessage(id: number): TaskMessage {
 
 export async function agentSoak(options: SoakPhaseOptions): Promise<SoakPhase> {
   const { progress } = options;
-  const stateDir = mkdtempSync(join(tmpdir(), 'tasker-soak-'));
+  const stateDir = scratchDir('tasker-soak-');
   const broker = new MemoryBroker({ prefix: 'soak', log: silentLogger });
   let finished = 0;
   const countFinished = (delivery: Delivery): void => {
@@ -166,7 +171,7 @@ export async function agentSoak(options: SoakPhaseOptions): Promise<SoakPhase> {
     await agent.close().catch(() => undefined);
     await results?.close().catch(() => undefined);
     await broker.close().catch(() => undefined);
-    rmSync(stateDir, { recursive: true, force: true });
+    removeScratchDir(stateDir);
   }
 }
 
@@ -182,89 +187,89 @@ export interface PipelineSoakOptions {
 /** The server and an agent in this process, MariaDB, the in-process broker; see the top. */
 export async function pipelineSoak(options: PipelineSoakOptions): Promise<SoakPhase> {
   const database = dbName('soak');
-  const stateDir = mkdtempSync(join(tmpdir(), 'tasker-soak-'));
-  await createDatabase(database);
-  const config = loadConfig({
-    mode: 'test',
-    env: {},
-    flags: {
-      'database-url': mysqlUrl(database),
-      prefix: prefixFor('soak'),
-      types: STACK_TYPE,
-      handlers: HANDLERS_DIR,
-      port: '0',
-      'log-level': 'error',
-      set: [
-        `agent.state_dir=${stateDir}`,
-        `task_types.${STACK_TYPE}.wait_for_endpoints_timeout=10m`,
-      ].join('\n'),
-    },
-  });
-  const migrations = createDb(config.database, { log: silentLogger });
-  await migrateLatest(migrations);
-  await migrations.destroy();
-  const broker = new MemoryBroker({ prefix: config.broker.prefix, log: silentLogger });
-  await broker.start();
-  const agent = createAgent(
-    config,
-    ENDPOINT,
-    await loadConfiguredHandlers(config),
-    broker,
-    silentLogger,
-  );
+  const stateDir = scratchDir('tasker-soak-');
+  const broker = new MemoryBroker({ prefix: prefixFor('soak'), log: silentLogger });
   const http = keepAliveAgent(options.concurrency);
+  let agent: Agent | null = null;
+  let server: ServerHandle | null = null;
   try {
-    await agent.start();
-    const server = await startServer(config, silentLogger, { broker });
+    await createDatabase(database);
+    const config = loadConfig({
+      mode: 'test',
+      env: {},
+      flags: {
+        'database-url': mysqlUrl(database),
+        prefix: prefixFor('soak'),
+        types: STACK_TYPE,
+        handlers: HANDLERS_DIR,
+        port: '0',
+        'log-level': 'error',
+        set: [
+          `agent.state_dir=${stateDir}`,
+          `task_types.${STACK_TYPE}.wait_for_endpoints_timeout=10m`,
+        ].join('\n'),
+      },
+    });
+    const migrations = createDb(config.database, { log: silentLogger });
     try {
-      const url = `http://127.0.0.1:${server.port}/${STACK_TYPE}`;
-      let posted = 0;
-      const done = async (): Promise<number> => {
-        const [row] = (await server
-          .db('tasks')
-          .where({ status: 'DONE' })
-          .count({ n: '*' })) as Array<{
-          n: number | string;
-        }>;
-        return Number(row?.n ?? 0);
-      };
-      const runTo = async (total: number): Promise<number> => {
-        const started = performance.now();
-        const deadline = Date.now() + options.timeoutMs;
-        const worker = async (): Promise<void> => {
-          while (posted < total) {
-            posted += 1;
-            const body = JSON.stringify({
-              identifier: `soak-${posted}`,
-              payload: { n: posted },
-              endpoints: [ENDPOINT],
-            });
-            const res = await request(http, url, 'POST', body);
-            if (res.status !== 201)
-              throw new Error(`soak POST: ${res.status} ${res.body.slice(0, 200)}`);
-          }
-        };
-        await Promise.all(Array.from({ length: options.concurrency }, () => worker()));
-        let finished = await done();
-        while (finished < total) {
-          if (Date.now() > deadline) {
-            throw new Error(`soak: ${finished} of ${total} tasks DONE in ${options.timeoutMs} ms`);
-          }
-          await sleep(100);
-          finished = await done();
-        }
-        return performance.now() - started;
-      };
-      return await measure(options, 'POSTed to the server and run by the agent', runTo);
+      await migrateLatest(migrations);
     } finally {
-      await agent.close().catch(() => undefined);
-      await server.close().catch(() => undefined);
+      await migrations.destroy();
     }
+    await broker.start();
+    agent = createAgent(
+      config,
+      ENDPOINT,
+      await loadConfiguredHandlers(config),
+      broker,
+      silentLogger,
+    );
+    await agent.start();
+    server = await startServer(config, silentLogger, { broker });
+    const db = server.db;
+    const url = `http://127.0.0.1:${server.port}/${STACK_TYPE}`;
+    let posted = 0;
+    const done = async (): Promise<number> => {
+      const [row] = (await db('tasks').where({ status: 'DONE' }).count({ n: '*' })) as Array<{
+        n: number | string;
+      }>;
+      return Number(row?.n ?? 0);
+    };
+    const runTo = async (total: number): Promise<number> => {
+      const started = performance.now();
+      const deadline = Date.now() + options.timeoutMs;
+      const worker = async (): Promise<void> => {
+        while (posted < total) {
+          posted += 1;
+          const body = JSON.stringify({
+            identifier: `soak-${posted}`,
+            payload: { n: posted },
+            endpoints: [ENDPOINT],
+          });
+          const res = await request(http, url, 'POST', body);
+          if (res.status !== 201) {
+            throw new Error(`soak POST: ${res.status} ${res.body.slice(0, 200)}`);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: options.concurrency }, () => worker()));
+      let finished = await done();
+      while (finished < total) {
+        if (Date.now() > deadline) {
+          throw new Error(`soak: ${finished} of ${total} tasks DONE in ${options.timeoutMs} ms`);
+        }
+        await sleep(100);
+        finished = await done();
+      }
+      return performance.now() - started;
+    };
+    return await measure(options, 'POSTed to the server and run by the agent', runTo);
   } finally {
     http.destroy();
-    await agent.close().catch(() => undefined);
+    await agent?.close().catch(() => undefined);
+    await server?.close().catch(() => undefined);
     await broker.close().catch(() => undefined);
-    await dropDatabase(database);
-    rmSync(stateDir, { recursive: true, force: true });
+    await dropDatabase(database).catch(() => undefined);
+    removeScratchDir(stateDir);
   }
 }

@@ -137,21 +137,40 @@ export class Agent {
 
   async start(): Promise<void> {
     const { endpoint, types, concurrency, broker } = this.options;
-    // one process per state directory: its attempt journal must have a single writer
-    this.lock = await lockStateDir(this.stateDir);
+    await this.claimStateDir();
     const prefetch = Math.max(concurrency, this.options.prefetch ?? concurrency);
     try {
-      this.journal.open();
       this.subscription = await broker.consumeTasks({ endpoint, types, prefetch }, (delivery) =>
         this.track(this.onDelivery(delivery)),
       );
     } catch (err) {
-      this.journal.close();
-      await this.lock.release();
-      this.lock = null;
+      await this.releaseStateDir();
       throw err;
     }
     this.log.info('agent consuming', { endpoint, types, concurrency, prefetch });
+  }
+
+  /**
+   * Lock the state directory and open the attempt journal (start does it too): one process per
+   * directory, as the journal must have a single writer. The CLI calls it before connecting, so
+   * a second agent for the directory fails at once.
+   */
+  async claimStateDir(): Promise<void> {
+    if (this.lock !== null) return;
+    const lock = await lockStateDir(this.stateDir);
+    try {
+      this.journal.open();
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+    this.lock = lock;
+  }
+
+  private async releaseStateDir(): Promise<void> {
+    this.journal.close();
+    await this.lock?.release();
+    this.lock = null;
   }
 
   private track(work: Promise<void>): Promise<void> {
@@ -391,9 +410,7 @@ export class Agent {
       try {
         await this.subscription?.close();
       } finally {
-        this.journal.close();
-        await this.lock?.release();
-        this.lock = null;
+        await this.releaseStateDir();
       }
     })();
     return this.closing;

@@ -1,19 +1,22 @@
 /**
  * One agent process per state directory. Two processes counting runs in one attempt journal
  * would overwrite each other's counts, so the agent holds a lock on its directory: a Unix socket
- * listening in it. The kernel closes the socket however the process ends (crash, kill -9,
- * reboot), so a lock left behind is told apart from a live one by connecting to it: refused
- * means nobody holds it any more and it is taken over; answered means another agent is running.
+ * listening on a name derived from the directory. The kernel closes the socket however the
+ * process ends (crash, kill -9, reboot).
+ *
+ * On Linux the name is abstract (no file): binding it is atomic and nothing is left behind, so
+ * "in use" simply means another live process holds it. Abstract names belong to a network
+ * namespace: agents in different containers that share a state directory do not see each
+ * other's lock. Elsewhere the lock is a socket file in the directory; one left by a dead process
+ * refuses connections and is taken over.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 
-const SOCKET_NAME = 'agent.lock';
-/** a socket path must fit sun_path: 108 bytes on Linux, 104 on macOS */
-const MAX_SOCKET_PATH = 100;
+const SOCKET_FILE = 'agent.lock';
 
 export class StateDirInUseError extends Error {
   override name = 'StateDirInUseError';
@@ -23,14 +26,13 @@ export interface DirLock {
   release(): Promise<void>;
 }
 
-/** The lock's address: a file in the directory, or on Linux an abstract name if that is too long. */
-export function lockAddress(dir: string): string {
-  const file = join(resolve(dir), SOCKET_NAME);
-  if (Buffer.byteLength(file) <= MAX_SOCKET_PATH) return file;
-  if (process.platform === 'linux') {
-    return `\0tasker-agent-${createHash('sha256').update(file).digest('hex').slice(0, 40)}`;
+/** The lock's address for an existing directory. */
+export function lockAddress(dir: string, platform: NodeJS.Platform = process.platform): string {
+  const real = realpathSync(dir);
+  if (platform === 'linux') {
+    return `\0tasker-agent-${createHash('sha256').update(real).digest('hex').slice(0, 40)}`;
   }
-  throw new Error(`the state directory's path is too long for its lock socket: ${dir}`);
+  return join(real, SOCKET_FILE);
 }
 
 function listen(server: Server, address: string): Promise<void> {
@@ -43,15 +45,21 @@ function listen(server: Server, address: string): Promise<void> {
   });
 }
 
-/** Whether a process answers on `address`. */
-function answers(address: string): Promise<boolean> {
-  return new Promise((done) => {
+/** Whether a socket file is a leftover: nobody listens on it any more. */
+function isLeftover(address: string): Promise<boolean> {
+  return new Promise((done, failed) => {
     const socket = createConnection(address);
     socket.once('connect', () => {
       socket.destroy();
-      done(true);
+      done(false);
     });
-    socket.once('error', () => done(false));
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED') done(true);
+      // gone in the meantime: let the caller try again
+      else if (err.code === 'ENOENT') done(true);
+      // EACCES and the like say nothing about whether its owner lives
+      else failed(err);
+    });
   });
 }
 
@@ -62,31 +70,37 @@ function inUse(dir: string): StateDirInUseError {
   );
 }
 
+const codeOf = (err: unknown): unknown => (err as { code?: unknown }).code;
+
 /**
  * Lock `dir` (created if missing) for this process until `release`. Fails with
  * StateDirInUseError while another process, or another agent of this one, holds it.
  */
-export async function lockStateDir(dir: string): Promise<DirLock> {
+export async function lockStateDir(
+  dir: string,
+  platform: NodeJS.Platform = process.platform,
+): Promise<DirLock> {
   mkdirSync(dir, { recursive: true });
-  const address = lockAddress(dir);
+  const address = lockAddress(dir, platform);
   const server = createServer((socket) => socket.destroy());
   try {
     await listen(server, address);
   } catch (err) {
-    if ((err as { code?: unknown }).code !== 'EADDRINUSE') throw err;
-    if (await answers(address)) throw inUse(dir);
-    // left by a process that is gone: take it over (an abstract name is never left behind)
+    if (codeOf(err) !== 'EADDRINUSE') throw err;
+    if (address.startsWith('\0') || !(await isLeftover(address))) throw inUse(dir);
     await unlink(address).catch((unlinkErr: unknown) => {
-      if ((unlinkErr as { code?: unknown }).code !== 'ENOENT') throw unlinkErr;
+      if (codeOf(unlinkErr) !== 'ENOENT') throw unlinkErr;
     });
     try {
       await listen(server, address);
     } catch (again) {
       // another agent starting at the same moment took it first
-      if ((again as { code?: unknown }).code === 'EADDRINUSE') throw inUse(dir);
+      if (codeOf(again) === 'EADDRINUSE') throw inUse(dir);
       throw again;
     }
   }
+  // a failed accept (EMFILE while a probe connects) must not crash the agent holding the lock
+  server.on('error', () => undefined);
   // the lock alone must not keep the process running
   server.unref();
   return {

@@ -55,12 +55,15 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
   // handlers first: a missing one fails before the agent connects
   const handlers = await loadConfiguredHandlers(config);
   const agent = createAgent(config, endpoint, handlers, broker, log);
-  await broker.start();
+  // a state directory another agent process uses fails before connecting
+  await agent.claimStateDir();
   try {
+    await broker.start();
     await agent.start();
   } catch (err) {
     // the open connection would keep the process running
-    await broker.close();
+    await agent.close().catch(() => undefined);
+    await broker.close().catch(() => undefined);
     throw err;
   }
   onShutdownSignals(async () => {
