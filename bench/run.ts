@@ -58,7 +58,7 @@ const { values } = parseArgs({
 
 if (values.help === true) {
   console.log(
-    'usage: node dist/bench/run.js [--quick] [--phases ceilings,post,e2e,width,soak] [options]\n' +
+    `usage: node dist/bench/run.js [--quick] [--phases ${PHASES.join(',')}] [options]\n` +
       'options are described at the top of bench/run.ts and in bench/README.md',
   );
   process.exit(0);

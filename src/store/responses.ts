@@ -81,6 +81,18 @@ export async function lockTasks(trx: Knex.Transaction, taskIds: number[]): Promi
   };
 }
 
+/** Response rows grouped by their task's id, in the order given. */
+export function rowsByTask(rows: Iterable<ResponseRow>): Map<number, ResponseRow[]> {
+  const byTask = new Map<number, ResponseRow[]>();
+  for (const row of rows) {
+    const taskId = Number(row.task_id);
+    const list = byTask.get(taskId);
+    if (list === undefined) byTask.set(taskId, [row]);
+    else list.push(row);
+  }
+  return byTask;
+}
+
 const UPSERT_CHUNK = 500;
 const UPDATABLE_COLUMNS = [
   'status',

@@ -11,6 +11,7 @@ import {
   recomputeTask,
   rowKey,
   rowToState,
+  rowsByTask,
   stateToRow,
   writeRows,
   writeTaskStates,
@@ -57,12 +58,12 @@ export async function recordResultEvents(
     }
     if (changed.size === 0) return outcome;
     await writeRows(trx, [...changed.values()]);
-    const rowsByTask = new Map<number, ResponseRow[]>();
-    for (const row of changed.values()) rowsByTask.set(Number(row.task_id), []);
-    for (const row of locked.rows.values()) rowsByTask.get(Number(row.task_id))?.push(row);
+    const rowsOf = rowsByTask(locked.rows.values());
+    const touched = new Set([...changed.values()].map((row) => Number(row.task_id)));
     const recomputed: TaskRow[] = [];
-    for (const [taskId, rows] of rowsByTask) {
+    for (const taskId of touched) {
       const task = locked.tasks.get(taskId);
+      const rows = rowsOf.get(taskId) ?? [];
       if (task !== undefined && recomputeTask(task, rows, now, null).changed) recomputed.push(task);
     }
     await writeTaskStates(trx, recomputed);

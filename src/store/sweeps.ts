@@ -11,6 +11,7 @@ import {
   lockTasks,
   recomputeTask,
   rowToState,
+  rowsByTask,
   stateToRow,
   writeRows,
   writeTaskStates,
@@ -44,12 +45,7 @@ export async function sweepDeadlines(
       trx,
       due.map((t) => Number(t.id)),
     );
-    const rowsByTask = new Map<number, ResponseRow[]>();
-    for (const row of locked.rows.values()) {
-      const list = rowsByTask.get(Number(row.task_id)) ?? [];
-      list.push(row);
-      rowsByTask.set(Number(row.task_id), list);
-    }
+    const rowsOf = rowsByTask(locked.rows.values());
     const changedRows: ResponseRow[] = [];
     const changedTasks: TaskRow[] = [];
     for (const task of locked.tasks.values()) {
@@ -57,7 +53,7 @@ export async function sweepDeadlines(
       const limitMs = task.execution_timeout_ms + options.timeoutGraceMs;
       const deliveryPassed = task.deliver_by.getTime() <= now.getTime();
       let nextSweep: number | null = deliveryPassed ? null : task.deliver_by.getTime();
-      const rows = (rowsByTask.get(Number(task.id)) ?? []).map((row) => {
+      const rows = (rowsOf.get(Number(task.id)) ?? []).map((row) => {
         const state = rowToState(row);
         let next = deliveryPassed ? markUndelivered(state, task.deliver_by) : null;
         if (next !== null) outcome.undelivered += 1;
