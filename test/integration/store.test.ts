@@ -350,8 +350,10 @@ describe.each([
     });
 
     it('writes each task of one batch its own status, counts and times, and no other task', async () => {
-      const created = await Promise.all([1, 2, 3, 4].map(() => createTask(stack.db, newTask())));
-      const [done, failed, running, untouched] = created.map((c) => c.task);
+      // one after another, so that the ids (and the view below, ordered by id) follow this order
+      const created = [];
+      for (let i = 0; i < 4; i += 1) created.push((await createTask(stack.db, newTask())).task);
+      const [done, failed, running, untouched] = created;
       if (!done || !failed || !running || !untouched) throw new Error('tasks not created');
       const now = new Date(Math.floor(Date.now() / 1000) * 1000 + 123);
       const outcome = await recordResultEvents(
