@@ -12,7 +12,6 @@ import {
   WIRE_VERSION,
   parseTaskMessage,
   type AgentInfo,
-  type Progress,
   type ResultEvent,
   type TaskMessage,
 } from '../domain';
@@ -22,7 +21,7 @@ import { AttemptJournal } from './attempts';
 import { lockStateDir, type DirLock } from './lock';
 import { ReportSender } from './reports';
 import type { Handlers, HandlerTask } from './contract';
-import { runHandler, type Outcome } from './run';
+import { progressReport, runHandler, type Outcome } from './run';
 
 export interface AgentOptions {
   endpoint: string;
@@ -325,12 +324,8 @@ export class Agent {
       const now = Date.now();
       if (now - lastProgress < PROGRESS_INTERVAL_MS) return;
       lastProgress = now;
-      const report: Progress = {
-        current: Math.max(0, Math.floor(current)),
-        total: total === undefined || total === null ? null : Math.floor(total),
-        line: line === undefined || line === null ? null : String(line).slice(0, 1000),
-      };
-      send({ progress: report });
+      const report = progressReport(current, total, line);
+      if (report !== null) send({ progress: report });
     };
     const handlerTask: HandlerTask = {
       id: task.id,

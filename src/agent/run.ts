@@ -2,7 +2,14 @@
  * Runs one handler call and turns whatever happens into an outcome: a result, a thrown error,
  * garbage returned, or a hang past the execution timeout. Never throws.
  */
-import { coerceError, isPlainObject, statusForErrnr, type FinishedStatus } from '../domain';
+import {
+  coerceError,
+  isPlainObject,
+  RESULT_LIMITS,
+  statusForErrnr,
+  type FinishedStatus,
+  type Progress,
+} from '../domain';
 import type { HandleTask, HandlerContext, HandlerResponse, HandlerTask } from './contract';
 
 export interface Outcome {
@@ -16,7 +23,6 @@ export interface Outcome {
 
 /** errnr reported when a handler runs past its execution timeout */
 export const TIMEOUT_ERRNR = -1;
-const MAX_ERRMSG = 4000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A short description of any value, for messages; never throws. */
@@ -28,12 +34,43 @@ function describe(value: unknown): string {
   }
 }
 
-function truncate(text: string): string {
-  return text.length > MAX_ERRMSG ? `${text.slice(0, MAX_ERRMSG)}…` : text;
+/** An errmsg the recorder takes: within its length, and none rather than empty. */
+function truncate(text: string): string | null {
+  const max = RESULT_LIMITS.errmsgChars;
+  if (text === '') return null;
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** An errnr the response table holds: a signed 32-bit integer. */
+export function isErrnr(value: unknown): value is number {
+  return (
+    typeof value === 'number' &&
+    Number.isInteger(value) &&
+    value >= RESULT_LIMITS.minErrnr &&
+    value <= RESULT_LIMITS.maxErrnr
+  );
 }
 
 function failed(errnr: number, errmsg: string): Outcome {
   return { status: 'FAILED', errnr, errmsg: truncate(errmsg), payload: null, abandoned: false };
+}
+
+/**
+ * What a handler passed to `ctx.progress()`, as a report the recorder takes; null when `current`
+ * is no count (not a number, infinite, past the safe integers).
+ */
+export function progressReport(current: unknown, total: unknown, line: unknown): Progress | null {
+  const count = (value: unknown): number | null => {
+    const n = typeof value === 'number' ? Math.floor(value) : Number.NaN;
+    return Number.isSafeInteger(n) ? n : null;
+  };
+  const done = count(current);
+  if (done === null) return null;
+  const text =
+    line === undefined || line === null
+      ? ''
+      : String(line).slice(0, RESULT_LIMITS.progressLineChars);
+  return { current: Math.max(0, done), total: count(total), line: text === '' ? null : text };
 }
 
 /** Check what a handler returned; a readable FAILED outcome when it is not a response. */
@@ -43,18 +80,31 @@ export function checkResponse(value: unknown, response: HandlerResponse): Outcom
     return failed(1, `handler returned ${describe(result)}, not a response`);
   }
   const errnr = result.errnr ?? 0;
-  if (typeof errnr !== 'number' || !Number.isSafeInteger(errnr)) {
-    return failed(1, `handler set errnr to ${describe(errnr)}; it must be an integer`);
+  if (!isErrnr(errnr)) {
+    return failed(
+      1,
+      `handler set errnr to ${describe(errnr)}; it must be an integer from ` +
+        `${RESULT_LIMITS.minErrnr} to ${RESULT_LIMITS.maxErrnr}`,
+    );
   }
-  const errmsg = result.errmsg ?? null;
+  const errmsg = result.errmsg === '' ? null : (result.errmsg ?? null);
   if (errmsg !== null && typeof errmsg !== 'string') {
     return failed(1, 'handler set errmsg to a non-string');
   }
   const payload = result.payload ?? null;
+  let json: string | undefined;
   try {
-    JSON.stringify(payload);
+    json = JSON.stringify(payload);
   } catch (err) {
     return failed(1, `handler payload cannot be sent as JSON: ${coerceError(err).message}`);
+  }
+  const bytes = json === undefined ? 0 : Buffer.byteLength(json);
+  if (bytes > RESULT_LIMITS.payloadBytes) {
+    return failed(
+      errnr === 0 ? 1 : errnr,
+      `handler payload is ${bytes} bytes as JSON; the limit is ${RESULT_LIMITS.payloadBytes}` +
+        (errmsg === null ? '' : `; its errmsg: ${errmsg}`),
+    );
   }
   return {
     status: statusForErrnr(errnr),
@@ -115,8 +165,7 @@ export async function runHandler(
     if (shutdown.aborted) return { ...failed(1, 'agent shut down'), abandoned: true };
     const err = coerceError(thrown);
     const errnr = (err as { errnr?: unknown }).errnr;
-    const code =
-      typeof errnr === 'number' && Number.isSafeInteger(errnr) && errnr !== 0 ? errnr : 1;
+    const code = isErrnr(errnr) && errnr !== 0 ? errnr : 1;
     return failed(code, err.message || err.name);
   } finally {
     clearTimeout(timer);

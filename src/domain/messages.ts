@@ -117,7 +117,7 @@ function parseProgress(value: unknown): Progress | null {
   return {
     current: checkInt(value.current, 'progress.current', fail, { min: 0 }),
     total: total === null || total === undefined ? null : checkInt(total, 'progress.total', fail),
-    line: readOptionalString(value, 'line', 'progress', fail, { allowControl: true }),
+    line: readText(value, 'line', 'progress', RESULT_LIMITS.progressLineChars),
   };
 }
 
@@ -139,37 +139,84 @@ export function encodeResultEvents(events: readonly ResultEvent[]): Buffer {
 /** The most events one result message may carry. */
 export const MAX_EVENTS_PER_MESSAGE = 1000;
 
-export function parseResultEvent(raw: Buffer | string): ResultEvent {
-  return resultEventFrom(parseJsonObject(raw, 'result event'));
+/**
+ * What one result event may carry: the response table's columns hold this much and no more. The
+ * agent keeps its events within these limits, and the recorder refuses an event beyond them
+ * instead of letting the database refuse the batch it is written in.
+ */
+export const RESULT_LIMITS = {
+  /** errnr is stored as a signed 32-bit integer */
+  minErrnr: -(2 ** 31),
+  maxErrnr: 2 ** 31 - 1,
+  errmsgChars: 4000,
+  progressLineChars: 1000,
+  /** a handler's response payload, as UTF-8 JSON */
+  payloadBytes: 1024 * 1024,
+  maxAttempt: 2 ** 31 - 1,
+} as const;
+
+/** `at` is stored as a DATETIME: from 1970 up to the end of year 9999 */
+const LATEST_AT_MS = Date.UTC(10000, 0, 1);
+
+export interface ResultMessage {
+  /** the valid events, in message order */
+  events: ResultEvent[];
+  /** why each invalid event was refused */
+  invalid: string[];
 }
 
 /**
  * A result message: one event, or an array of events an agent sent together, all for its own
- * endpoint (the broker user that published the message vouches for one endpoint only).
+ * endpoint (the broker user that published the message vouches for one endpoint only). A
+ * message that is not JSON, holds no event or too many, or whose valid events name different
+ * endpoints throws a MessageError; an invalid event among valid ones is listed in `invalid`, so
+ * that the others can still be recorded.
  */
-export function parseResultEvents(raw: Buffer | string): ResultEvent[] {
+export function parseResultMessage(raw: Buffer | string): ResultMessage {
   const parsed = parseJson(raw, 'result message');
-  if (!Array.isArray(parsed)) return [resultEventFrom(checkObject(parsed, 'result event'))];
-  if (parsed.length === 0 || parsed.length > MAX_EVENTS_PER_MESSAGE) {
+  const grouped = Array.isArray(parsed);
+  const items: unknown[] = grouped ? parsed : [parsed];
+  if (items.length === 0 || items.length > MAX_EVENTS_PER_MESSAGE) {
     throw new MessageError(
-      `a result message carries 1 to ${MAX_EVENTS_PER_MESSAGE} events, not ${parsed.length}`,
+      `a result message carries 1 to ${MAX_EVENTS_PER_MESSAGE} events, not ${items.length}`,
     );
   }
-  const events = parsed.map((item, i) => {
+  // no payload can be larger than the whole message
+  const measurePayloads = Buffer.byteLength(raw) > RESULT_LIMITS.payloadBytes;
+  const events: ResultEvent[] = [];
+  const invalid: string[] = [];
+  items.forEach((item, i) => {
     try {
-      return resultEventFrom(checkObject(item, 'result event'));
+      events.push(readResultEvent(item, measurePayloads));
     } catch (err) {
-      throw new MessageError(`event ${i} of the result message: ${(err as Error).message}`);
+      if (!(err instanceof MessageError)) throw err;
+      invalid.push(grouped ? `event ${i} of the result message: ${err.message}` : err.message);
     }
   });
-  const endpoint = (events[0] as ResultEvent).endpoint;
+  const endpoint = events[0]?.endpoint;
   if (events.some((event) => event.endpoint !== endpoint)) {
     throw new MessageError('the events of one result message must all be for one endpoint');
   }
-  return events;
+  return { events, invalid };
 }
 
-function resultEventFrom(obj: Record<string, unknown>): ResultEvent {
+/** Optional free text: control characters allowed, an empty string read as null. */
+function readText(
+  obj: Record<string, unknown>,
+  key: string,
+  path: string,
+  maxLength: number,
+): string | null {
+  if (obj[key] === '') return null;
+  return readOptionalString(obj, key, path, fail, { allowControl: true, maxLength });
+}
+
+/**
+ * One event of a result message, from its parsed JSON. `measurePayload` false skips measuring
+ * the payload when the caller knows it is within the limit.
+ */
+export function readResultEvent(value: unknown, measurePayload = true): ResultEvent {
+  const obj = checkObject(value, 'result event');
   const event = obj.event;
   if (typeof event !== 'string' || !(RESULT_EVENTS as readonly string[]).includes(event)) {
     throw fail('event', `must be one of ${RESULT_EVENTS.join(', ')}`);
@@ -179,7 +226,18 @@ function resultEventFrom(obj: Record<string, unknown>): ResultEvent {
     throw fail('status', 'must be RECEIVED, RUNNING, DONE, FAILED, TIMED_OUT or CANCELLED');
   }
   const errnr = obj.errnr;
-  readTimestamp(obj, 'at', '', fail);
+  const at = readTimestamp(obj, 'at', '', fail).getTime();
+  if (at < 0 || at >= LATEST_AT_MS) throw fail('at', 'must be between 1970 and 9999');
+  const payload = obj.payload ?? null;
+  if (measurePayload && payload !== null) {
+    const bytes = Buffer.byteLength(JSON.stringify(payload));
+    if (bytes > RESULT_LIMITS.payloadBytes) {
+      throw fail(
+        'payload',
+        `is ${bytes} bytes as JSON; the limit is ${RESULT_LIMITS.payloadBytes}`,
+      );
+    }
+  }
   return {
     v: WIRE_VERSION,
     task_id: readInt(obj, 'task_id', '', fail, { min: 1 }),
@@ -187,12 +245,18 @@ function resultEventFrom(obj: Record<string, unknown>): ResultEvent {
     endpoint: checkEndpoint(obj.endpoint, 'endpoint', fail),
     event: event as ResultEventKind,
     status,
-    errnr: errnr === null || errnr === undefined ? null : checkInt(errnr, 'errnr', fail),
-    errmsg: readOptionalString(obj, 'errmsg', '', fail, { allowControl: true }),
-    payload: obj.payload ?? null,
+    errnr:
+      errnr === null || errnr === undefined
+        ? null
+        : checkInt(errnr, 'errnr', fail, {
+            min: RESULT_LIMITS.minErrnr,
+            max: RESULT_LIMITS.maxErrnr,
+          }),
+    errmsg: readText(obj, 'errmsg', '', RESULT_LIMITS.errmsgChars),
+    payload,
     progress: parseProgress(obj.progress),
     at: obj.at as string,
-    attempt: readInt(obj, 'attempt', '', fail, { min: 1 }),
+    attempt: readInt(obj, 'attempt', '', fail, { min: 1, max: RESULT_LIMITS.maxAttempt }),
     agent: parseAgent(obj.agent),
   };
 }

@@ -1,12 +1,14 @@
 /**
  * The recorder turns result events from the agents into response rows. It validates every
  * event, writes a batch in one transaction, and acks only after the commit; a batch the
- * database refused goes back to the queue (after a pause, so a database outage is no busy loop).
+ * database could not take goes back to the queue (after a pause, so a database outage is no
+ * busy loop). A message the database refuses for its values is found by writing the batch's
+ * messages one by one, and dead-lettered, so that it cannot hold back the others for ever.
  */
 import type { Delivery, Subscription, TaskBroker } from '../broker';
-import { parseResultEvents, type ResultEvent } from '../domain';
+import { parseResultMessage, type ResultEvent, type ResultMessage } from '../domain';
 import type { Logger } from '../log';
-import { recordResultEvents, type Db } from '../store';
+import { isRefusedData, recordResultEvents, type Db } from '../store';
 
 export interface RecorderOptions {
   batchSize: number;
@@ -26,6 +28,13 @@ function untrusted(delivery: Delivery, event: ResultEvent, prefix: string | null
   )}, not ${JSON.stringify(expected)}`;
 }
 
+interface Accepted {
+  delivery: Delivery;
+  events: ResultEvent[];
+  /** some of its events were invalid: dead-letter the message once the rest are recorded */
+  keep: boolean;
+}
+
 const MAX_PAUSE_MS = 10_000;
 
 export async function startRecorder(
@@ -35,34 +44,42 @@ export async function startRecorder(
   log: Logger,
 ): Promise<Subscription> {
   let failures = 0;
-  const onBatch = async (deliveries: Delivery[]): Promise<void> => {
-    const accepted: Array<{ delivery: Delivery; events: ResultEvent[] }> = [];
-    for (const delivery of deliveries) {
-      let events: ResultEvent[];
-      try {
-        events = parseResultEvents(delivery.content);
-      } catch (err) {
-        log.warn('dead-lettering an invalid result message', { err });
-        delivery.deadLetter();
-        continue;
-      }
-      // one endpoint per message (checked when parsing), so its first event speaks for all
-      const distrust = untrusted(
-        delivery,
-        events[0] as ResultEvent,
-        options.agentUserPrefix ?? null,
-      );
-      if (distrust !== null) {
-        log.warn('dead-lettering a result message from the wrong broker user', {
-          reason: distrust,
-          task_ids: events.map((event) => event.task_id),
-        });
-        delivery.deadLetter();
-        continue;
-      }
-      accepted.push({ delivery, events });
+
+  const accept = (delivery: Delivery): Accepted | null => {
+    let message: ResultMessage;
+    try {
+      message = parseResultMessage(delivery.content);
+    } catch (err) {
+      log.warn('dead-lettering an invalid result message', { err });
+      delivery.deadLetter();
+      return null;
     }
-    if (accepted.length === 0) return;
+    const { events, invalid } = message;
+    if (invalid.length > 0) {
+      log.warn('refusing invalid result events', {
+        problems: invalid,
+        recording: events.length,
+      });
+    }
+    if (events.length === 0) {
+      delivery.deadLetter();
+      return null;
+    }
+    // one endpoint per message (checked when parsing), so its first event speaks for all
+    const distrust = untrusted(delivery, events[0] as ResultEvent, options.agentUserPrefix ?? null);
+    if (distrust !== null) {
+      log.warn('dead-lettering a result message from the wrong broker user', {
+        reason: distrust,
+        task_ids: events.map((event) => event.task_id),
+      });
+      delivery.deadLetter();
+      return null;
+    }
+    return { delivery, events, keep: invalid.length > 0 };
+  };
+
+  /** Record the messages' events in one transaction and settle them; the error if it failed. */
+  const record = async (accepted: Accepted[]): Promise<unknown> => {
     let orphaned: Set<ResultEvent>;
     try {
       const outcome = await recordResultEvents(
@@ -70,27 +87,17 @@ export async function startRecorder(
         accepted.flatMap((a) => a.events),
       );
       orphaned = new Set(outcome.orphaned);
-      failures = 0;
       log.debug('recorded result events', {
         applied: outcome.applied,
         ignored: outcome.ignored,
         orphaned: outcome.orphaned.length,
       });
     } catch (err) {
-      failures += 1;
-      const pause = Math.min(MAX_PAUSE_MS, 250 * 2 ** Math.min(failures, 6));
-      log.warn('could not record result events; returning them to the queue', {
-        err,
-        messages: accepted.length,
-        pause_ms: pause,
-      });
-      await new Promise((resolve) => setTimeout(resolve, pause));
-      for (const { delivery } of accepted) delivery.requeue();
-      return;
+      return err;
     }
-    for (const { delivery, events } of accepted) {
+    for (const { delivery, events, keep } of accepted) {
       const unknown = events.filter((event) => orphaned.has(event));
-      if (unknown.length === 0) {
+      if (unknown.length === 0 && !keep) {
         delivery.ack();
         continue;
       }
@@ -104,6 +111,50 @@ export async function startRecorder(
       }
       delivery.deadLetter();
     }
+    return null;
+  };
+
+  const onBatch = async (deliveries: Delivery[]): Promise<void> => {
+    const accepted = deliveries.map(accept).filter((a): a is Accepted => a !== null);
+    if (accepted.length === 0) return;
+    const failed = await record(accepted);
+    if (failed === null) {
+      failures = 0;
+      return;
+    }
+    let retry = accepted;
+    let err = failed;
+    if (isRefusedData(failed)) {
+      // the values of some message: write them one by one, and keep the refused ones aside
+      retry = [];
+      for (const one of accepted) {
+        const alone = accepted.length === 1 ? failed : await record([one]);
+        if (alone === null) continue;
+        if (isRefusedData(alone)) {
+          log.error('dead-lettering a result message the database refuses', {
+            err: alone,
+            task_ids: one.events.map((event) => event.task_id),
+          });
+          one.delivery.deadLetter();
+        } else {
+          retry.push(one);
+          err = alone;
+        }
+      }
+      if (retry.length === 0) {
+        failures = 0;
+        return;
+      }
+    }
+    failures += 1;
+    const pause = Math.min(MAX_PAUSE_MS, 250 * 2 ** Math.min(failures, 6));
+    log.warn('could not record result events; returning them to the queue', {
+      err,
+      messages: retry.length,
+      pause_ms: pause,
+    });
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    for (const { delivery } of retry) delivery.requeue();
   };
   return broker.consumeResults(
     { batchSize: options.batchSize, prefetch: options.prefetch, lingerMs: options.lingerMs ?? 10 },

@@ -189,6 +189,27 @@ export function isDuplicateKey(err: unknown): boolean {
   );
 }
 
+/**
+ * The database refused the values themselves (too long, out of range, not a valid date): the
+ * same rows would fail again however often they were retried. Lock, connection and schema
+ * errors are not among these.
+ */
+const REFUSED_DATA_CODES = new Set([
+  'ER_DATA_TOO_LONG',
+  'ER_WARN_DATA_OUT_OF_RANGE',
+  'ER_DATA_OUT_OF_RANGE',
+  'ER_TRUNCATED_WRONG_VALUE',
+  'ER_TRUNCATED_WRONG_VALUE_FOR_FIELD',
+  'ER_BAD_NULL_ERROR',
+  'ER_INVALID_JSON_TEXT',
+  'SQLITE_TOOBIG',
+  'SQLITE_MISMATCH',
+]);
+
+export function isRefusedData(err: unknown): boolean {
+  return REFUSED_DATA_CODES.has(errorCode(err) ?? '');
+}
+
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (err instanceof knex.KnexTimeoutError) return true;
   if (err instanceof Error && err.name === 'KnexTimeoutError') return true;

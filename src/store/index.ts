@@ -3,6 +3,7 @@ export {
   databaseEngine,
   ensureDatabase,
   isDatabaseUnavailable,
+  isRefusedData,
   parseMysqlUrl,
   type Db,
   type Engine,

@@ -94,6 +94,13 @@ export function rowsByTask(rows: Iterable<ResponseRow>): Map<number, ResponseRow
 }
 
 const UPSERT_CHUNK = 500;
+/**
+ * Bytes of payload, errmsg and progress text in one statement. MySQL refuses a statement over
+ * max_allowed_packet (16 MiB by default on MariaDB, 64 MiB on MySQL 8), and the refusal would
+ * repeat for as long as the batch did; a row over this budget goes alone.
+ */
+const UPSERT_CHUNK_BYTES = 4 * 1024 * 1024;
+
 const UPDATABLE_COLUMNS = [
   'status',
   'errnr',
@@ -110,13 +117,38 @@ const UPDATABLE_COLUMNS = [
 
 /** Write changed rows (new unexpected ones included) in as few statements as possible. */
 export async function writeRows(trx: Knex.Transaction, rows: ResponseRow[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += UPSERT_CHUNK) {
-    const chunk = rows.slice(i, i + UPSERT_CHUNK).map(({ id: _id, ...rest }) => rest);
+  for (const chunk of upsertChunks(rows)) {
     await trx('task_responses')
-      .insert(chunk)
+      .insert(chunk.map(({ id: _id, ...rest }) => rest))
       .onConflict(['task_id', 'endpoint'])
       .merge([...UPDATABLE_COLUMNS]);
   }
+}
+
+/** Rows in statement-sized groups: at most UPSERT_CHUNK rows and about UPSERT_CHUNK_BYTES. */
+function upsertChunks(rows: readonly ResponseRow[]): ResponseRow[][] {
+  const chunks: ResponseRow[][] = [];
+  let chunk: ResponseRow[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    const size = textBytes(row);
+    if (chunk.length > 0 && (chunk.length >= UPSERT_CHUNK || bytes + size > UPSERT_CHUNK_BYTES)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(row);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/** A row's large text columns, counted as UTF-16 code units times 3 (the most UTF-8 needs). */
+function textBytes(row: ResponseRow): number {
+  const chars =
+    (row.payload?.length ?? 0) + (row.errmsg?.length ?? 0) + (row.progress?.length ?? 0);
+  return chars * 3;
 }
 
 /**

@@ -15,7 +15,7 @@ import {
 import {
   UnavailableError,
   WIRE_VERSION,
-  parseResultEvents,
+  parseResultMessage,
   type ResultEvent,
   type TaskMessage,
 } from '../../src/domain';
@@ -463,7 +463,7 @@ describe.each([
     expect(bodies).toHaveLength(2);
     expect((bodies[0] as ResultEvent[]).map((e) => e.task_id)).toEqual([1, 2, 3]);
     expect((bodies[1] as ResultEvent).task_id).toBe(4);
-    expect(parseResultEvents(seen[0]?.content ?? '')).toHaveLength(3);
+    expect(parseResultMessage(seen[0]?.content ?? '').events).toHaveLength(3);
     await sub.close();
   });
 

@@ -41,12 +41,19 @@ const handlers: Record<string, HandleTask> = {
   },
   hang: () => new Promise(() => undefined),
   garbage: () => 42 as never,
+  // what the response table could not hold: a Windows HRESULT as errnr, or a 2 MiB payload
+  outsized: (task, response) => {
+    const { errnr, bytes } = task.payload as { errnr?: number; bytes?: number };
+    if (errnr !== undefined) response.errnr = errnr;
+    if (bytes !== undefined) response.payload = { log: 'x'.repeat(bytes) };
+    response.errmsg = '';
+  },
 };
 
 beforeAll(async () => {
   stack = await createTestStack({
     set: [
-      'task_types=worker,backup,flaky,hang,garbage',
+      'task_types=worker,backup,flaky,hang,garbage,outsized',
       'task_types.worker.wait_for_endpoints_timeout=3s',
       'task_types.hang.execution_timeout=500ms',
       'server.sweep_interval=200ms',
@@ -165,6 +172,37 @@ it('fails only the task when a handler throws, hangs or returns garbage; the age
     endpoints,
   });
   expect((await waitForTerminal(server.url, 'worker', 'after-1')).task.status).toBe('DONE');
+});
+
+it('fails a response the response table could not hold, saying why, and keeps recording', async () => {
+  const endpoints = ['console1', 'console2'];
+  await postTask(server.url, 'outsized', {
+    identifier: 'o-1',
+    payload: { errnr: 0x80070005 },
+    endpoints,
+  });
+  await postTask(server.url, 'outsized', {
+    identifier: 'o-2',
+    payload: { bytes: 2 * 1024 * 1024 },
+    endpoints,
+  });
+  await postTask(server.url, 'outsized', { identifier: 'o-3', payload: { errnr: 4 }, endpoints });
+  const hresult = await waitForTerminal(server.url, 'outsized', 'o-1');
+  for (const response of hresult.taskResponseList) {
+    expect(response).toMatchObject({ status: 'FAILED', errnr: 1, payload: null });
+    expect(response.errmsg).toMatch(/^handler set errnr to 2147942405; it must be an integer from/);
+  }
+  const big = await waitForTerminal(server.url, 'outsized', 'o-2');
+  for (const response of big.taskResponseList) {
+    expect(response).toMatchObject({ status: 'FAILED', errnr: 1, payload: null });
+    expect(response.errmsg).toBe('handler payload is 2097162 bytes as JSON; the limit is 1048576');
+  }
+  // an empty errmsg is none, not a message the recorder refuses
+  const empty = await waitForTerminal(server.url, 'outsized', 'o-3');
+  expect(empty.taskResponseList.map((r) => [r.status, r.errnr, r.errmsg])).toEqual([
+    ['FAILED', 4, null],
+    ['FAILED', 4, null],
+  ]);
 });
 
 it('runs an addressed task only on the endpoints it names', async () => {
@@ -368,38 +406,59 @@ describe('on the wire', () => {
     expect(await stack.db('task_responses').count({ n: '*' })).toEqual(rows);
   });
 
-  it('records the events of a grouped result message, and keeps it dead-lettered if one is unknown', async () => {
+  const finishedEvent = (
+    taskId: number,
+    endpoint: string,
+    fields: Record<string, unknown> = {},
+  ) => ({
+    v: 1,
+    task_id: taskId,
+    type: 'worker',
+    endpoint,
+    event: 'finished',
+    status: 'FAILED',
+    errnr: 7,
+    errmsg: 'sent by hand',
+    payload: null,
+    progress: null,
+    at: new Date(Date.now() + 60_000).toISOString(),
+    attempt: 1,
+    agent: null,
+    ...fields,
+  });
+
+  async function publishResults(...messages: unknown[]): Promise<void> {
+    for (const message of messages) {
+      channel.publish(
+        brokerNames.resultsExchange(stack.prefix),
+        '',
+        Buffer.from(JSON.stringify(message)),
+      );
+    }
+    await channel.waitForConfirms();
+  }
+
+  const deadLetters = async (): Promise<number> =>
+    (await channel.checkQueue(brokerNames.deadQueue(stack.prefix))).messageCount;
+
+  /** A task DONE on console1, for events sent by hand to add to. */
+  async function finishedTask(identifier: string): Promise<number> {
     await postTask(server.url, 'worker', {
-      identifier: 'grouped-1',
+      identifier,
       payload: { seconds: 0 },
       endpoints: ['console1'],
     });
-    const done = await waitForTerminal(server.url, 'worker', 'grouped-1');
-    const finished = (taskId: number, endpoint: string) => ({
-      v: 1,
-      task_id: taskId,
-      type: 'worker',
-      endpoint,
-      event: 'finished',
-      status: 'FAILED',
-      errnr: 7,
-      errmsg: 'from a grouped message',
-      payload: null,
-      progress: null,
-      at: new Date(Date.now() + 60_000).toISOString(),
-      attempt: 1,
-      agent: null,
-    });
-    const deadQueue = brokerNames.deadQueue(stack.prefix);
-    const before = (await channel.checkQueue(deadQueue)).messageCount;
+    return (await waitForTerminal(server.url, 'worker', identifier)).task.id;
+  }
+
+  it('records the events of a grouped result message, and keeps it dead-lettered if one is unknown', async () => {
+    const id = await finishedTask('grouped-1');
+    const before = await deadLetters();
     // an endpoint the task did not address, and a task that does not exist
-    const message = [finished(done.task.id, 'extra1'), finished(99_999_999, 'extra1')];
-    channel.publish(
-      brokerNames.resultsExchange(stack.prefix),
-      '',
-      Buffer.from(JSON.stringify(message)),
-    );
-    await channel.waitForConfirms();
+    await publishResults([
+      finishedEvent(id, 'extra1', { errmsg: 'from a grouped message' }),
+      finishedEvent(99_999_999, 'extra1'),
+    ]);
     const recorded = await waitFor(
       () => getTask(server.url, 'worker', 'grouped-1'),
       (t) => t.taskResponseList.some((r) => r.endpoint === 'extra1'),
@@ -411,11 +470,60 @@ describe('on the wire', () => {
       errnr: 7,
       expected: false,
     });
-    await waitFor(
-      async () => (await channel.checkQueue(deadQueue)).messageCount,
-      (n) => n >= before + 1,
+    await waitFor(deadLetters, (n) => n >= before + 1, 5000, 'the message kept as a dead letter');
+  });
+
+  it('records the valid events of a message with an invalid one, and keeps it dead-lettered', async () => {
+    const id = await finishedTask('partly-1');
+    const before = await deadLetters();
+    // as an agent that does not keep to the limits might send it
+    await publishResults([
+      finishedEvent(id, 'extra2', { errmsg: 'x'.repeat(5000) }),
+      finishedEvent(id, 'extra2', { event: 'received', status: 'RUNNING' }),
+    ]);
+    const recorded = await waitFor(
+      () => getTask(server.url, 'worker', 'partly-1'),
+      (t) => t.taskResponseList.some((r) => r.endpoint === 'extra2'),
       5000,
-      'the message kept as a dead letter',
+      'the valid event recorded',
     );
+    expect(recorded.taskResponseList.find((r) => r.endpoint === 'extra2')?.status).toBe('RUNNING');
+    await waitFor(deadLetters, (n) => n >= before + 1, 5000, 'the message kept as a dead letter');
+  });
+
+  it('dead-letters a message the database refuses and records the rest of its batch', async () => {
+    const id = await finishedTask('refused-1');
+    const before = await deadLetters();
+    // a column narrower than the events it will be given stands in for any value the
+    // database refuses (none of the values the recorder takes can be refused otherwise)
+    await stack.db.raw('ALTER TABLE task_responses MODIFY errmsg VARCHAR(3000) NULL');
+    try {
+      await publishResults(
+        finishedEvent(id, 'fine1', { errmsg: 'short' }),
+        finishedEvent(id, 'refused', { errmsg: 'x'.repeat(3500) }),
+        finishedEvent(id, 'fine2', { errmsg: 'short too' }),
+      );
+      const recorded = await waitFor(
+        () => getTask(server.url, 'worker', 'refused-1'),
+        (t) => ['fine1', 'fine2'].every((e) => t.taskResponseList.some((r) => r.endpoint === e)),
+        10_000,
+        'the other messages recorded',
+      );
+      expect(recorded.taskResponseList.map((r) => r.endpoint).sort()).toEqual([
+        'console1',
+        'fine1',
+        'fine2',
+      ]);
+      await waitFor(
+        deadLetters,
+        (n) => n >= before + 1,
+        10_000,
+        'the refused message dead-lettered',
+      );
+    } finally {
+      await stack.db.raw('ALTER TABLE task_responses MODIFY errmsg TEXT NULL');
+    }
+    // and the recorder goes on
+    await finishedTask('refused-2');
   });
 });

@@ -30,7 +30,7 @@ import {
 } from '../../src/store';
 import { forUpdate } from '../../src/store/db';
 import { TIMESTAMP_COLUMNS } from '../../src/store/sqlite';
-import { ConflictError, UnavailableError } from '../../src/domain';
+import { ConflictError, RESULT_LIMITS, UnavailableError } from '../../src/domain';
 import { createLogger, type Logger } from '../../src/log';
 import type { DatabaseConfig } from '../../src/config/types';
 import { resultEvent as event } from '../helpers/messages';
@@ -415,6 +415,25 @@ describe.each([
           updated_at: untouched.updated_at.getTime(),
         },
       ]);
+    });
+
+    it('writes a batch of payloads larger than one statement may be, all of them', async () => {
+      // 24 endpoints x 1 MiB: 24 MiB, over MariaDB's default max_allowed_packet of 16 MiB
+      const endpoints = Array.from({ length: 24 }, (_, i) => `big${i}`);
+      const { task } = await createTask(stack.db, newTask({ endpoints }));
+      const log = 'é'.repeat(RESULT_LIMITS.payloadBytes / 2 - 8);
+      const outcome = await recordResultEvents(
+        stack.db,
+        endpoints.map((endpoint) => event(task.id, endpoint, { payload: { endpoint, log } })),
+      );
+      expect(outcome.applied).toBe(24);
+      const rows = await rowsOf(task.id);
+      expect(rows.map((r) => [r.endpoint, r.status])).toEqual(
+        endpoints.map((endpoint) => [endpoint, 'DONE']),
+      );
+      for (const row of rows) {
+        expect(JSON.parse(String(row.payload))).toEqual({ endpoint: row.endpoint, log });
+      }
     });
 
     it('records an endpoint that was not addressed as unexpected without deciding the task', async () => {

@@ -6,9 +6,10 @@ import {
   MAX_EVENTS_PER_MESSAGE,
   WIRE_VERSION,
   encodeResultEvents,
-  parseResultEvent,
-  parseResultEvents,
+  RESULT_LIMITS,
+  parseResultMessage,
   parseTaskMessage,
+  readResultEvent,
   type ResultEvent,
   type TaskMessage,
 } from '../../src/domain/messages';
@@ -154,7 +155,10 @@ describe('parseTaskMessage', () => {
   });
 });
 
-describe('parseResultEvent', () => {
+describe('readResultEvent', () => {
+  const parseResultEvent = (raw: string | Buffer): ResultEvent =>
+    readResultEvent(JSON.parse(raw.toString()));
+
   it('accepts a valid finished event from a string or a Buffer', () => {
     expect(parseResultEvent(JSON.stringify(EVENT))).toEqual(EVENT);
     expect(parseResultEvent(Buffer.from(JSON.stringify(EVENT)))).toEqual(EVENT);
@@ -203,12 +207,27 @@ describe('parseResultEvent', () => {
     expect(parsed.errmsg).toBe('a\nb\tc');
   });
 
-  it.each([
-    ['bad JSON', '{not json}', /result event is not valid JSON/],
-    ['a JSON array', '[]', /result event must be a JSON object/],
-    ['JSON true', 'true', /result event must be a JSON object/],
-  ])('rejects %s', (_what, raw, message) => {
-    expect(messageError(() => parseResultEvent(raw)).message).toMatch(message);
+  it('reads an empty errmsg or progress line as none', () => {
+    const parsed = parseResultEvent(
+      json(EVENT, { errmsg: '', progress: { current: 1, line: '' } }),
+    );
+    expect(parsed.errmsg).toBeNull();
+    expect(parsed.progress).toEqual({ current: 1, total: null, line: null });
+  });
+
+  it('takes every value at the limits the response table holds', () => {
+    const parsed = parseResultEvent(
+      json(EVENT, {
+        errnr: RESULT_LIMITS.minErrnr,
+        errmsg: 'é'.repeat(RESULT_LIMITS.errmsgChars),
+        payload: 'x'.repeat(RESULT_LIMITS.payloadBytes - 2),
+        attempt: RESULT_LIMITS.maxAttempt,
+        at: '9999-12-31T23:59:59.999Z',
+        progress: { current: 1, line: 'x'.repeat(RESULT_LIMITS.progressLineChars) },
+      }),
+    );
+    expect(parsed.errnr).toBe(-(2 ** 31));
+    expect(parsed.errmsg).toHaveLength(4000);
   });
 
   it('rejects a wrong schema version', () => {
@@ -240,7 +259,22 @@ describe('parseResultEvent', () => {
     ['errnr a string', { errnr: '32' }, /^errnr must be an integer, got a string/],
     ['errnr a fraction', { errnr: 0.5 }, /^errnr must be an integer/],
     ['errmsg a number', { errmsg: 12 }, /^errmsg must be a string, got a number/],
-    ['errmsg empty', { errmsg: '' }, /^errmsg must not be empty/],
+    ['errmsg too long', { errmsg: 'x'.repeat(4001) }, /^errmsg must be at most 4000 characters/],
+    ['errnr past 32 bits', { errnr: 2 ** 31 }, /^errnr must be at most 2147483647/],
+    ['errnr below 32 bits', { errnr: -(2 ** 31) - 1 }, /^errnr must be at least -2147483648/],
+    ['at before 1970', { at: '1969-12-31T23:59:59Z' }, /^at must be between 1970 and 9999/],
+    ['at past 9999', { at: '+010000-01-01T00:00:00Z' }, /^at must be between 1970 and 9999/],
+    ['attempt past 32 bits', { attempt: 2 ** 31 }, /^attempt must be at most 2147483647/],
+    [
+      'progress.line too long',
+      { progress: { current: 1, line: 'x'.repeat(1001) } },
+      /^progress\.line must be at most 1000 characters/,
+    ],
+    [
+      'payload over the limit',
+      { payload: 'x'.repeat(RESULT_LIMITS.payloadBytes) },
+      /^payload is 1048578 bytes as JSON; the limit is 1048576/,
+    ],
     ['at missing', { at: undefined }, /^at is required/],
     ['at not a date', { at: 'now' }, /^at must be an ISO-8601 timestamp/],
     ['at too long', { at: `2026-01-01T10:00:00Z${' '.repeat(30)}` }, /^at must be at most 40/],
@@ -282,26 +316,56 @@ describe('parseResultEvent', () => {
   });
 });
 
-describe('parseResultEvents', () => {
+describe('parseResultMessage', () => {
   const second: ResultEvent = { ...EVENT, task_id: 13, status: 'FAILED', errnr: 2, errmsg: 'no' };
 
   it('reads one event, or several an agent sent together, as encodeResultEvents writes them', () => {
     expect(JSON.parse(encodeResultEvents([EVENT]).toString())).toEqual(EVENT);
-    expect(parseResultEvents(encodeResultEvents([EVENT]))).toEqual([EVENT]);
-    expect(parseResultEvents(encodeResultEvents([EVENT, second]))).toEqual([EVENT, second]);
+    expect(parseResultMessage(encodeResultEvents([EVENT]))).toEqual({
+      events: [EVENT],
+      invalid: [],
+    });
+    expect(parseResultMessage(encodeResultEvents([EVENT, second])).events).toEqual([EVENT, second]);
+  });
+
+  it('keeps the valid events of a message and says why each other one is refused', () => {
+    const raw = JSON.stringify([EVENT, { ...EVENT, status: 'PENDING' }, 7, second]);
+    const { events, invalid } = parseResultMessage(raw);
+    expect(events).toEqual([EVENT, second]);
+    expect(invalid).toEqual([
+      expect.stringMatching(/^event 1 of the result message: status must be/),
+      'event 2 of the result message: result event must be a JSON object',
+    ]);
+  });
+
+  it('refuses a single event that is not one, naming the problem', () => {
+    expect(parseResultMessage('true')).toEqual({
+      events: [],
+      invalid: ['result event must be a JSON object'],
+    });
+    expect(parseResultMessage(json(EVENT, { v: 2 })).invalid).toEqual([
+      'result event has unsupported schema version 2',
+    ]);
+  });
+
+  it('measures payloads only in a message longer than the payload limit', () => {
+    const big = { ...EVENT, payload: 'x'.repeat(RESULT_LIMITS.payloadBytes / 2) };
+    expect(parseResultMessage(JSON.stringify([big, { ...big, task_id: 13 }])).events).toHaveLength(
+      2,
+    );
+    const over = { ...EVENT, payload: ['x'.repeat(RESULT_LIMITS.payloadBytes)] };
+    expect(parseResultMessage(JSON.stringify([EVENT, over])).invalid).toEqual([
+      expect.stringMatching(/^event 1 of the result message: payload is 1048580 bytes as JSON/),
+    ]);
   });
 
   it.each([
     ['[]', /1 to 1000 events, not 0/],
     [JSON.stringify(Array(MAX_EVENTS_PER_MESSAGE + 1).fill(EVENT)), /not 1001/],
     [JSON.stringify([EVENT, { ...EVENT, endpoint: 'console2' }]), /all be for one endpoint/],
-    [
-      JSON.stringify([EVENT, { ...EVENT, status: 'PENDING' }]),
-      /event 1 of the result message.*status/,
-    ],
-    [JSON.stringify([EVENT, 7]), /event 1 of the result message.*JSON object/],
-    ['[{"v":1', /not valid JSON/],
+    ['[{"v":1', /result message is not valid JSON/],
+    ['{not json}', /result message is not valid JSON/],
   ])('refuses %s', (raw, message) => {
-    expect(messageError(() => parseResultEvents(raw)).message).toMatch(message);
+    expect(messageError(() => parseResultMessage(raw)).message).toMatch(message);
   });
 });

@@ -5,7 +5,14 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { HandleTask, HandlerContext, HandlerTask } from '../../src/agent/contract';
-import { TIMEOUT_ERRNR, checkResponse, runHandler, type Outcome } from '../../src/agent/run';
+import {
+  TIMEOUT_ERRNR,
+  checkResponse,
+  progressReport,
+  runHandler,
+  type Outcome,
+} from '../../src/agent/run';
+import { readResultEvent, RESULT_LIMITS } from '../../src/domain';
 import { silentLogger } from '../../src/log';
 
 // the leak test below needs gc(); exposed here so the suite runs with plain `jest`
@@ -185,6 +192,8 @@ describe('runHandler: handlers that throw', () => {
     ['a string', '28'],
     ['a fraction', 2.5],
     ['NaN', Number.NaN],
+    ['past 32 bits', 2 ** 31],
+    ['an HRESULT as unsigned', 0x80070005],
   ])('falls back to errnr 1 when the thrown errnr is %s', async (_what, errnr) => {
     const outcome = await run(() => {
       throw Object.assign(new Error('boom'), { errnr });
@@ -229,7 +238,7 @@ describe('runHandler: handlers that throw', () => {
       throw new Error('x'.repeat(10_000));
     });
     expect(outcome.status).toBe('FAILED');
-    expect(outcome.errmsg).toBe(`${'x'.repeat(4000)}…`);
+    expect(outcome.errmsg).toBe(`${'x'.repeat(3999)}…`);
   });
 });
 
@@ -255,7 +264,12 @@ describe('runHandler: handlers that return garbage', () => {
 
   it('returns FAILED when errnr is not an integer', async () => {
     const outcome = await run(() => ({ payload: null, errnr: 'x', errmsg: null }) as never);
-    expect(outcome).toEqual(failedWith(1, 'handler set errnr to "x"; it must be an integer'));
+    expect(outcome).toEqual(
+      failedWith(
+        1,
+        'handler set errnr to "x"; it must be an integer from -2147483648 to 2147483647',
+      ),
+    );
   });
 
   it('returns FAILED when the handler sets errnr to a fraction on the response', async () => {
@@ -294,9 +308,149 @@ describe('runHandler: handlers that return garbage', () => {
       response.errnr = 2;
       response.errmsg = 'y'.repeat(5000);
     });
-    expect(outcome.errmsg).toHaveLength(4001);
+    expect(outcome.errmsg).toHaveLength(4000);
     expect(outcome.errmsg?.endsWith('…')).toBe(true);
   });
+
+  it('returns FAILED when errnr does not fit 32 bits, naming the range', async () => {
+    const outcome = await run((_task, response) => {
+      response.errnr = 2_147_942_405;
+    });
+    expect(outcome).toEqual(
+      failedWith(1, /^handler set errnr to 2147942405; it must be an integer from -2147483648/),
+    );
+  });
+
+  it('returns FAILED with the sizes when the payload is over the limit, keeping the errmsg', async () => {
+    const outcome = await run((_task, response) => {
+      response.payload = { log: 'z'.repeat(RESULT_LIMITS.payloadBytes) };
+      response.errmsg = 'see the log';
+    });
+    expect(outcome).toEqual(
+      failedWith(
+        1,
+        'handler payload is 1048586 bytes as JSON; the limit is 1048576; its errmsg: see the log',
+      ),
+    );
+  });
+
+  it('keeps a failing errnr when the payload is over the limit', async () => {
+    const outcome = await run((_task, response) => {
+      response.errnr = 7;
+      response.payload = 'é'.repeat(RESULT_LIMITS.payloadBytes / 2);
+    });
+    expect(outcome).toMatchObject({ status: 'FAILED', errnr: 7, payload: null });
+  });
+
+  it('takes a payload of exactly the limit', async () => {
+    const outcome = await run((_task, response) => {
+      response.payload = 'x'.repeat(RESULT_LIMITS.payloadBytes - 2);
+    });
+    expect(outcome.status).toBe('DONE');
+  });
+
+  it('reports an empty errmsg as none', async () => {
+    const set = await run((_task, response) => {
+      response.errnr = 3;
+      response.errmsg = '';
+    });
+    expect(set).toMatchObject({ status: 'FAILED', errnr: 3, errmsg: null });
+    const thrown = await run(() => {
+      throw '';
+    });
+    expect(thrown.errmsg === null || thrown.errmsg.length > 0).toBe(true);
+  });
+});
+
+describe('what a handler does always makes an event the recorder takes', () => {
+  const odd: unknown[] = [
+    0,
+    -0,
+    1,
+    -1,
+    2 ** 31,
+    -(2 ** 31) - 1,
+    0x80070005,
+    1.5,
+    Number.NaN,
+    Infinity,
+    -Infinity,
+    Number.MAX_SAFE_INTEGER,
+    2 ** 60,
+    '',
+    'x',
+    'x'.repeat(5000),
+    '\u0000\n',
+    null,
+    undefined,
+    true,
+    {},
+    [],
+    [null],
+    { toJSON: () => undefined },
+    () => 1,
+    Symbol('s'),
+  ];
+
+  it.each(
+    odd.map((value) => [
+      typeof value === 'symbol' || typeof value === 'function'
+        ? `a ${typeof value}`
+        : (JSON.stringify(value) ?? String(value)).slice(0, 24),
+      value,
+    ]),
+  )(
+    'for errnr, errmsg, payload, a thrown errnr and progress all set to %s',
+    async (_what, value) => {
+      const outcomes = [
+        await run((_task, response) => {
+          Object.assign(response, { errnr: value });
+        }),
+        await run((_task, response) => {
+          Object.assign(response, { errmsg: value });
+        }),
+        await run((_task, response) => {
+          Object.assign(response, { payload: value });
+        }),
+        await run(() => {
+          throw Object.assign(new Error(typeof value === 'string' ? value : 'e'), { errnr: value });
+        }),
+      ];
+      const event = (fields: Record<string, unknown>) => ({
+        v: 1,
+        task_id: 1,
+        type: 'demo',
+        endpoint: 'console1',
+        event: 'finished',
+        status: 'DONE',
+        at: new Date().toISOString(),
+        attempt: 1,
+        ...fields,
+      });
+      // as the agent sends them: through JSON
+      const wire = (fields: Record<string, unknown>): unknown =>
+        JSON.parse(JSON.stringify(event(fields)));
+      for (const { status, errnr, errmsg, payload } of outcomes) {
+        expect(() => readResultEvent(wire({ status, errnr, errmsg, payload }))).not.toThrow();
+      }
+      for (const args of [
+        [value, 10, 'line'],
+        [3, value, 'line'],
+        [3, 10, value],
+      ]) {
+        let progress;
+        try {
+          progress = progressReport(args[0], args[1], args[2]);
+        } catch {
+          continue; // String() of a value that cannot be a string: the handler's own call throws
+        }
+        if (progress === null) continue;
+        expect(() =>
+          readResultEvent(wire({ event: 'progress', status: 'RUNNING', progress })),
+        ).not.toThrow();
+      }
+    },
+  );
 });
 
 describe('runHandler: execution timeout', () => {
@@ -452,6 +606,27 @@ describe('runHandler: agent shutdown', () => {
     shutdown.abort();
     const outcome = await within(run(never, 50, shutdown.signal), 1000);
     expect(outcome).toMatchObject({ abandoned: true });
+  });
+});
+
+describe('progressReport', () => {
+  it('floors counts, keeps current at 0 or more and cuts the line to its limit', () => {
+    expect(progressReport(2.7, 10.2, 'x'.repeat(1500))).toEqual({
+      current: 2,
+      total: 10,
+      line: 'x'.repeat(RESULT_LIMITS.progressLineChars),
+    });
+    expect(progressReport(-5, null, null)).toEqual({ current: 0, total: null, line: null });
+  });
+
+  it('sends no report for a current that is no count', () => {
+    for (const current of [Number.NaN, Infinity, 2 ** 60, '3', undefined]) {
+      expect(progressReport(current, 10, 'x')).toBeNull();
+    }
+  });
+
+  it('leaves out a total that is no count and an empty line', () => {
+    expect(progressReport(1, Infinity, '')).toEqual({ current: 1, total: null, line: null });
   });
 });
 
