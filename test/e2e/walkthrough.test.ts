@@ -144,7 +144,7 @@ it('runs a plain .js handler dropped into the handlers directory', async () => {
 it('lets an agent finish its running task on SIGTERM before it exits', async () => {
   await curlPost('worker', {
     identifier: 'drain-1',
-    payload: { seconds: 2 },
+    payload: { seconds: 5 },
     endpoints: ['console1'],
   });
   const agent = agents[0] as Child;
@@ -219,13 +219,16 @@ it('runs 12 handlers at once in one agent without a listener-leak warning', asyn
   ]);
   agents.push(agent);
   await waitForOutput(agent, 'agent consuming');
-  for (let i = 1; i <= wide; i += 1) {
-    await curlPost('worker', {
-      identifier: `wide-${i}`,
-      payload: { seconds: 2 },
-      endpoints: ['wide'],
-    });
-  }
+  // posted together, each running long enough for the rest to start on a busy machine
+  await Promise.all(
+    Array.from({ length: wide }, (_, i) =>
+      curlPost('worker', {
+        identifier: `wide-${i + 1}`,
+        payload: { seconds: 6 },
+        endpoints: ['wide'],
+      }),
+    ),
+  );
   const rows = [];
   for (let i = 1; i <= wide; i += 1) {
     const [row] = (await terminal('worker', `wide-${i}`)).taskResponseList;

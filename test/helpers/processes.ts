@@ -54,6 +54,7 @@ export async function startTestAgent(
     concurrency?: number;
     prefetch?: number;
     slotWaitMs?: number;
+    drainTimeoutMs?: number;
     brokerUrl?: string;
     log?: Logger;
   } = {},
@@ -72,7 +73,7 @@ export async function startTestAgent(
     reportDelayMs: 50,
     stateDir: config.agent.stateDir,
     log: (options.log ?? testLog).child({ endpoint }),
-    drainTimeoutMs: 2000,
+    drainTimeoutMs: options.drainTimeoutMs ?? 2000,
   });
   await agent.start();
   return {

@@ -501,6 +501,14 @@ describe.each([
       await new Promise((resolve) => setTimeout(resolve, 30));
     }
     expect(sizes).toEqual([1]);
+    // every one of them handed to the consumer (a confirm can come before its delivery)
+    await waitFor(
+      () => fixture.depth(brokerNames.resultsQueue(fixture.prefix)),
+      (n) => n === 0,
+      5000,
+      'the results queue empty',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
     release();
     await waitFor(
       () => Promise.resolve(sizes.reduce((a, b) => a + b, 0)),

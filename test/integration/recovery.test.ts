@@ -44,7 +44,9 @@ beforeAll(async () => {
     set: [
       'server.relay_interval=200ms',
       'broker.reconnect_max_delay=500ms',
-      'api.publish_wait=500ms',
+      // long enough for SENT on a loaded machine; a cut broker answers CREATED at once anyway
+      'api.publish_wait=2s',
+      'task_types.worker.wait_for_endpoints_timeout=30s',
     ],
   });
   server = await startTestServer(stack.config);
@@ -146,7 +148,7 @@ it('answers 503 quickly while the database is down, and recovers without a resta
 it('records results that arrived while the database was down once it is back', async () => {
   const posted = await postTask(server.url, 'worker', {
     identifier: 'db-late-1',
-    payload: { seconds: 1.5 },
+    payload: { seconds: 3 },
     endpoints: ['r1'],
   });
   expect(posted.status).toBe(201);
@@ -156,8 +158,9 @@ it('records results that arrived while the database was down once it is back', a
     5000,
     'running',
   );
+  // the handler finishes while the database is away
   dbProxy.cut();
-  await new Promise((resolve) => setTimeout(resolve, 2500));
+  await new Promise((resolve) => setTimeout(resolve, 4000));
   dbProxy.restore();
   const done = await waitForTerminal(server.url, 'worker', 'db-late-1', 20_000);
   expect(done.taskResponseList[0]).toMatchObject({ status: 'DONE', attempt: 1 });

@@ -21,7 +21,7 @@ import {
 import { ROOT } from '../helpers/cli';
 
 const run = promisify(execFile);
-jest.setTimeout(60_000);
+jest.setTimeout(120_000);
 
 const password = 'agent-password-123';
 let stack: TestStack;
@@ -77,8 +77,11 @@ beforeAll(async () => {
   stack = await createTestStack({ set: ['server.authenticate_agents=true'] });
   endpoint = `sec-${stack.prefix}`;
   other = `other-${stack.prefix}`;
-  await usersWithStdin(`${password}\n`, 'agent', endpoint);
-  await users('agent', other, password);
+  // each runs rabbitmqctl four times, a few seconds apiece on a busy machine
+  await Promise.all([
+    usersWithStdin(`${password}\n`, 'agent', endpoint),
+    users('agent', other, password),
+  ]);
   server = await startTestServer(stack.config);
   agent = await startTestAgent(
     stack.config,
