@@ -15,13 +15,24 @@ export interface Logger {
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 const MAX_CAUSES = 5;
+/** knex puts a failed statement's SQL in its error's message (and so in the stack) */
+const MAX_ERROR_TEXT = 2000;
+
+function clip(text: string): string {
+  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT - 1)}…` : text;
+}
 
 function serializeError(err: unknown, depth = 0): unknown {
   if (!(err instanceof Error)) return err;
-  const out: Record<string, unknown> = { name: err.name, message: err.message };
+  const out: Record<string, unknown> = { name: err.name, message: clip(err.message) };
   const code = (err as { code?: unknown }).code;
   if (code !== undefined) out.code = code;
-  if (depth === 0 && err.stack !== undefined) out.stack = err.stack;
+  if (depth === 0 && err.stack !== undefined) {
+    // the message, however long, then the frames
+    const frames = err.stack.indexOf('\n    at ');
+    out.stack =
+      frames < 0 ? clip(err.stack) : clip(err.stack.slice(0, frames)) + err.stack.slice(frames);
+  }
   // a cause chain may loop; stop after a few links
   if (err.cause !== undefined && depth < MAX_CAUSES)
     out.cause = serializeError(err.cause, depth + 1);
