@@ -51,8 +51,10 @@ async function publishNow(deps: ApiDeps, sent: SentMarker, task: TaskRow): Promi
   const { broker, log, config } = deps;
   if (!broker.isConnected) return false;
   const confirmed = deps.publish(task).then(() => sent.mark(task.id).then(() => true));
+  // cleared once answered: a pending timer would keep this request's promises for publish_wait
+  let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<false>((resolve) => {
-    setTimeout(() => resolve(false), config.api.publishWaitMs).unref();
+    timer = setTimeout(() => resolve(false), config.api.publishWaitMs).unref();
   });
   try {
     return await Promise.race([confirmed, timeout]);
@@ -60,6 +62,7 @@ async function publishNow(deps: ApiDeps, sent: SentMarker, task: TaskRow): Promi
     log.warn('publish failed; the relay will retry', { task_id: task.id, err });
     return false;
   } finally {
+    clearTimeout(timer);
     confirmed.catch(() => undefined);
   }
 }

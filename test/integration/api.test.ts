@@ -3,6 +3,7 @@
  * kind of bad input answered with the right status, a JSON error naming the problem, and
  * nothing written.
  */
+import { createHook } from 'node:async_hooks';
 import request from 'supertest';
 import type { Express } from 'express';
 import { createApp } from '../../src/api';
@@ -240,6 +241,33 @@ describe('POST /<type>', () => {
     expect(res.body.task.identifier).toBe(identifier);
     expect(res.body.task.payload).toEqual(payload);
     expect(await stack.db('tasks').count({ n: '*' })).toEqual([{ n: expect.any(Number) }]);
+  });
+
+  it('keeps no timer for a POST once it is answered', async () => {
+    // every timer made meanwhile, until it fired or was cleared
+    const pending = new Set<number>();
+    const hook = createHook({
+      init: (id, type) => {
+        if (type === 'Timeout') pending.add(id);
+      },
+      destroy: (id) => {
+        pending.delete(id);
+      },
+    }).enable();
+    try {
+      for (let i = 0; i < 20; i += 1) {
+        const res = await request(app)
+          .post('/worker')
+          .send({ identifier: `timer-${i}`, endpoints: ['console1'] })
+          .expect(201);
+        expect(res.body.status).toBe('SENT');
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      hook.disable();
+    }
+    // publish_wait is seconds long: a timer left per POST would still be pending
+    expect(pending.size).toBeLessThan(5);
   });
 
   it('accepts a broadcast without endpoints', async () => {
