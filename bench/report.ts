@@ -25,6 +25,7 @@ export interface Results {
   width?: WidthPhase;
   soak?: SoakPhase;
   soak_pipeline?: SoakPhase;
+  soak_pipeline_rabbitmq?: SoakPhase;
   peak_rss: { server_bytes: number | null; agent_bytes: number | null };
   targets: Target[];
   errors: Array<{ phase: string; message: string }>;
@@ -194,7 +195,8 @@ export function render(r: Results): string {
   }
   const soaks: Array<[string, SoakPhase | undefined]> = [
     ['through one agent, in-process broker', r.soak],
-    ['POSTed to server + agent in one process, MariaDB', r.soak_pipeline],
+    ['POSTed to server + agent in one process, MariaDB, in-process broker', r.soak_pipeline],
+    ['POSTed to server + agent in one process, MariaDB, RabbitMQ', r.soak_pipeline_rabbitmq],
   ];
   for (const [what, k] of soaks) {
     if (!k) continue;

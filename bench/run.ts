@@ -261,15 +261,20 @@ async function main(): Promise<number> {
         progress,
       });
     });
-    await attempt('soak pipeline', async () => {
-      results.soak_pipeline = await pipelineSoak({
-        warmupTasks: 2000,
-        tasks: settings.pipelineSoakTasks,
-        concurrency: 16,
-        timeoutMs: quick ? 60_000 : 300_000,
-        progress,
+    for (const broker of ['memory', 'rabbitmq'] as const) {
+      await attempt(`soak pipeline on ${broker}`, async () => {
+        const phase = await pipelineSoak({
+          warmupTasks: 2000,
+          tasks: settings.pipelineSoakTasks,
+          concurrency: 16,
+          timeoutMs: quick ? 60_000 : 300_000,
+          broker,
+          progress,
+        });
+        if (broker === 'memory') results.soak_pipeline = phase;
+        else results.soak_pipeline_rabbitmq = phase;
       });
-    });
+    }
   }
   results.peak_rss.server_bytes = servers.length === 0 ? null : Math.max(...servers) || null;
   await cleanup();

@@ -4,13 +4,20 @@
  * after a full garbage collection, before and after, gives the bytes kept per task.
  * - agentSoak: one real Agent with a no-op handler on the in-process broker (no network, no
  *   database: only the agent's own work). Also the tasks/s one agent manages on its own.
- * - pipelineSoak: the real server (API, relay, recorder, sweeper) on MariaDB and one Agent, on
- *   the in-process broker that `tasker up` uses, all in this process; tasks POSTed over HTTP.
+ * - pipelineSoak: the real server (API, relay, recorder, sweeper) on MariaDB and one Agent, all
+ *   in this process, tasks POSTed over HTTP: on the in-process broker that `tasker up` uses, and
+ *   on RabbitMQ, each with its own amqplib connection as in a deployment.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Agent, type HandleTask } from '../../src/agent';
-import { MemoryBroker, type Delivery, type Subscription } from '../../src/broker';
+import {
+  createBroker,
+  MemoryBroker,
+  type Delivery,
+  type Subscription,
+  type TaskBroker,
+} from '../../src/broker';
 import { createAgent, loadConfiguredHandlers } from '../../src/cli/agent-command';
 import { loadConfig } from '../../src/config';
 import { WIRE_VERSION, type TaskMessage } from '../../src/domain';
@@ -18,6 +25,7 @@ import { silentLogger } from '../../src/log';
 import { startServer, type ServerHandle } from '../../src/server';
 import { createDb, migrateLatest } from '../../src/store';
 import {
+  AMQP_URL,
   HANDLERS_DIR,
   createDatabase,
   dbName,
@@ -181,14 +189,20 @@ export interface PipelineSoakOptions {
   /** POSTs in flight */
   concurrency: number;
   timeoutMs: number;
+  /** the in-process broker, or RabbitMQ through amqplib */
+  broker: 'memory' | 'rabbitmq';
   progress: (line: string) => void;
 }
 
-/** The server and an agent in this process, MariaDB, the in-process broker; see the top. */
+/** The server and an agent in this process, MariaDB, either broker; see the top. */
 export async function pipelineSoak(options: PipelineSoakOptions): Promise<SoakPhase> {
-  const database = dbName('soak');
+  const part = options.broker === 'memory' ? 'soak' : 'soakmq';
+  const database = dbName(part);
+  const prefix = prefixFor(part);
   const stateDir = scratchDir('tasker-soak-');
-  const broker = new MemoryBroker({ prefix: prefixFor('soak'), log: silentLogger });
+  const memory =
+    options.broker === 'memory' ? new MemoryBroker({ prefix, log: silentLogger }) : null;
+  let broker: TaskBroker | null = null;
   const http = keepAliveAgent(options.concurrency);
   let agent: Agent | null = null;
   let server: ServerHandle | null = null;
@@ -199,7 +213,8 @@ export async function pipelineSoak(options: PipelineSoakOptions): Promise<SoakPh
       env: {},
       flags: {
         'database-url': mysqlUrl(database),
-        prefix: prefixFor('soak'),
+        ...(memory === null ? { 'broker-url': AMQP_URL } : {}),
+        prefix,
         types: STACK_TYPE,
         handlers: HANDLERS_DIR,
         port: '0',
@@ -216,16 +231,29 @@ export async function pipelineSoak(options: PipelineSoakOptions): Promise<SoakPh
     } finally {
       await migrations.destroy();
     }
-    await broker.start();
+    // the server first: on RabbitMQ it declares the exchanges the agent binds to
+    let agentBroker: TaskBroker;
+    if (memory === null) {
+      server = await startServer(config, silentLogger);
+      const amqp = createBroker(config.broker, {
+        connectionName: 'tasker-agent soak',
+        log: silentLogger,
+      });
+      broker = agentBroker = amqp;
+      await amqp.start();
+    } else {
+      broker = agentBroker = memory;
+      await memory.start();
+      server = await startServer(config, silentLogger, { broker: memory });
+    }
     agent = createAgent(
       config,
       ENDPOINT,
       await loadConfiguredHandlers(config),
-      broker,
+      agentBroker,
       silentLogger,
     );
     await agent.start();
-    server = await startServer(config, silentLogger, { broker });
     const db = server.db;
     const url = `http://127.0.0.1:${server.port}/${STACK_TYPE}`;
     let posted = 0;
@@ -263,12 +291,16 @@ export async function pipelineSoak(options: PipelineSoakOptions): Promise<SoakPh
       }
       return performance.now() - started;
     };
-    return await measure(options, 'POSTed to the server and run by the agent', runTo);
+    return await measure(
+      options,
+      `POSTed to the server and run by the agent, on ${options.broker}`,
+      runTo,
+    );
   } finally {
     http.destroy();
     await agent?.close().catch(() => undefined);
     await server?.close().catch(() => undefined);
-    await broker.close().catch(() => undefined);
+    await broker?.close().catch(() => undefined);
     await dropDatabase(database).catch(() => undefined);
     removeScratchDir(stateDir);
   }
