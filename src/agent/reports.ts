@@ -38,7 +38,7 @@ export class ReportSender {
   send(event: ResultEvent): Promise<void> {
     const bytes =
       EVENT_OVERHEAD_BYTES +
-      (event.payload === null ? 0 : JSON.stringify(event.payload).length) +
+      (JSON.stringify(event.payload)?.length ?? 0) +
       (event.errmsg?.length ?? 0);
     return new Promise((sent, failed) => {
       this.waiting.push({ event, bytes, sent, failed });

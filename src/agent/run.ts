@@ -110,7 +110,9 @@ export function checkResponse(value: unknown, response: HandlerResponse): Outcom
     status: statusForErrnr(errnr),
     errnr,
     errmsg: errmsg === null ? null : truncate(errmsg),
-    payload,
+    // the data as sent, taken now: no function or toJSON() is called again later, and what the
+    // handler changes after returning is not reported; nothing to send is no payload
+    payload: json === undefined ? null : (JSON.parse(json) as unknown),
     abandoned: false,
   };
 }

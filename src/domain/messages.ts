@@ -181,13 +181,11 @@ export function parseResultMessage(raw: Buffer | string): ResultMessage {
       `a result message carries 1 to ${MAX_EVENTS_PER_MESSAGE} events, not ${items.length}`,
     );
   }
-  // no payload can be larger than the whole message
-  const measurePayloads = Buffer.byteLength(raw) > RESULT_LIMITS.payloadBytes;
   const events: ResultEvent[] = [];
   const invalid: string[] = [];
   items.forEach((item, i) => {
     try {
-      events.push(readResultEvent(item, measurePayloads));
+      events.push(readResultEvent(item));
     } catch (err) {
       if (!(err instanceof MessageError)) throw err;
       invalid.push(grouped ? `event ${i} of the result message: ${err.message}` : err.message);
@@ -211,11 +209,8 @@ function readText(
   return readOptionalString(obj, key, path, fail, { allowControl: true, maxLength });
 }
 
-/**
- * One event of a result message, from its parsed JSON. `measurePayload` false skips measuring
- * the payload when the caller knows it is within the limit.
- */
-export function readResultEvent(value: unknown, measurePayload = true): ResultEvent {
+/** One event of a result message, from its parsed JSON. */
+export function readResultEvent(value: unknown): ResultEvent {
   const obj = checkObject(value, 'result event');
   const event = obj.event;
   if (typeof event !== 'string' || !(RESULT_EVENTS as readonly string[]).includes(event)) {
@@ -229,8 +224,15 @@ export function readResultEvent(value: unknown, measurePayload = true): ResultEv
   const at = readTimestamp(obj, 'at', '', fail).getTime();
   if (at < 0 || at >= LATEST_AT_MS) throw fail('at', 'must be between 1970 and 9999');
   const payload = obj.payload ?? null;
-  if (measurePayload && payload !== null) {
-    const bytes = Buffer.byteLength(JSON.stringify(payload));
+  if (payload !== null) {
+    // measured as it will be stored: written again, it can be longer than it came (1e9, or
+    // bytes that are not UTF-8), and too deep a payload fails here rather than in the recorder
+    let bytes: number;
+    try {
+      bytes = Buffer.byteLength(JSON.stringify(payload));
+    } catch (err) {
+      throw fail('payload', `cannot be written as JSON: ${(err as Error).message}`);
+    }
     if (bytes > RESULT_LIMITS.payloadBytes) {
       throw fail(
         'payload',

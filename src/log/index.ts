@@ -15,11 +15,16 @@ export interface Logger {
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 const MAX_CAUSES = 5;
-/** knex puts a failed statement's SQL in its error's message (and so in the stack) */
+/**
+ * knex puts a failed statement's SQL before the database's reason in its error's message (and
+ * so in the stack): a long one keeps its start and its end.
+ */
 const MAX_ERROR_TEXT = 2000;
 
 function clip(text: string): string {
-  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT - 1)}…` : text;
+  if (text.length <= MAX_ERROR_TEXT) return text;
+  const half = MAX_ERROR_TEXT / 2;
+  return `${text.slice(0, half - 1)}…${text.slice(-half)}`;
 }
 
 function serializeError(err: unknown, depth = 0): unknown {

@@ -2,13 +2,15 @@
  * The recorder turns result events from the agents into response rows. It validates every
  * event, writes a batch in one transaction, and acks only after the commit; a batch the
  * database could not take goes back to the queue (after a pause, so a database outage is no
- * busy loop). A message the database refuses for its values is found by writing the batch's
- * messages one by one, and dead-lettered, so that it cannot hold back the others for ever.
+ * busy loop). When the batch failed for something in it rather than the database being away,
+ * its messages are written one by one to find the bad one, which then cannot hold back the
+ * others for ever.
  */
+import { createHash } from 'node:crypto';
 import type { Delivery, Subscription, TaskBroker } from '../broker';
 import { parseResultMessage, type ResultEvent, type ResultMessage } from '../domain';
 import type { Logger } from '../log';
-import { isRefusedData, recordResultEvents, type Db } from '../store';
+import { failsEveryWrite, isRefusedData, recordResultEvents, type Db } from '../store';
 
 export interface RecorderOptions {
   batchSize: number;
@@ -36,6 +38,9 @@ interface Accepted {
 }
 
 const MAX_PAUSE_MS = 10_000;
+/** a message that fails on its own this often, for no reason found, is dead-lettered */
+const MAX_FAILURES_ALONE = 3;
+const MAX_TRACKED_FAILURES = 10_000;
 
 export async function startRecorder(
   db: Db,
@@ -78,78 +83,119 @@ export async function startRecorder(
     return { delivery, events, keep: invalid.length > 0 };
   };
 
-  /** Record the messages' events in one transaction and settle them; the error if it failed. */
-  const record = async (accepted: Accepted[]): Promise<unknown> => {
-    let orphaned: Set<ResultEvent>;
+  /** Write events in one transaction: the events for unknown tasks, or the error. */
+  const write = async (
+    events: ResultEvent[],
+  ): Promise<{ orphaned: ResultEvent[] } | { error: unknown }> => {
     try {
-      const outcome = await recordResultEvents(
-        db,
-        accepted.flatMap((a) => a.events),
-      );
-      orphaned = new Set(outcome.orphaned);
+      const outcome = await recordResultEvents(db, events);
       log.debug('recorded result events', {
         applied: outcome.applied,
         ignored: outcome.ignored,
         orphaned: outcome.orphaned.length,
       });
-    } catch (err) {
-      return err;
+      return { orphaned: outcome.orphaned };
+    } catch (error) {
+      return { error };
     }
-    for (const { delivery, events, keep } of accepted) {
-      const unknown = events.filter((event) => orphaned.has(event));
-      if (unknown.length === 0 && !keep) {
-        delivery.ack();
+  };
+
+  /** Ack a recorded message, or keep it dead-lettered when some of its events were not. */
+  const settle = ({ delivery, events, keep }: Accepted, orphaned: ReadonlySet<ResultEvent>) => {
+    const unknown = events.filter((event) => orphaned.has(event));
+    if (unknown.length === 0 && !keep) {
+      delivery.ack();
+      return;
+    }
+    for (const event of unknown) {
+      log.warn('dead-lettering a result event for an unknown task', {
+        task_id: event.task_id,
+        type: event.type,
+        endpoint: event.endpoint,
+      });
+    }
+    delivery.deadLetter();
+  };
+
+  /** How often each message failed on its own, by message id (or content), the latest kept. */
+  const failedAlone = new Map<string, number>();
+  const countFailure = (delivery: Delivery): number => {
+    const key =
+      delivery.messageId ?? createHash('sha256').update(delivery.content).digest('base64');
+    const count = (failedAlone.get(key) ?? 0) + 1;
+    failedAlone.delete(key);
+    failedAlone.set(key, count);
+    if (failedAlone.size > MAX_TRACKED_FAILURES) {
+      failedAlone.delete(failedAlone.keys().next().value as string);
+    }
+    return count;
+  };
+
+  /**
+   * The batch failed for something in it: write its messages one by one, and a failing
+   * message's events one by one, so that the bad event holds back nothing else. A message the
+   * database refuses for its values, or that failed on its own MAX_FAILURES_ALONE times, is
+   * dead-lettered (its other events are recorded). Returns the messages to hand back.
+   */
+  const isolate = async (accepted: Accepted[]): Promise<Accepted[]> => {
+    const retry: Accepted[] = [];
+    for (const [i, message] of accepted.entries()) {
+      const whole = await write(message.events);
+      if (!('error' in whole)) {
+        settle(message, new Set(whole.orphaned));
         continue;
       }
-      // the message's other events are recorded; the message is kept for inspection
-      for (const event of unknown) {
-        log.warn('dead-lettering a result event for an unknown task', {
-          task_id: event.task_id,
-          type: event.type,
-          endpoint: event.endpoint,
-        });
+      if (failsEveryWrite(whole.error)) return [...retry, ...accepted.slice(i)];
+      let refusal = whole.error;
+      let recorded = 0;
+      if (message.events.length > 1) {
+        for (const event of message.events) {
+          const alone = await write([event]);
+          if (!('error' in alone)) {
+            recorded += 1;
+            continue;
+          }
+          if (failsEveryWrite(alone.error)) return [...retry, ...accepted.slice(i)];
+          refusal = alone.error;
+        }
       }
-      delivery.deadLetter();
+      const failures = countFailure(message.delivery);
+      const fields = {
+        err: refusal,
+        failures,
+        task_ids: message.events.map((event) => event.task_id),
+        recorded_events: recorded,
+      };
+      if (isRefusedData(refusal) || failures >= MAX_FAILURES_ALONE) {
+        log.error('dead-lettering a result message the database does not take', fields);
+        message.delivery.deadLetter();
+      } else {
+        log.warn('a result message failed on its own; returning it to the queue', fields);
+        retry.push(message);
+      }
     }
-    return null;
+    return retry;
   };
 
   const onBatch = async (deliveries: Delivery[]): Promise<void> => {
     const accepted = deliveries.map(accept).filter((a): a is Accepted => a !== null);
     if (accepted.length === 0) return;
-    const failed = await record(accepted);
-    if (failed === null) {
+    const batch = await write(accepted.flatMap((a) => a.events));
+    if (!('error' in batch)) {
+      const orphaned = new Set(batch.orphaned);
+      for (const message of accepted) settle(message, orphaned);
       failures = 0;
       return;
     }
-    let retry = accepted;
-    let err = failed;
-    if (isRefusedData(failed)) {
-      // the values of some message: write them one by one, and keep the refused ones aside
-      retry = [];
-      for (const one of accepted) {
-        const alone = accepted.length === 1 ? failed : await record([one]);
-        if (alone === null) continue;
-        if (isRefusedData(alone)) {
-          log.error('dead-lettering a result message the database refuses', {
-            err: alone,
-            task_ids: one.events.map((event) => event.task_id),
-          });
-          one.delivery.deadLetter();
-        } else {
-          retry.push(one);
-          err = alone;
-        }
-      }
-      if (retry.length === 0) {
-        failures = 0;
-        return;
-      }
+    const retry = failsEveryWrite(batch.error) ? accepted : await isolate(accepted);
+    if (retry.length === 0) {
+      failures = 0;
+      return;
     }
     failures += 1;
     const pause = Math.min(MAX_PAUSE_MS, 250 * 2 ** Math.min(failures, 6));
     log.warn('could not record result events; returning them to the queue', {
-      err,
+      err: batch.error,
       messages: retry.length,
       pause_ms: pause,
     });

@@ -85,6 +85,8 @@ export function createDb(
   return knex({
     log: knexLog(log),
     client: 'mysql2',
+    // an error names the statement with its placeholders, not the values (payloads, messages)
+    compileSqlOnError: false,
     connection: {
       ...conn,
       database: overrides.database ?? conn.database,
@@ -208,6 +210,38 @@ const REFUSED_DATA_CODES = new Set([
 
 export function isRefusedData(err: unknown): boolean {
   return REFUSED_DATA_CODES.has(errorCode(err) ?? '');
+}
+
+/**
+ * The database can take no write just now, or not in this schema (a table missing, a right
+ * revoked, read-only, full): every write would fail alike, whatever it held.
+ */
+const EVERY_WRITE_CODES = new Set([
+  'ER_NO_SUCH_TABLE',
+  'ER_BAD_FIELD_ERROR',
+  'ER_TABLEACCESS_DENIED_ERROR',
+  'ER_COLUMNACCESS_DENIED_ERROR',
+  'ER_DBACCESS_DENIED_ERROR',
+  'ER_OPTION_PREVENTS_STATEMENT',
+  'ER_READ_ONLY_MODE',
+  'ER_CANT_LOCK',
+  'ER_LOCK_TABLE_FULL',
+  'ER_RECORD_FILE_FULL',
+  'ER_DISK_FULL',
+  'ER_OUT_OF_RESOURCES',
+  'ER_OUTOFMEMORY',
+  'ER_QUERY_INTERRUPTED',
+  'ER_STATEMENT_TIMEOUT',
+]);
+
+export function failsEveryWrite(err: unknown): boolean {
+  // a statement over max_allowed_packet: its own size, although the server drops the connection
+  if (errorCode(err) === 'ER_NET_PACKET_TOO_LARGE') return false;
+  return (
+    isDatabaseUnavailable(err) ||
+    isRetryableTxnError(err) ||
+    EVERY_WRITE_CODES.has(errorCode(err) ?? '')
+  );
 }
 
 export function isDatabaseUnavailable(err: unknown): boolean {

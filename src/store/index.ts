@@ -2,6 +2,7 @@ export {
   createDb,
   databaseEngine,
   ensureDatabase,
+  failsEveryWrite,
   isDatabaseUnavailable,
   isRefusedData,
   parseMysqlUrl,

@@ -95,11 +95,13 @@ export function rowsByTask(rows: Iterable<ResponseRow>): Map<number, ResponseRow
 
 const UPSERT_CHUNK = 500;
 /**
- * Bytes of payload, errmsg and progress text in one statement. MySQL refuses a statement over
- * max_allowed_packet (16 MiB by default on MariaDB, 64 MiB on MySQL 8), and the refusal would
- * repeat for as long as the batch did; a row over this budget goes alone.
+ * Bytes of one statement, about. MySQL refuses a statement over max_allowed_packet (4 MiB by
+ * default on MySQL 5.7, 16 MiB on MariaDB, 64 MiB on MySQL 8), and the refusal would repeat for
+ * as long as the batch did; a row over this budget goes alone (a payload is at most 1 MiB).
  */
-const UPSERT_CHUNK_BYTES = 4 * 1024 * 1024;
+const UPSERT_CHUNK_BYTES = 2 * 1024 * 1024;
+/** a row's columns besides its texts, escaped, with room to spare */
+const ROW_OVERHEAD_BYTES = 400;
 
 const UPDATABLE_COLUMNS = [
   'status',
@@ -131,7 +133,7 @@ function upsertChunks(rows: readonly ResponseRow[]): ResponseRow[][] {
   let chunk: ResponseRow[] = [];
   let bytes = 0;
   for (const row of rows) {
-    const size = textBytes(row);
+    const size = rowBytes(row);
     if (chunk.length > 0 && (chunk.length >= UPSERT_CHUNK || bytes + size > UPSERT_CHUNK_BYTES)) {
       chunks.push(chunk);
       chunk = [];
@@ -144,11 +146,17 @@ function upsertChunks(rows: readonly ResponseRow[]): ResponseRow[][] {
   return chunks;
 }
 
-/** A row's large text columns, counted as UTF-16 code units times 3 (the most UTF-8 needs). */
-function textBytes(row: ResponseRow): number {
+/**
+ * A row's size in a statement, at most: its texts as UTF-16 code units times 3 (the most UTF-8
+ * or escaping needs for one), and the rest.
+ */
+function rowBytes(row: ResponseRow): number {
   const chars =
-    (row.payload?.length ?? 0) + (row.errmsg?.length ?? 0) + (row.progress?.length ?? 0);
-  return chars * 3;
+    (row.payload?.length ?? 0) +
+    (row.errmsg?.length ?? 0) +
+    (row.progress?.length ?? 0) +
+    (row.agent?.length ?? 0);
+  return chars * 3 + ROW_OVERHEAD_BYTES;
 }
 
 /**

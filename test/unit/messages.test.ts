@@ -348,14 +348,28 @@ describe('parseResultMessage', () => {
     ]);
   });
 
-  it('measures payloads only in a message longer than the payload limit', () => {
+  it('measures each payload as it will be stored, not as it came', () => {
     const big = { ...EVENT, payload: 'x'.repeat(RESULT_LIMITS.payloadBytes / 2) };
     expect(parseResultMessage(JSON.stringify([big, { ...big, task_id: 13 }])).events).toHaveLength(
       2,
     );
-    const over = { ...EVENT, payload: ['x'.repeat(RESULT_LIMITS.payloadBytes)] };
-    expect(parseResultMessage(JSON.stringify([EVENT, over])).invalid).toEqual([
-      expect.stringMatching(/^event 1 of the result message: payload is 1048580 bytes as JSON/),
+    // 1e9 is written 1000000000: 250,000 of them are 3/4 MB as sent, 2.75 MB as stored
+    const numbers = `[${Array(250_000).fill('1e9').join(',')}]`;
+    const raw = `[${JSON.stringify(EVENT)},${JSON.stringify(EVENT).replace(
+      /"payload":\{[^}]*\}/,
+      `"payload":${numbers}`,
+    )}]`;
+    expect(raw.length).toBeLessThan(RESULT_LIMITS.payloadBytes);
+    expect(parseResultMessage(raw).invalid).toEqual([
+      expect.stringMatching(/^event 1 of the result message: payload is 2750001 bytes as JSON/),
+    ]);
+  });
+
+  it('refuses a payload nested too deep to be written again, naming it', () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const raw = JSON.stringify(EVENT).replace(/"payload":\{[^}]*\}/, `"payload":${deep}`);
+    expect(parseResultMessage(raw).invalid).toEqual([
+      expect.stringMatching(/^payload cannot be written as JSON: Maximum call stack/),
     ]);
   });
 

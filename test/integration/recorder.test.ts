@@ -1,0 +1,205 @@
+/**
+ * The recorder on the real MariaDB when writing a batch fails. The in-process broker feeds it so
+ * that each test decides what one batch holds: the messages are published before the recorder
+ * starts. The database's refusals are real: a narrowed column, a trigger, a missing table.
+ */
+import { MemoryBroker } from '../../src/broker';
+import type { ResultEvent } from '../../src/domain';
+import { createLogger } from '../../src/log';
+import { startRecorder } from '../../src/server/recorder';
+import { createTask } from '../../src/store';
+import { resultEvent } from '../helpers/messages';
+import { createTestStack, uniqueName, waitFor, type TestStack } from '../helpers/stack';
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await createTestStack();
+});
+afterAll(async () => {
+  await stack.cleanup();
+});
+
+async function newTask(endpoints: string[]): Promise<number> {
+  const now = new Date();
+  const { task } = await createTask(stack.db, {
+    type: 'worker',
+    identifier: uniqueName('rec'),
+    payload: null,
+    endpoints,
+    deliverBy: new Date(now.getTime() + 600_000),
+    executionTimeoutMs: 30_000,
+    now,
+    outboxDelayMs: 600_000,
+  });
+  return task.id;
+}
+
+async function statusOf(taskId: number, endpoint: string): Promise<string | undefined> {
+  const row = (await stack
+    .db('task_responses')
+    .where({ task_id: taskId, endpoint })
+    .first('status')) as { status: string } | undefined;
+  return row?.status;
+}
+
+/** Publish `messages`, then run a recorder over them (one batch) while `check` runs. */
+async function recording(
+  messages: ResultEvent[][],
+  check: (broker: MemoryBroker, lines: string[]) => Promise<void>,
+): Promise<void> {
+  const broker = new MemoryBroker({ prefix: uniqueName('r'), log: createLogger('error') });
+  await broker.start();
+  for (const message of messages) await broker.publishResults(message);
+  const lines: string[] = [];
+  const subscription = await startRecorder(
+    stack.db,
+    broker,
+    { batchSize: 100, prefetch: 100, lingerMs: 50 },
+    createLogger('debug', {}, (line) => lines.push(line)),
+  );
+  try {
+    await check(broker, lines);
+  } finally {
+    await subscription.close();
+    await broker.close();
+  }
+}
+
+const logged = (lines: string[], msg: string): Array<Record<string, unknown>> =>
+  lines
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((record) => record.msg === msg);
+
+it('records the rest of the batch, and the other events of a grouped message, when the database refuses a value', async () => {
+  const t1 = await newTask(['a']);
+  const t2 = await newTask(['a']);
+  const t3 = await newTask(['a']);
+  const t4 = await newTask(['b']);
+  // narrower than an errmsg the recorder takes (4,000 characters)
+  await stack.db.raw('ALTER TABLE task_responses MODIFY errmsg VARCHAR(3000) NULL');
+  try {
+    const grouped = [
+      resultEvent(t1, 'a'),
+      resultEvent(t2, 'a', { status: 'FAILED', errnr: 2, errmsg: 'x'.repeat(3500) }),
+      resultEvent(t3, 'a'),
+    ];
+    await recording([grouped, [resultEvent(t4, 'b')]], async (broker, lines) => {
+      await waitFor(
+        () => Promise.resolve(broker.deadLetters().length),
+        (n) => n === 1,
+        10_000,
+        'the grouped message dead-lettered',
+      );
+      expect(JSON.parse(broker.deadLetters()[0]?.content.toString() ?? '')).toHaveLength(3);
+      expect(await statusOf(t1, 'a')).toBe('DONE');
+      expect(await statusOf(t2, 'a')).toBe('PENDING');
+      expect(await statusOf(t3, 'a')).toBe('DONE');
+      expect(await statusOf(t4, 'b')).toBe('DONE');
+      const [refused] = logged(lines, 'dead-lettering a result message the database does not take');
+      expect(refused).toMatchObject({
+        level: 'error',
+        failures: 1,
+        recorded_events: 2,
+        task_ids: [t1, t2, t3],
+        err: { code: 'ER_DATA_TOO_LONG', message: expect.stringMatching(/Data too long/) },
+      });
+      // the statement is named with its placeholders, without the values
+      expect(JSON.stringify(refused)).not.toContain('x'.repeat(100));
+    });
+  } finally {
+    await stack.db.raw('ALTER TABLE task_responses MODIFY errmsg TEXT NULL');
+  }
+});
+
+it('gives up on a message that keeps failing on its own after three tries, and records the rest', async () => {
+  const cursedTask = await newTask(['cursed']);
+  const other = await newTask(['fine']);
+  await stack.db.raw(
+    `CREATE TRIGGER refuse_cursed BEFORE INSERT ON task_responses FOR EACH ROW
+     IF NEW.endpoint = 'cursed' AND NEW.status <> 'PENDING' THEN
+       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'cursed endpoint';
+     END IF`,
+  );
+  try {
+    await recording(
+      [[resultEvent(cursedTask, 'cursed')], [resultEvent(other, 'fine')]],
+      async (broker, lines) => {
+        await waitFor(
+          () => statusOf(other, 'fine'),
+          (status) => status === 'DONE',
+          5000,
+          'the other message recorded',
+        );
+        await waitFor(
+          () => Promise.resolve(broker.deadLetters().length),
+          (n) => n === 1,
+          15_000,
+          'the failing message dead-lettered',
+        );
+        expect(await statusOf(cursedTask, 'cursed')).toBe('PENDING');
+        const retried = logged(
+          lines,
+          'a result message failed on its own; returning it to the queue',
+        );
+        expect(retried.map((r) => r.failures)).toEqual([1, 2]);
+        const [gaveUp] = logged(
+          lines,
+          'dead-lettering a result message the database does not take',
+        );
+        expect(gaveUp).toMatchObject({
+          failures: 3,
+          err: { message: expect.stringMatching(/cursed endpoint/) },
+        });
+      },
+    );
+  } finally {
+    await stack.db.raw('DROP TRIGGER IF EXISTS refuse_cursed');
+  }
+});
+
+it('hands every message back while the table is missing, and records them all once it is back', async () => {
+  const first = await newTask(['m1']);
+  const second = await newTask(['m1']);
+  const third = await newTask(['m2']);
+  await stack.db.raw('RENAME TABLE task_responses TO task_responses_away');
+  let renamed = true;
+  try {
+    await recording(
+      [[resultEvent(first, 'm1'), resultEvent(second, 'm1')], [resultEvent(third, 'm2')]],
+      async (broker, lines) => {
+        await waitFor(
+          () =>
+            Promise.resolve(
+              logged(lines, 'could not record result events; returning them to the queue').length,
+            ),
+          (n) => n >= 2,
+          10_000,
+          'the batch handed back twice',
+        );
+        // no message is looked into one by one, and none dead-lettered: the table is the matter
+        expect(
+          logged(lines, 'a result message failed on its own; returning it to the queue'),
+        ).toEqual([]);
+        expect(broker.deadLetters()).toEqual([]);
+        await stack.db.raw('RENAME TABLE task_responses_away TO task_responses');
+        renamed = false;
+        for (const [id, endpoint] of [
+          [first, 'm1'],
+          [second, 'm1'],
+          [third, 'm2'],
+        ] as const) {
+          await waitFor(
+            () => statusOf(id, endpoint),
+            (status) => status === 'DONE',
+            15_000,
+            `task ${id} recorded`,
+          );
+        }
+        expect(broker.deadLetters()).toEqual([]);
+      },
+    );
+  } finally {
+    if (renamed) await stack.db.raw('RENAME TABLE task_responses_away TO task_responses');
+  }
+});
