@@ -8,9 +8,20 @@
  */
 import { createHash } from 'node:crypto';
 import type { Delivery, Subscription, TaskBroker } from '../broker';
-import { parseResultMessage, type ResultEvent, type ResultMessage } from '../domain';
+import {
+  parseResultMessage,
+  UnavailableError,
+  type ResultEvent,
+  type ResultMessage,
+} from '../domain';
 import type { Logger } from '../log';
-import { failsEveryWrite, isRefusedData, recordResultEvents, type Db } from '../store';
+import {
+  failsEveryWrite,
+  isDatabaseUnavailable,
+  isRefusedData,
+  recordResultEvents,
+  type Db,
+} from '../store';
 
 export interface RecorderOptions {
   batchSize: number;
@@ -40,7 +51,13 @@ interface Accepted {
 const MAX_PAUSE_MS = 10_000;
 /** a message that fails on its own this often, for no reason found, is dead-lettered */
 const MAX_FAILURES_ALONE = 3;
+/** batches handed back in a row for a failure every write meets, before looking into one */
+const ISOLATE_AFTER_FAILURES = 3;
 const MAX_TRACKED_FAILURES = 10_000;
+
+/** Not reachable, or not answering in time (the store's 503-mapped error, or the driver's). */
+const isDatabaseAway = (err: unknown): boolean =>
+  err instanceof UnavailableError || isDatabaseUnavailable(err);
 
 export async function startRecorder(
   db: Db,
@@ -119,9 +136,10 @@ export async function startRecorder(
 
   /** How often each message failed on its own, by message id (or content), the latest kept. */
   const failedAlone = new Map<string, number>();
+  const keyOf = (delivery: Delivery): string =>
+    delivery.messageId ?? createHash('sha256').update(delivery.content).digest('base64');
   const countFailure = (delivery: Delivery): number => {
-    const key =
-      delivery.messageId ?? createHash('sha256').update(delivery.content).digest('base64');
+    const key = keyOf(delivery);
     const count = (failedAlone.get(key) ?? 0) + 1;
     failedAlone.delete(key);
     failedAlone.set(key, count);
@@ -130,34 +148,54 @@ export async function startRecorder(
     }
     return count;
   };
+  const forget = (delivery: Delivery): void => {
+    if (failedAlone.size > 0) failedAlone.delete(keyOf(delivery));
+  };
 
   /**
-   * The batch failed for something in it: write its messages one by one, and a failing
-   * message's events one by one, so that the bad event holds back nothing else. A message the
-   * database refuses for its values, or that failed on its own MAX_FAILURES_ALONE times, is
-   * dead-lettered (its other events are recorded). Returns the messages to hand back.
+   * Something in the batch failed it: write its messages one by one, and a failing message's
+   * events one by one, so that the bad event holds back nothing else. A message the database
+   * refuses for its values, or that failed on its own MAX_FAILURES_ALONE times, is
+   * dead-lettered (its other events are recorded). The database going away ends the search,
+   * and so does another failure every write would meet, unless a write of this batch just went
+   * through: then it is the message's own. Returns the messages to hand back.
    */
-  const isolate = async (accepted: Accepted[]): Promise<Accepted[]> => {
+  const isolate = async (accepted: Accepted[], batchError: unknown): Promise<Accepted[]> => {
     const retry: Accepted[] = [];
+    let written = false;
+    const handBack = (err: unknown): boolean =>
+      isDatabaseAway(err) || (!written && failsEveryWrite(err));
     for (const [i, message] of accepted.entries()) {
-      const whole = await write(message.events);
+      const whole = accepted.length === 1 ? { error: batchError } : await write(message.events);
       if (!('error' in whole)) {
+        written = true;
+        forget(message.delivery);
         settle(message, new Set(whole.orphaned));
         continue;
       }
-      if (failsEveryWrite(whole.error)) return [...retry, ...accepted.slice(i)];
-      let refusal = whole.error;
+      if (handBack(whole.error)) return [...retry, ...accepted.slice(i)];
+      let refusal: unknown = whole.error;
+      const orphaned: ResultEvent[] = [];
       let recorded = 0;
       if (message.events.length > 1) {
+        refusal = null;
         for (const event of message.events) {
           const alone = await write([event]);
-          if (!('error' in alone)) {
+          if ('error' in alone) {
+            if (handBack(alone.error)) return [...retry, ...accepted.slice(i)];
+            refusal = alone.error;
+          } else {
+            written = true;
             recorded += 1;
-            continue;
+            orphaned.push(...alone.orphaned);
           }
-          if (failsEveryWrite(alone.error)) return [...retry, ...accepted.slice(i)];
-          refusal = alone.error;
         }
+      }
+      if (refusal === null) {
+        // each event went in on its own
+        forget(message.delivery);
+        settle(message, new Set(orphaned));
+        continue;
       }
       const failures = countFailure(message.delivery);
       const fields = {
@@ -168,6 +206,7 @@ export async function startRecorder(
       };
       if (isRefusedData(refusal) || failures >= MAX_FAILURES_ALONE) {
         log.error('dead-lettering a result message the database does not take', fields);
+        forget(message.delivery);
         message.delivery.deadLetter();
       } else {
         log.warn('a result message failed on its own; returning it to the queue', fields);
@@ -187,7 +226,13 @@ export async function startRecorder(
       failures = 0;
       return;
     }
-    const retry = failsEveryWrite(batch.error) ? accepted : await isolate(accepted);
+    // A failure every write meets hands the batch back; after a few in a row, look anyway: a
+    // batch too large for a statement timeout or the lock table looks the same. The search
+    // stops at the first write when the database is in fact away.
+    const retry =
+      failsEveryWrite(batch.error) && failures < ISOLATE_AFTER_FAILURES
+        ? accepted
+        : await isolate(accepted, batch.error);
     if (retry.length === 0) {
       failures = 0;
       return;

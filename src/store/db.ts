@@ -209,7 +209,12 @@ const REFUSED_DATA_CODES = new Set([
 ]);
 
 export function isRefusedData(err: unknown): boolean {
-  return REFUSED_DATA_CODES.has(errorCode(err) ?? '');
+  return REFUSED_DATA_CODES.has(errorCode(driverError(err)) ?? '');
+}
+
+/** The driver's error behind the 503-mapped one that `asStoreError` makes. */
+function driverError(err: unknown): unknown {
+  return err instanceof UnavailableError ? err.cause : err;
 }
 
 /**
@@ -235,12 +240,14 @@ const EVERY_WRITE_CODES = new Set([
 ]);
 
 export function failsEveryWrite(err: unknown): boolean {
+  const cause = driverError(err);
   // a statement over max_allowed_packet: its own size, although the server drops the connection
-  if (errorCode(err) === 'ER_NET_PACKET_TOO_LARGE') return false;
+  if (errorCode(cause) === 'ER_NET_PACKET_TOO_LARGE') return false;
   return (
-    isDatabaseUnavailable(err) ||
-    isRetryableTxnError(err) ||
-    EVERY_WRITE_CODES.has(errorCode(err) ?? '')
+    err instanceof UnavailableError ||
+    isDatabaseUnavailable(cause) ||
+    isRetryableTxnError(cause) ||
+    EVERY_WRITE_CODES.has(errorCode(cause) ?? '')
   );
 }
 

@@ -7,8 +7,9 @@ import { MemoryBroker } from '../../src/broker';
 import type { ResultEvent } from '../../src/domain';
 import { createLogger } from '../../src/log';
 import { startRecorder } from '../../src/server/recorder';
-import { createTask } from '../../src/store';
+import { createDb, createTask, type Db } from '../../src/store';
 import { resultEvent } from '../helpers/messages';
+import { startTcpProxy } from '../helpers/tcp-proxy';
 import { createTestStack, uniqueName, waitFor, type TestStack } from '../helpers/stack';
 
 let stack: TestStack;
@@ -47,13 +48,14 @@ async function statusOf(taskId: number, endpoint: string): Promise<string | unde
 async function recording(
   messages: ResultEvent[][],
   check: (broker: MemoryBroker, lines: string[]) => Promise<void>,
+  db: Db = stack.db,
 ): Promise<void> {
   const broker = new MemoryBroker({ prefix: uniqueName('r'), log: createLogger('error') });
   await broker.start();
   for (const message of messages) await broker.publishResults(message);
   const lines: string[] = [];
   const subscription = await startRecorder(
-    stack.db,
+    db,
     broker,
     { batchSize: 100, prefetch: 100, lingerMs: 50 },
     createLogger('debug', {}, (line) => lines.push(line)),
@@ -70,6 +72,40 @@ const logged = (lines: string[], msg: string): Array<Record<string, unknown>> =>
   lines
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .filter((record) => record.msg === msg);
+
+/** Wait until the recorder handed its batch back `times` times, looking into no message. */
+async function handedBack(
+  broker: MemoryBroker,
+  lines: string[],
+  times: number,
+  timeoutMs: number,
+): Promise<void> {
+  await waitFor(
+    () =>
+      Promise.resolve(
+        logged(lines, 'could not record result events; returning them to the queue').length,
+      ),
+    (n) => n >= times,
+    timeoutMs,
+    `the batch handed back ${times} times`,
+  );
+  expect(logged(lines, 'a result message failed on its own; returning it to the queue')).toEqual(
+    [],
+  );
+  expect(broker.deadLetters()).toEqual([]);
+}
+
+/** Wait until each (task, endpoint) is DONE. */
+async function allRecorded(rows: ReadonlyArray<readonly [number, string]>): Promise<void> {
+  for (const [id, endpoint] of rows) {
+    await waitFor(
+      () => statusOf(id, endpoint),
+      (status) => status === 'DONE',
+      20_000,
+      `task ${id} recorded`,
+    );
+  }
+}
 
 it('records the rest of the batch, and the other events of a grouped message, when the database refuses a value', async () => {
   const t1 = await newTask(['a']);
@@ -92,10 +128,16 @@ it('records the rest of the batch, and the other events of a grouped message, wh
         'the grouped message dead-lettered',
       );
       expect(JSON.parse(broker.deadLetters()[0]?.content.toString() ?? '')).toHaveLength(3);
+      // the next message is written after the grouped one is settled
+      await waitFor(
+        () => statusOf(t4, 'b'),
+        (status) => status === 'DONE',
+        5000,
+        't4 recorded',
+      );
       expect(await statusOf(t1, 'a')).toBe('DONE');
       expect(await statusOf(t2, 'a')).toBe('PENDING');
       expect(await statusOf(t3, 'a')).toBe('DONE');
-      expect(await statusOf(t4, 'b')).toBe('DONE');
       const [refused] = logged(lines, 'dead-lettering a result message the database does not take');
       expect(refused).toMatchObject({
         level: 'error',
@@ -168,34 +210,15 @@ it('hands every message back while the table is missing, and records them all on
     await recording(
       [[resultEvent(first, 'm1'), resultEvent(second, 'm1')], [resultEvent(third, 'm2')]],
       async (broker, lines) => {
-        await waitFor(
-          () =>
-            Promise.resolve(
-              logged(lines, 'could not record result events; returning them to the queue').length,
-            ),
-          (n) => n >= 2,
-          10_000,
-          'the batch handed back twice',
-        );
-        // no message is looked into one by one, and none dead-lettered: the table is the matter
-        expect(
-          logged(lines, 'a result message failed on its own; returning it to the queue'),
-        ).toEqual([]);
-        expect(broker.deadLetters()).toEqual([]);
+        // no message looked into one by one, none dead-lettered: the table is the matter
+        await handedBack(broker, lines, 2, 10_000);
         await stack.db.raw('RENAME TABLE task_responses_away TO task_responses');
         renamed = false;
-        for (const [id, endpoint] of [
+        await allRecorded([
           [first, 'm1'],
           [second, 'm1'],
           [third, 'm2'],
-        ] as const) {
-          await waitFor(
-            () => statusOf(id, endpoint),
-            (status) => status === 'DONE',
-            15_000,
-            `task ${id} recorded`,
-          );
-        }
+        ]);
         expect(broker.deadLetters()).toEqual([]);
       },
     );
@@ -203,3 +226,35 @@ it('hands every message back while the table is missing, and records them all on
     if (renamed) await stack.db.raw('RENAME TABLE task_responses_away TO task_responses');
   }
 });
+
+it('hands every message back while the database is unreachable, counting nothing against them', async () => {
+  const proxy = await startTcpProxy(3306);
+  const db = createDb({
+    ...stack.config.database,
+    url: stack.config.database.url.replace(':3306', `:${proxy.port}`),
+  });
+  try {
+    const first = await newTask(['u1']);
+    const second = await newTask(['u1']);
+    const third = await newTask(['u2']);
+    proxy.cut();
+    await recording(
+      [[resultEvent(first, 'u1'), resultEvent(second, 'u1')], [resultEvent(third, 'u2')]],
+      async (broker, lines) => {
+        // past the handbacks after which the recorder looks into the batch anyway
+        await handedBack(broker, lines, 4, 40_000);
+        proxy.restore();
+        await allRecorded([
+          [first, 'u1'],
+          [second, 'u1'],
+          [third, 'u2'],
+        ]);
+        expect(broker.deadLetters()).toEqual([]);
+      },
+      db,
+    );
+  } finally {
+    await db.destroy();
+    await proxy.close();
+  }
+}, 90_000);
