@@ -8,16 +8,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { Delivery, Subscription, TaskBroker } from '../broker';
-import {
-  parseResultMessage,
-  UnavailableError,
-  type ResultEvent,
-  type ResultMessage,
-} from '../domain';
+import { parseResultMessage, type ResultEvent, type ResultMessage } from '../domain';
 import type { Logger } from '../log';
 import {
   failsEveryWrite,
-  isDatabaseUnavailable,
+  isDatabaseAway,
   isRefusedData,
   recordResultEvents,
   type Db,
@@ -54,10 +49,6 @@ const MAX_FAILURES_ALONE = 3;
 /** batches handed back in a row for a failure every write meets, before looking into one */
 const ISOLATE_AFTER_FAILURES = 3;
 const MAX_TRACKED_FAILURES = 10_000;
-
-/** Not reachable, or not answering in time (the store's 503-mapped error, or the driver's). */
-const isDatabaseAway = (err: unknown): boolean =>
-  err instanceof UnavailableError || isDatabaseUnavailable(err);
 
 export async function startRecorder(
   db: Db,

@@ -241,14 +241,22 @@ const EVERY_WRITE_CODES = new Set([
 
 export function failsEveryWrite(err: unknown): boolean {
   const cause = driverError(err);
-  // a statement over max_allowed_packet: its own size, although the server drops the connection
-  if (errorCode(cause) === 'ER_NET_PACKET_TOO_LARGE') return false;
   return (
-    err instanceof UnavailableError ||
-    isDatabaseUnavailable(cause) ||
+    isDatabaseAway(err) ||
     isRetryableTxnError(cause) ||
     EVERY_WRITE_CODES.has(errorCode(cause) ?? '')
   );
+}
+
+/**
+ * Not reachable or not answering in time, from the driver's error or the store's 503-mapped
+ * one; not a statement over max_allowed_packet, which is its own size although the server
+ * drops the connection for it.
+ */
+export function isDatabaseAway(err: unknown): boolean {
+  const cause = driverError(err);
+  if (errorCode(cause) === 'ER_NET_PACKET_TOO_LARGE') return false;
+  return isDatabaseUnavailable(cause);
 }
 
 export function isDatabaseUnavailable(err: unknown): boolean {

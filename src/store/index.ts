@@ -3,6 +3,7 @@ export {
   databaseEngine,
   ensureDatabase,
   failsEveryWrite,
+  isDatabaseAway,
   isDatabaseUnavailable,
   isRefusedData,
   parseMysqlUrl,

@@ -21,6 +21,7 @@ import {
   type ResultEvent,
 } from '../../src/domain';
 import { silentLogger } from '../../src/log';
+import { resultEvent } from '../helpers/messages';
 
 // the leak test below needs gc(); exposed here so the suite runs with plain `jest`
 setFlagsFromString('--expose-gc');
@@ -432,22 +433,8 @@ describe('what a handler does always makes an event the recorder takes', () => {
         },
       } as unknown as TaskBroker;
       const reports = new ReportSender(broker);
-      const event = (fields: Partial<ResultEvent>): ResultEvent => ({
-        v: 1,
-        task_id: 1,
-        type: 'demo',
-        endpoint: 'console1',
-        event: 'finished',
-        status: 'DONE',
-        errnr: null,
-        errmsg: null,
-        payload: null,
-        progress: null,
-        at: new Date().toISOString(),
-        attempt: 1,
-        agent: null,
-        ...fields,
-      });
+      const event = (fields: Partial<ResultEvent>): ResultEvent =>
+        resultEvent(1, 'console1', { type: 'demo', errnr: null, ...fields });
       for (const { status, errnr, errmsg, payload } of outcomes) {
         await reports.send(event({ status, errnr, errmsg, payload }));
       }
