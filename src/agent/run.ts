@@ -3,8 +3,10 @@
  * garbage returned, or a hang past the execution timeout. Never throws.
  */
 import {
+  MAX_JSON_DEPTH,
   coerceError,
   isPlainObject,
+  nestsDeeperThan,
   RESULT_LIMITS,
   statusForErrnr,
   type FinishedStatus,
@@ -92,6 +94,12 @@ export function checkResponse(value: unknown, response: HandlerResponse): Outcom
     return failed(1, 'handler set errmsg to a non-string');
   }
   const payload = result.payload ?? null;
+  if (nestsDeeperThan(payload, MAX_JSON_DEPTH)) {
+    return failed(
+      errnr === 0 ? 1 : errnr,
+      `handler payload nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`,
+    );
+  }
   let json: string | undefined;
   try {
     json = JSON.stringify(payload);

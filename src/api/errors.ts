@@ -2,7 +2,7 @@
  * The one place error codes become HTTP statuses. Clients always get JSON
  * `{error: {code, message}}`, never a stack trace; unexpected errors are logged in full.
  */
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { NotFoundError, TaskerError, coerceError, type ErrorCode } from '../domain';
 import type { Logger } from '../log';
 
@@ -24,8 +24,12 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   internal: 500,
 };
 
-/** Errors raised by express.json (body-parser) carry a `type`; map the ones clients cause. */
-function fromBodyParser(err: Error): TaskerError | null {
+/**
+ * What express and express.json (body-parser) raise for what the client sent: body-parser's
+ * errors carry a `type`, a path parameter that does not decode is a URIError, and a body that
+ * does not inflate under its Content-Encoding is a 400 with zlib's code.
+ */
+function fromExpress(err: Error, req: Request): TaskerError | null {
   const type = (err as { type?: unknown }).type;
   switch (type) {
     case 'entity.parse.failed':
@@ -43,8 +47,27 @@ function fromBodyParser(err: Error): TaskerError | null {
     case 'request.aborted':
       return new TaskerError('bad_request', 'request aborted by the client');
     default:
-      return null;
+      break;
   }
+  if (err instanceof URIError) {
+    return new TaskerError(
+      'bad_request',
+      `the path has a malformed percent-escape: ${err.message}`,
+    );
+  }
+  const status = (err as { status?: unknown }).status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code = (err as { code?: unknown }).code;
+    const encoding = req.get('content-encoding');
+    if (typeof code === 'string' && encoding !== undefined) {
+      return new TaskerError(
+        'bad_request',
+        `the request body is not valid ${encoding} data, as its Content-Encoding says (${code})`,
+      );
+    }
+    return new TaskerError('bad_request', err.message);
+  }
+  return null;
 }
 
 export const notFound: RequestHandler = (req) => {
@@ -54,7 +77,7 @@ export const notFound: RequestHandler = (req) => {
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (thrown: unknown, req, res, _next) => {
     const err = coerceError(thrown);
-    const known = err instanceof TaskerError ? err : fromBodyParser(err);
+    const known = err instanceof TaskerError ? err : fromExpress(err, req);
     const status = known === null ? 500 : HTTP_STATUS[known.code];
     if (status >= 500) {
       log.error('request failed', { method: req.method, path: req.path, err });

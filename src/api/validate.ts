@@ -6,7 +6,9 @@ import {
   TaskerError,
   ValidationError,
   checkEndpoint,
+  MAX_JSON_DEPTH,
   isPlainObject,
+  nestsDeeperThan,
   readString,
   rejectUnknownKeys,
   type Fail,
@@ -35,6 +37,9 @@ export function parseCreateTaskBody(body: unknown, limits: BodyLimits): CreateTa
   });
 
   const payload = body.payload ?? null;
+  if (nestsDeeperThan(payload, MAX_JSON_DEPTH)) {
+    throw fail('payload', `nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`);
+  }
   const payloadBytes = Buffer.byteLength(JSON.stringify(payload), 'utf8');
   if (payloadBytes > limits.maxPayloadBytes) {
     throw new TaskerError(
@@ -48,6 +53,10 @@ export function parseCreateTaskBody(body: unknown, limits: BodyLimits): CreateTa
   const raw = body.endpoints;
   if (raw !== undefined && raw !== null) {
     if (!Array.isArray(raw)) throw fail('endpoints', 'must be an array of endpoint names');
+    // an empty list is most often a filter that matched nothing, not a wish to broadcast
+    if (raw.length === 0) {
+      throw fail('endpoints', 'must name at least one endpoint (omit it to broadcast)');
+    }
     if (raw.length > limits.maxEndpoints) {
       throw fail('endpoints', `lists ${raw.length} endpoints; the limit is ${limits.maxEndpoints}`);
     }
@@ -59,7 +68,6 @@ export function parseCreateTaskBody(body: unknown, limits: BodyLimits): CreateTa
       seen.set(endpoint, i);
       return endpoint;
     });
-    if (endpoints.length === 0) endpoints = null;
   }
   return { identifier, payload, endpoints };
 }

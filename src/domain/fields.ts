@@ -20,6 +20,8 @@ function join(path: string, key: string): string {
 }
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+/** in Unicode mode a proper surrogate pair is one code point, so only a lone half matches */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 export interface StringRule {
   maxLength?: number;
@@ -41,6 +43,11 @@ export function checkString(
   }
   if (!rule.allowControl && CONTROL_CHARS.test(value)) {
     throw fail(path, 'must not contain control characters');
+  }
+  // a lone surrogate cannot be stored as UTF-8: the database would keep U+FFFD instead, and two
+  // different names would become one
+  if (LONE_SURROGATE.test(value)) {
+    throw fail(path, 'must be well-formed Unicode (it holds a lone surrogate)');
   }
   if (rule.pattern && !rule.pattern.test(value)) {
     throw fail(path, rule.patternHint ?? `must match ${String(rule.pattern)}`);
@@ -120,4 +127,23 @@ export function readTimestamp(
   const date = new Date(text);
   if (Number.isNaN(date.getTime())) throw fail(join(path, key), 'must be an ISO-8601 timestamp');
   return date;
+}
+
+/**
+ * How deeply JSON may nest: MySQL's own limit for its JSON type. Deeper values overflow the stack
+ * of whatever walks them recursively (JSON.stringify, deep comparison), so they are refused
+ * where they enter.
+ */
+export const MAX_JSON_DEPTH = 100;
+
+/** Whether `value` nests arrays and objects deeper than `limit`; walks without recursion. */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    if (typeof item.value !== 'object' || item.value === null) continue;
+    const depth = item.depth + 1;
+    if (depth > limit) return true;
+    for (const child of Object.values(item.value)) stack.push({ value: child, depth });
+  }
+  return false;
 }

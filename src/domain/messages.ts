@@ -4,8 +4,10 @@
  */
 import { MessageError } from './errors';
 import {
+  MAX_JSON_DEPTH,
   checkInt,
   isPlainObject,
+  nestsDeeperThan,
   readInt,
   readOptionalString,
   readString,
@@ -224,6 +226,9 @@ export function readResultEvent(value: unknown): ResultEvent {
   const at = readTimestamp(obj, 'at', '', fail).getTime();
   if (at < 0 || at >= LATEST_AT_MS) throw fail('at', 'must be between 1970 and 9999');
   const payload = obj.payload ?? null;
+  if (nestsDeeperThan(payload, MAX_JSON_DEPTH)) {
+    throw fail('payload', `nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`);
+  }
   if (payload !== null) {
     // measured as it will be stored: written again, it can be longer than it came (1e9, or
     // bytes that are not UTF-8), and too deep a payload fails here rather than in the recorder

@@ -208,6 +208,59 @@ describe('POST /<type>', () => {
       /exceeds the limit/,
     ],
     [
+      'a payload nested 1,900 levels',
+      () =>
+        request(app)
+          .post('/worker')
+          .set('content-type', 'application/json')
+          .send(`{"identifier":"u9","payload":${'['.repeat(1900)}${']'.repeat(1900)}}`),
+      400,
+      'bad_request',
+      /payload nests deeper than 100 levels/,
+    ],
+    [
+      'Content-Encoding gzip on a plain body',
+      () =>
+        request(app)
+          .post('/worker')
+          .set('content-type', 'application/json')
+          .set('content-encoding', 'gzip')
+          .send('{"identifier":"u10"}'),
+      400,
+      'bad_request',
+      /not valid gzip data, as its Content-Encoding says/,
+    ],
+    [
+      'Content-Encoding br on a plain body',
+      () =>
+        request(app)
+          .post('/worker')
+          .set('content-type', 'application/json')
+          .set('content-encoding', 'br')
+          .send('{"identifier":"u11"}'),
+      400,
+      'bad_request',
+      /not valid br data/,
+    ],
+    [
+      'an empty endpoint list',
+      () => request(app).post('/worker').send({ identifier: 'u12', endpoints: [] }),
+      400,
+      'bad_request',
+      /endpoints must name at least one endpoint/,
+    ],
+    [
+      'an identifier with a lone surrogate',
+      () =>
+        request(app)
+          .post('/worker')
+          .set('content-type', 'application/json')
+          .send('{"identifier":"sur\\ud800"}'),
+      400,
+      'bad_request',
+      /well-formed Unicode/,
+    ],
+    [
       'unknown task type',
       () => request(app).post('/deploy').send({ identifier: 'u8' }),
       404,
@@ -304,6 +357,26 @@ describe('GET', () => {
       'unknown_task_type',
     );
     expect((await request(app).get('/a/b/c').expect(404)).body.error.code).toBe('not_found');
+  });
+
+  it('400s a path with a malformed percent-escape, naming it', async () => {
+    const res = await request(app).get('/worker/%E0%A4%A').expect(400);
+    expect(res.body.error).toEqual({
+      code: 'bad_request',
+      message: "the path has a malformed percent-escape: Failed to decode param '%E0%A4%A'",
+    });
+  });
+
+  it('keeps two identifiers that differ only in a lone surrogate from becoming one task', async () => {
+    const before = await tableCounts();
+    for (const identifier of ['sur\\ud800', 'sur\\udfff']) {
+      await request(app)
+        .post('/worker')
+        .set('content-type', 'application/json')
+        .send(`{"identifier":"${identifier}"}`)
+        .expect(400);
+    }
+    expect(await tableCounts()).toEqual(before);
   });
 
   it('keeps health checks open', async () => {

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseCreateTaskBody, type BodyLimits } from '../../src/api/validate';
 import { TaskerError, ValidationError } from '../../src/domain/errors';
+import { MAX_JSON_DEPTH } from '../../src/domain/fields';
 
 const LIMITS: BodyLimits = { maxIdentifierLength: 255, maxPayloadBytes: 1024, maxEndpoints: 5 };
 
@@ -53,9 +54,14 @@ describe('parseCreateTaskBody: accepted bodies', () => {
     expect(parse({ identifier: 'x' })).toEqual({ identifier: 'x', payload: null, endpoints: null });
   });
 
-  it('reads endpoints null or [] as a broadcast', () => {
+  it('reads endpoints null as a broadcast', () => {
     expect(parse({ identifier: 'x', endpoints: null }).endpoints).toBeNull();
-    expect(parse({ identifier: 'x', endpoints: [] }).endpoints).toBeNull();
+  });
+
+  it('accepts a payload nested exactly to the depth limit', () => {
+    let payload: unknown = 1;
+    for (let i = 0; i < MAX_JSON_DEPTH; i += 1) payload = [payload];
+    expect(parse({ identifier: 'x', payload }).payload).toEqual(payload);
   });
 
   it('accepts any JSON payload type', () => {
@@ -150,6 +156,32 @@ describe('parseCreateTaskBody: rejected bodies', () => {
   ])('rejects an identifier containing %s', (_what, identifier) => {
     const err = validationError(() => parse({ identifier }), 'identifier');
     expect(err.message).toContain('control characters');
+  });
+
+  it.each([
+    ['a lone high surrogate', 'sur\ud800'],
+    ['a lone low surrogate', 'sur\udfff'],
+    ['a reversed pair', 'x\udc00\ud800'],
+  ])('rejects an identifier with %s, which storage would turn into U+FFFD', (_what, identifier) => {
+    const err = validationError(() => parse({ identifier }), 'identifier');
+    expect(err.message).toBe('identifier must be well-formed Unicode (it holds a lone surrogate)');
+  });
+
+  it('accepts an identifier with a proper surrogate pair', () => {
+    expect(parse({ identifier: 'rocket 🚀' }).identifier).toBe('rocket 🚀');
+  });
+
+  it('rejects a payload nested deeper than the limit without overflowing the stack', () => {
+    for (const levels of [MAX_JSON_DEPTH + 1, 10_000]) {
+      const payload: unknown = JSON.parse(`${'['.repeat(levels)}${']'.repeat(levels)}`);
+      const err = validationError(() => parse({ identifier: 'x', payload }), 'payload');
+      expect(err.message).toBe('payload nests deeper than 100 levels of arrays and objects');
+    }
+  });
+
+  it('rejects an empty endpoint list: a broadcast omits the field', () => {
+    const err = validationError(() => parse({ identifier: 'x', endpoints: [] }), 'endpoints');
+    expect(err.message).toBe('endpoints must name at least one endpoint (omit it to broadcast)');
   });
 
   it('rejects an unknown key and lists the known ones', () => {
