@@ -94,17 +94,20 @@ export function checkResponse(value: unknown, response: HandlerResponse): Outcom
     return failed(1, 'handler set errmsg to a non-string');
   }
   const payload = result.payload ?? null;
-  if (nestsDeeperThan(payload, MAX_JSON_DEPTH)) {
-    return failed(
-      errnr === 0 ? 1 : errnr,
-      `handler payload nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`,
-    );
-  }
   let json: string | undefined;
   try {
     json = JSON.stringify(payload);
   } catch (err) {
     return failed(1, `handler payload cannot be sent as JSON: ${coerceError(err).message}`);
+  }
+  // the data as sent, taken now: no function or toJSON() is called again later, and what the
+  // handler changes after returning is not reported; nothing to send is no payload
+  const sent: unknown = json === undefined ? null : JSON.parse(json);
+  if (nestsDeeperThan(sent, MAX_JSON_DEPTH)) {
+    return failed(
+      errnr === 0 ? 1 : errnr,
+      `handler payload nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`,
+    );
   }
   const bytes = json === undefined ? 0 : Buffer.byteLength(json);
   if (bytes > RESULT_LIMITS.payloadBytes) {
@@ -118,9 +121,7 @@ export function checkResponse(value: unknown, response: HandlerResponse): Outcom
     status: statusForErrnr(errnr),
     errnr,
     errmsg: errmsg === null ? null : truncate(errmsg),
-    // the data as sent, taken now: no function or toJSON() is called again later, and what the
-    // handler changes after returning is not reported; nothing to send is no payload
-    payload: json === undefined ? null : (JSON.parse(json) as unknown),
+    payload: sent,
     abandoned: false,
   };
 }

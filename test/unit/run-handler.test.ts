@@ -304,6 +304,17 @@ describe('runHandler: handlers that return garbage', () => {
     expect(outcome).toEqual(failedWith(1, /^handler payload cannot be sent as JSON: .*circular/i));
   });
 
+  it('returns FAILED when the payload nests deeper than the recorder takes', async () => {
+    const outcome = await run((_task, response) => {
+      let deep: unknown = 'bottom';
+      for (let i = 0; i < 150; i += 1) deep = { down: deep };
+      response.payload = deep;
+    });
+    expect(outcome).toEqual(
+      failedWith(1, 'handler payload nests deeper than 100 levels of arrays and objects'),
+    );
+  });
+
   it('returns FAILED when the payload holds a BigInt', async () => {
     const outcome = await run((_task, response) => {
       response.payload = { big: 10n };
