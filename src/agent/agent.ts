@@ -11,6 +11,7 @@ import type { Delivery, Subscription, TaskBroker } from '../broker';
 import {
   WIRE_VERSION,
   parseTaskMessage,
+  taskExpiresAt,
   type AgentInfo,
   type ResultEvent,
   type TaskMessage,
@@ -20,13 +21,15 @@ import { VERSION } from '../version';
 import { AttemptJournal } from './attempts';
 import { lockStateDir, type DirLock } from './lock';
 import { ReportSender } from './reports';
-import type { Handlers, HandlerTask } from './contract';
-import { progressReport, runHandler, type Outcome } from './run';
+import type { HandlerTask } from './contract';
+import { progressReport, type Outcome } from './run';
+import type { HandlerRunner } from './runner';
 
 export interface AgentOptions {
   endpoint: string;
   types: string[];
-  handlers: Handlers;
+  /** runs the handlers; may be shared by agents in one process, and is closed by its owner */
+  runner: HandlerRunner;
   broker: TaskBroker;
   /** handlers run at once */
   concurrency: number;
@@ -215,16 +218,16 @@ export class Agent {
       delivery.ack();
       return;
     }
-    if (Date.parse(task.deliver_by) < Date.now()) {
+    const known = this.finished.get(task.id);
+    if (known !== undefined) {
+      await this.report(delivery, task, known);
+      return;
+    }
+    if (this.isLate(task)) {
       this.log.warn('task arrived after its delivery deadline; not running it', {
         task_id: task.id,
       });
       delivery.ack();
-      return;
-    }
-    const known = this.finished.get(task.id);
-    if (known !== undefined) {
-      await this.report(delivery, task, known);
       return;
     }
     // A duplicate of a task this agent is running now waits for that run instead of a second.
@@ -254,13 +257,31 @@ export class Agent {
     await this.report(delivery, task, event);
   }
 
+  /**
+   * Past its delivery deadline, and not started here before it: the endpoint never got the task
+   * in time. A task a run of which started before the deadline is run again after a crash, until
+   * its message expires (a crash mid-run is not a late delivery).
+   */
+  private isLate(task: TaskMessage): boolean {
+    if (Date.parse(task.deliver_by) >= Date.now()) return false;
+    try {
+      return !this.journal.hasStarted(task);
+    } catch (err) {
+      this.log.error('could not read the attempt journal; taking a late task as never started', {
+        task_id: task.id,
+        err,
+      });
+      return true;
+    }
+  }
+
   /** Wait for a handler slot, count the run, run the handler, and return the finished event. */
   private async execute(task: TaskMessage, redelivered: boolean): Promise<Execution> {
     const slot = await this.slots.acquire(this.options.slotWaitMs ?? SLOT_WAIT_LIMIT_MS);
     if (slot === 'closed') return SHUTDOWN;
     if (slot === 'waited') return WAITED;
     try {
-      if (Date.parse(task.deliver_by) < Date.now()) {
+      if (this.isLate(task)) {
         this.log.warn('task waited past its delivery deadline; not running it', {
           task_id: task.id,
         });
@@ -273,10 +294,11 @@ export class Agent {
   }
 
   private async runCounted(task: TaskMessage, redelivered: boolean): Promise<Execution> {
-    const handler = this.options.handlers.get(task.type);
+    const { runner } = this.options;
     let attempt: number;
     try {
-      attempt = this.journal.start(task, redelivered);
+      const expires_at = new Date(taskExpiresAt(task)).toISOString();
+      attempt = this.journal.start({ ...task, expires_at }, redelivered);
     } catch (err) {
       // A full or read-only disk must not stop the work; it only weakens the poison-task limit.
       this.log.error('could not record the run in the attempt journal; running it uncounted', {
@@ -285,26 +307,21 @@ export class Agent {
       });
       attempt = redelivered ? 2 : 1;
     }
-    if (handler === undefined || attempt > task.max_deliveries) {
-      const errmsg =
-        handler === undefined
-          ? `no handler for task type ${task.type} on this endpoint`
-          : `gave up after ${task.max_deliveries} deliveries: the task never finished ` +
-            '(does its handler crash the agent?)';
+    if (!runner.has(task.type) || attempt > task.max_deliveries) {
+      const errmsg = !runner.has(task.type)
+        ? `no handler for task type ${task.type} on this endpoint`
+        : `gave up after ${task.max_deliveries} deliveries: the task never finished ` +
+          '(does its handler crash the agent?)';
       this.log.warn('failing task without running it', { task_id: task.id, errmsg });
       return this.event(task, attempt, { event: 'finished', status: 'FAILED', errnr: 1, errmsg });
     }
-    const outcome = await this.run(task, attempt, handler);
+    const outcome = await this.run(task, attempt);
     if (outcome.abandoned) return SHUTDOWN;
     const { status, errnr, errmsg, payload } = outcome;
     return this.event(task, attempt, { event: 'finished', status, errnr, errmsg, payload });
   }
 
-  private async run(
-    task: TaskMessage,
-    attempt: number,
-    handler: NonNullable<ReturnType<Handlers['get']>>,
-  ): Promise<Outcome> {
+  private async run(task: TaskMessage, attempt: number): Promise<Outcome> {
     const log = this.log.child({ task_id: task.id, type: task.type, attempt });
     let lastProgress = 0;
     const send = (fields: Partial<ResultEvent>): void => {
@@ -320,7 +337,7 @@ export class Agent {
       () => send({ event: 'received' }),
       Math.max(0, Math.min(this.options.reportDelayMs, untilDeadline)),
     );
-    const progress = (current: number, total?: number | null, line?: string | null): void => {
+    const progress = (current: unknown, total: unknown, line: unknown): void => {
       const now = Date.now();
       if (now - lastProgress < PROGRESS_INTERVAL_MS) return;
       lastProgress = now;
@@ -338,13 +355,15 @@ export class Agent {
     };
     try {
       log.debug('running task');
-      const outcome = await runHandler(
-        handler,
-        handlerTask,
-        { endpoint: this.options.endpoint, attempt, log, progress },
-        task.execution_timeout_ms,
-        this.shutdown.signal,
-      );
+      const outcome = await this.options.runner.run({
+        task: handlerTask,
+        endpoint: this.options.endpoint,
+        attempt,
+        timeoutMs: task.execution_timeout_ms,
+        signal: this.shutdown.signal,
+        log,
+        progress,
+      });
       log.info('task finished', { status: outcome.status, errnr: outcome.errnr });
       return outcome;
     } finally {

@@ -5,9 +5,12 @@
  * nothing, and their `redelivered` flag does not tell a task that ran from one that only waited
  * in the agent's prefetch.
  *
- * One line per run start, `<task id> <created_at> <deliver_by> <count>`, written with one
+ * One line per run start, `<task id> <created_at> <expires_at> <count>`, written with one
  * synchronous append to a file kept open. Finished tasks are forgotten in memory; the file is
- * rewritten with what is still open every few thousand lines, and on open.
+ * rewritten with what is still open every few thousand lines, and on open. An entry is kept
+ * until its task message expires (its delivery deadline plus its execution timeout): until then
+ * a redelivery may come, and the journal is also what tells the agent that this endpoint started
+ * the task before its delivery deadline, so it may run it again after a crash.
  */
 import {
   closeSync,
@@ -23,12 +26,13 @@ import { join } from 'node:path';
 export interface CountedTask {
   id: number;
   created_at: string;
-  deliver_by: string;
+  /** when the task message expires: no redelivery comes after it */
+  expires_at: string;
 }
 
 interface Entry {
   createdAt: string;
-  deliverBy: string;
+  expiresAt: string;
   count: number;
 }
 
@@ -68,12 +72,12 @@ export class AttemptJournal {
       if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
     }
     for (const line of text.split('\n')) {
-      const [id, createdAt, deliverBy, count] = line.split(' ');
+      const [id, createdAt, expiresAt, count] = line.split(' ');
       const taskId = Number(id);
       const runs = Number(count);
       if (!Number.isSafeInteger(taskId) || !Number.isSafeInteger(runs) || runs < 1) continue;
-      if (createdAt === undefined || deliverBy === undefined) continue;
-      this.entries.set(taskId, { createdAt, deliverBy, count: runs });
+      if (createdAt === undefined || expiresAt === undefined) continue;
+      this.entries.set(taskId, { createdAt, expiresAt, count: runs });
     }
     const fd = this.compact();
     OPEN_HERE.add(this.file);
@@ -86,7 +90,7 @@ export class AttemptJournal {
     const kept = new Map<number, Entry>();
     let text = '';
     for (const [id, entry] of this.entries) {
-      if (Date.parse(entry.deliverBy) <= now) continue;
+      if (Date.parse(entry.expiresAt) <= now) continue;
       kept.set(id, entry);
       text += line(id, entry);
     }
@@ -114,7 +118,7 @@ export class AttemptJournal {
     const before = redelivered && known?.createdAt === task.created_at ? known.count : 0;
     const entry: Entry = {
       createdAt: task.created_at,
-      deliverBy: task.deliver_by,
+      expiresAt: task.expires_at,
       count: before + 1,
     };
     this.entries.set(task.id, entry);
@@ -126,6 +130,12 @@ export class AttemptJournal {
       this.compact();
     }
     return entry.count;
+  }
+
+  /** Whether a run of this task started here before (and was not finished and acked since). */
+  hasStarted(task: Pick<CountedTask, 'id' | 'created_at'>): boolean {
+    this.ensureOpen();
+    return this.entries.get(task.id)?.createdAt === task.created_at;
   }
 
   /** The task is finished and acked: forget its count. */
@@ -142,5 +152,5 @@ export class AttemptJournal {
 }
 
 function line(id: number, entry: Entry): string {
-  return `${id} ${entry.createdAt} ${entry.deliverBy} ${entry.count}\n`;
+  return `${id} ${entry.createdAt} ${entry.expiresAt} ${entry.count}\n`;
 }

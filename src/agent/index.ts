@@ -6,5 +6,7 @@ export type {
   HandlerTask,
   Handlers,
 } from './contract';
-export { loadHandler, loadHandlers } from './loader';
+export { findHandlerFiles, importHandler, loadHandlers } from './loader';
+export { inlineRunner, type HandlerRunner, type RunRequest } from './runner';
+export { HandlerSandbox, type SandboxOptions } from './sandbox';
 export { checkResponse, runHandler, TIMEOUT_ERRNR, type Outcome } from './run';

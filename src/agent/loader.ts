@@ -1,6 +1,7 @@
 /**
  * Finds and loads handler modules: `<dir>/<type>.js` (or .cjs/.mjs), first directory wins, so an
- * operator can drop a plain JavaScript file next to the built-in ones without rebuilding.
+ * operator can drop a plain JavaScript file next to the built-in ones without rebuilding. The
+ * agent finds the files; its sandboxed child processes import them.
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,14 +41,27 @@ function pickHandleTask(module: unknown): unknown {
   return undefined;
 }
 
-export async function loadHandler(dirs: readonly string[], type: string): Promise<HandleTask> {
-  const file = await findHandlerFile(dirs, type);
-  if (file === null) {
-    throw new TaskerError(
-      'handler_invalid',
-      `no handler for task type "${type}": looked for ${type}.js, .cjs or .mjs in ${dirs.join(', ')}`,
-    );
+/** The handler file of each type: the first `<type>.js`, `.cjs` or `.mjs` in `dirs`. */
+export async function findHandlerFiles(
+  dirs: readonly string[],
+  types: readonly string[],
+): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const type of types) {
+    const file = await findHandlerFile(dirs, type);
+    if (file === null) {
+      throw new TaskerError(
+        'handler_invalid',
+        `no handler for task type "${type}": looked for ${type}.js, .cjs or .mjs in ${dirs.join(', ')}`,
+      );
+    }
+    files.set(type, file);
   }
+  return files;
+}
+
+/** Import a handler module and return its handle_task; errors name the file. */
+export async function importHandler(file: string): Promise<HandleTask> {
   let module: unknown;
   try {
     module = await import(pathToFileURL(file).href);
@@ -66,11 +80,14 @@ export async function loadHandler(dirs: readonly string[], type: string): Promis
   return handleTask as HandleTask;
 }
 
+/** Find and import the handlers of `types` into this process. */
 export async function loadHandlers(
   dirs: readonly string[],
   types: readonly string[],
 ): Promise<Map<string, HandleTask>> {
   const handlers = new Map<string, HandleTask>();
-  for (const type of types) handlers.set(type, await loadHandler(dirs, type));
+  for (const [type, file] of await findHandlerFiles(dirs, types)) {
+    handlers.set(type, await importHandler(file));
+  }
   return handlers;
 }

@@ -9,6 +9,7 @@ import { v7 as uuidv7 } from 'uuid';
 import {
   UnavailableError,
   encodeResultEvents,
+  taskExpiresAt,
   type ResultEvent,
   type TaskMessage,
 } from '../domain';
@@ -210,7 +211,7 @@ export class AmqpBroker implements TaskBroker {
         ),
       ),
     );
-    const ttl = Math.max(1, Date.parse(message.deliver_by) - Date.now());
+    const ttl = Math.max(1, taskExpiresAt(message) - Date.now());
     await this.confirmPublish(exchange, Buffer.from(JSON.stringify(message)), {
       persistent: true,
       contentType: 'application/json',

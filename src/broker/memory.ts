@@ -6,8 +6,9 @@
  * - a fanout "exchange" per task type and a queue per endpoint and type, named as topology.ts
  *   names them; publishTask creates the queues of the addressed endpoints first, so an endpoint
  *   that comes up later still finds its task; a broadcast reaches the queues existing then;
- * - expiry at the task's delivery deadline (AmqpBroker's per-message `expiration`): an expired
- *   message is never delivered, it is dead-lettered with reason `expired`;
+ * - expiry at the task's delivery deadline plus its execution timeout (AmqpBroker's per-message
+ *   `expiration`, see taskExpiresAt): an expired message is never delivered, it is
+ *   dead-lettered with reason `expired`;
  * - manual settling: ack; requeue (back at the head, `redelivered`); deadLetter (reason
  *   `rejected`, never redelivered). A delivery settles once; settling it again, or after its
  *   subscription closed, does nothing;
@@ -41,6 +42,7 @@ import { v7 as uuidv7 } from 'uuid';
 import {
   UnavailableError,
   encodeResultEvents,
+  taskExpiresAt,
   type ResultEvent,
   type TaskMessage,
 } from '../domain';
@@ -287,12 +289,12 @@ export class MemoryBroker implements TaskBroker {
     if (!this.isConnected) return Promise.reject(this.unavailable());
     for (const endpoint of message.endpoints ?? []) this.endpointQueue(message.type, endpoint);
     const content = Buffer.from(JSON.stringify(message));
-    const deadline = Date.parse(message.deliver_by);
+    const deadline = taskExpiresAt(message);
     // AmqpBroker's publish fails too: RabbitMQ refuses an `expiration` of "NaN"
     if (Number.isNaN(deadline)) {
       return Promise.reject(new Error(`task ${message.id}: deliver_by is not a date`));
     }
-    // AmqpBroker sets `expiration` to the time left until deliver_by, at least 1 ms
+    // AmqpBroker sets `expiration` to the time left until the message expires, at least 1 ms
     const expiresAt = Math.max(Date.now() + 1, deadline);
     const exchange = names.taskExchange(this.prefix, message.type);
     for (const name of this.bindings.get(exchange) ?? []) {

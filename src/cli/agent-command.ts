@@ -1,29 +1,45 @@
 /**
  * `tasker agent`: loads only what an agent needs (broker and handlers, no database).
  */
-import { Agent, loadHandlers, type Handlers } from '../agent';
+import { Agent, HandlerSandbox, findHandlerFiles, type HandlerRunner } from '../agent';
 import { createBroker, type TaskBroker } from '../broker';
 import { isInProcessBroker, type TaskerConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { exitOnFatal, onShutdownSignals } from './signals';
 
-/** The handlers of every configured task type; throws naming a missing one. */
-export function loadConfiguredHandlers(config: TaskerConfig): Promise<Handlers> {
-  return loadHandlers(config.agent.handlersDirs, Object.keys(config.taskTypes));
+/** after an abort, how long a handler may take to stop before its process is killed */
+const KILL_GRACE_MS = 10_000;
+
+/**
+ * The sandbox that runs the handlers of every configured task type, for `agents` agents of this
+ * process; fails naming a handler that is missing or does not load, before anything connects.
+ */
+export async function startSandbox(
+  config: TaskerConfig,
+  log: Logger,
+  agents = 1,
+): Promise<HandlerSandbox> {
+  const files = await findHandlerFiles(config.agent.handlersDirs, Object.keys(config.taskTypes));
+  return HandlerSandbox.start({
+    files,
+    size: config.agent.concurrency * agents,
+    killGraceMs: KILL_GRACE_MS,
+    log: log.child({ part: 'sandbox' }),
+  });
 }
 
-/** An agent for `endpoint` as configured; several agents may share `handlers` and `broker`. */
+/** An agent for `endpoint` as configured; several agents may share `runner` and `broker`. */
 export function createAgent(
   config: TaskerConfig,
   endpoint: string,
-  handlers: Handlers,
+  runner: HandlerRunner,
   broker: TaskBroker,
   log: Logger,
 ): Agent {
   return new Agent({
     endpoint,
     types: Object.keys(config.taskTypes),
-    handlers,
+    runner,
     broker,
     concurrency: config.agent.concurrency,
     prefetch: config.agent.prefetch,
@@ -53,21 +69,23 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
   });
   broker.session.on('fatal', exitOnFatal(log));
   // handlers first: a missing one fails before the agent connects
-  const handlers = await loadConfiguredHandlers(config);
-  const agent = createAgent(config, endpoint, handlers, broker, log);
-  // a state directory another agent process uses fails before connecting
-  await agent.claimStateDir();
+  const sandbox = await startSandbox(config, log);
+  const agent = createAgent(config, endpoint, sandbox, broker, log);
   try {
+    // a state directory another agent process uses fails before connecting
+    await agent.claimStateDir();
     await broker.start();
     await agent.start();
   } catch (err) {
-    // the open connection would keep the process running
+    // the open connection and the handler process would keep the process running
     await agent.close().catch(() => undefined);
+    await sandbox.close();
     await broker.close().catch(() => undefined);
     throw err;
   }
   onShutdownSignals(async () => {
     await agent.close();
+    await sandbox.close();
     await broker.close();
   }, log);
 }

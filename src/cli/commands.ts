@@ -17,7 +17,7 @@ import {
   migrationStatus,
   sqliteFile,
 } from '../store';
-import { createAgent, loadConfiguredHandlers } from './agent-command';
+import { createAgent, startSandbox } from './agent-command';
 import { exitOnFatal as fatal, onShutdownSignals } from './signals';
 
 export async function migrateCommand(
@@ -86,9 +86,9 @@ async function inProcessAgents(
     log: log.child({ part: 'broker' }),
   });
   await broker.start();
-  const handlers = await loadConfiguredHandlers(config);
+  const sandbox = await startSandbox(config, log, endpoints.length);
   const agents = endpoints.map((endpoint) =>
-    createAgent(config, endpoint, handlers, broker, log.child({ process: 'agent', endpoint })),
+    createAgent(config, endpoint, sandbox, broker, log.child({ process: 'agent', endpoint })),
   );
   // agents first: their queues must exist before the relay republishes broadcasts
   for (const agent of agents) await agent.start();
@@ -98,6 +98,7 @@ async function inProcessAgents(
     agents: {
       stop: async () => {
         await Promise.all(agents.map((agent) => agent.close()));
+        await sandbox.close();
         await server.close();
         await broker.close();
       },

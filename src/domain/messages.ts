@@ -35,6 +35,20 @@ export interface TaskMessage {
   max_deliveries: number;
 }
 
+/**
+ * When a task message stops being worth delivering: its delivery deadline plus its execution
+ * timeout. The broker drops it then. Before it, an endpoint that started the task before the
+ * delivery deadline runs it again after a crash; one that did not start it in time never does.
+ * (Were the message to expire at the delivery deadline, a task whose agent was killed mid-run
+ * would be dropped on redelivery, and its endpoint would show RUNNING until the sweeper's
+ * silence limit.)
+ */
+export function taskExpiresAt(
+  task: Pick<TaskMessage, 'deliver_by' | 'execution_timeout_ms'>,
+): number {
+  return Date.parse(task.deliver_by) + task.execution_timeout_ms;
+}
+
 export const RESULT_EVENTS = ['received', 'progress', 'finished'] as const;
 export type ResultEventKind = (typeof RESULT_EVENTS)[number];
 

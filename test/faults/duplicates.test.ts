@@ -9,7 +9,7 @@ import { brokerNames, type TaskBroker } from '../../src/broker';
 import type { ResultEvent, TaskMessage } from '../../src/domain';
 import { createApp } from '../../src/api';
 import { startRecorder, startRelay, startSweeper, taskPublisher } from '../../src/server';
-import { Agent } from '../../src/agent';
+import { Agent, inlineRunner } from '../../src/agent';
 import { AMQP_URL, createTestStack, waitFor, type TestStack } from '../helpers/stack';
 import { newBroker, testLog } from '../helpers/processes';
 import { Observer, check, taskKey } from './checker';
@@ -85,7 +85,7 @@ it('keeps one row per endpoint and runs each handler once when everything arrive
     const agent = new Agent({
       endpoint,
       types: ['worker'],
-      handlers: new Map([['worker', worker]]),
+      runner: inlineRunner(new Map([['worker', worker]])),
       broker: doubling(agentBroker),
       concurrency: 8,
       reportDelayMs: 0,

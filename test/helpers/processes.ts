@@ -1,7 +1,7 @@
 /**
  * In-process server and agents wired to a test stack, and a small HTTP poller.
  */
-import { Agent, type HandleTask } from '../../src/agent';
+import { Agent, inlineRunner, type HandleTask } from '../../src/agent';
 import { createBroker, type AmqpBroker } from '../../src/broker';
 import type { TaskerConfig } from '../../src/config';
 import { createLogger, silentLogger, type Logger } from '../../src/log';
@@ -65,7 +65,7 @@ export async function startTestAgent(
   const agent = new Agent({
     endpoint,
     types: Object.keys(handlers),
-    handlers: new Map(Object.entries(handlers)),
+    runner: inlineRunner(new Map(Object.entries(handlers))),
     broker,
     concurrency: options.concurrency ?? 4,
     ...(options.prefetch === undefined ? {} : { prefetch: options.prefetch }),

@@ -119,7 +119,8 @@ async function inProcess(): Promise<Fixture> {
 }
 
 let seq = 0;
-function task(endpoints: string[] | null, deliverInMs = 60_000): TaskMessage {
+/** A task message that expires in `expiresInMs` (its delivery deadline plus 1 ms to run). */
+function task(endpoints: string[] | null, expiresInMs = 60_000): TaskMessage {
   seq += 1;
   const now = Date.now();
   return {
@@ -130,8 +131,8 @@ function task(endpoints: string[] | null, deliverInMs = 60_000): TaskMessage {
     payload: { n: seq },
     endpoints,
     created_at: new Date(now).toISOString(),
-    deliver_by: new Date(now + deliverInMs).toISOString(),
-    execution_timeout_ms: 1000,
+    deliver_by: new Date(now + expiresInMs - 1).toISOString(),
+    execution_timeout_ms: 1,
     max_deliveries: 3,
   };
 }

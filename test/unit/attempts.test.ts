@@ -11,7 +11,7 @@ const future = new Date(Date.now() + 3_600_000).toISOString();
 const task = (id: number, createdAt = '2026-11-23T10:00:00.000Z') => ({
   id,
   created_at: createdAt,
-  deliver_by: future,
+  expires_at: future,
 });
 
 let dir: string;

@@ -1,0 +1,54 @@
+/**
+ * How the agent has a handler call run: it hands a RunRequest to a HandlerRunner and gets an
+ * Outcome back, whatever the handler did. The sandbox (sandbox.ts) runs each call in a child
+ * process, so a handler that exits, crashes or hangs ends only its own run; the inline runner
+ * calls functions in this process, for tests and benchmarks that give handlers as functions.
+ */
+import type { Logger } from '../log';
+import type { Handlers, HandlerTask } from './contract';
+import { runHandler, type Outcome } from './run';
+
+export interface RunRequest {
+  task: HandlerTask;
+  endpoint: string;
+  attempt: number;
+  timeoutMs: number;
+  /** aborted when the agent shuts down: the run is abandoned and the task handed back */
+  signal: AbortSignal;
+  log: Logger;
+  /** what the handler passed to ctx.progress(), unchecked */
+  progress(current: unknown, total: unknown, line: unknown): void;
+}
+
+export interface HandlerRunner {
+  /** whether a handler for this task type is loaded */
+  has(type: string): boolean;
+  /** run the type's handler once; never rejects */
+  run(request: RunRequest): Promise<Outcome>;
+  /** stop whatever the runner keeps (child processes); its owner calls it after its agents closed */
+  close(): Promise<void>;
+}
+
+/** Handlers called in this process: no isolation, for handlers given as functions. */
+export function inlineRunner(handlers: Handlers): HandlerRunner {
+  return {
+    has: (type) => handlers.has(type),
+    run: async (request) => {
+      const handler = handlers.get(request.task.type);
+      if (handler === undefined) throw new Error(`no handler for ${request.task.type}`);
+      return runHandler(
+        handler,
+        request.task,
+        {
+          endpoint: request.endpoint,
+          attempt: request.attempt,
+          log: request.log,
+          progress: (current, total, line) => request.progress(current, total, line),
+        },
+        request.timeoutMs,
+        request.signal,
+      );
+    },
+    close: () => Promise.resolve(),
+  };
+}

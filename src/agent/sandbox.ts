@@ -1,0 +1,345 @@
+/**
+ * Handler calls run in child processes, one call at a time per child, as BullMQ's sandboxed
+ * processors do. A handler that exits, segfaults, runs out of memory or blocks its event loop
+ * ends only its own run: that run is FAILED (or TIMED_OUT) with what happened, and the tasks
+ * running beside it carry on. Without this, one crashing handler took the agent down with every
+ * task it ran, and each of them was counted a failed delivery.
+ *
+ * Children are forked on demand, up to `size`, and kept for later runs; a run waits for a free
+ * one when all are busy (agents in one process share a sandbox). A run past its execution
+ * timeout is aborted inside its child; a child that does not answer within `killGraceMs` after
+ * that (or after a shutdown abort) is killed.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { TaskerError } from '../domain';
+import type { Logger } from '../log';
+import { findPackageRoot } from '../config/load';
+import { TIMEOUT_ERRNR, type Outcome } from './run';
+import type { HandlerRunner, RunRequest } from './runner';
+import type { ChildMessage, ParentMessage } from './sandbox-protocol';
+
+export interface SandboxOptions {
+  /** the handler file of each task type */
+  files: ReadonlyMap<string, string>;
+  /** children at most: the runs the agents using it may have at once */
+  size: number;
+  /** after an abort (timeout or shutdown), how long a handler may take to stop before its
+   * process is killed */
+  killGraceMs: number;
+  log: Logger;
+}
+
+/** how long the first child may take to import every handler at start */
+const LOAD_TIMEOUT_MS = 60_000;
+/** the end of a crashed child's stderr kept for the run's errmsg */
+const STDERR_TAIL_CHARS = 2000;
+
+interface ActiveRun {
+  id: number;
+  request: RunRequest;
+  /** why the agent killed the child, if it did */
+  killedFor: 'timeout' | 'shutdown' | null;
+  settle(outcome: Outcome): void;
+}
+
+interface Worker {
+  child: ChildProcess;
+  run: ActiveRun | null;
+  stderrTail: string;
+  /** answers the start-up load */
+  onLoaded: ((errors: string[]) => void) | null;
+}
+
+/** The compiled child script; under ts-jest the sources run, but a child needs the build. */
+function childScript(): string {
+  const script = __filename.endsWith('.ts')
+    ? join(findPackageRoot(), 'dist', 'src', 'agent', 'sandbox-child.js')
+    : join(__dirname, 'sandbox-child.js');
+  if (!existsSync(script)) {
+    throw new Error(`${script} is missing: run "npm run build" first`);
+  }
+  return script;
+}
+
+const describeExit = (code: number | null, signal: NodeJS.Signals | null): string =>
+  signal !== null ? `was killed by ${signal}` : `exited with code ${code ?? 'unknown'}`;
+
+/** errnr for a handler process that died: its exit code, or 128 + the signal as shells do */
+function exitErrnr(code: number | null, signal: NodeJS.Signals | null): number {
+  if (signal !== null) return 128 + (constants.signals[signal] ?? 0);
+  return code !== null && code !== 0 ? code : 1;
+}
+
+function lastLine(text: string): string {
+  const lines = text.split('\n').filter((line) => line.trim() !== '');
+  return lines[lines.length - 1]?.trim() ?? '';
+}
+
+export class HandlerSandbox implements HandlerRunner {
+  private readonly script = childScript();
+  private readonly workers = new Set<Worker>();
+  private readonly idle: Worker[] = [];
+  /** runs waiting for a child, first come first served */
+  private readonly waiting: Array<(worker: Worker | null) => void> = [];
+  private nextId = 1;
+  private closed = false;
+
+  private constructor(private readonly options: SandboxOptions) {}
+
+  /** Fork the first child and import every handler in it; fails naming the files that fail. */
+  static async start(options: SandboxOptions): Promise<HandlerSandbox> {
+    const sandbox = new HandlerSandbox(options);
+    const worker = sandbox.spawn();
+    const errors = await new Promise<string[]>((resolve) => {
+      const timer = setTimeout(
+        () => resolve([`handlers did not load within ${LOAD_TIMEOUT_MS} ms`]),
+        LOAD_TIMEOUT_MS,
+      );
+      worker.onLoaded = (found) => {
+        clearTimeout(timer);
+        resolve(found);
+      };
+      worker.child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        const tail = lastLine(worker.stderrTail);
+        resolve([
+          `the handler process ${describeExit(code, signal)} while loading handlers` +
+            (tail === '' ? '' : `: ${tail}`),
+        ]);
+      });
+      sandbox.post(worker, { kind: 'load', files: [...new Set(options.files.values())] });
+    });
+    worker.onLoaded = null;
+    if (errors.length > 0) {
+      await sandbox.close();
+      throw new TaskerError('handler_invalid', errors.join('; '));
+    }
+    sandbox.idle.push(worker);
+    return sandbox;
+  }
+
+  has(type: string): boolean {
+    return this.options.files.has(type);
+  }
+
+  private spawn(): Worker {
+    const child = fork(this.script, [], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // the agent's own flags (an inspector port, say) are not the handler's
+      execArgv: [],
+    });
+    const worker: Worker = { child, run: null, stderrTail: '', onLoaded: null };
+    this.workers.add(worker);
+    child.stdout?.on('data', (chunk: Buffer) => process.stdout.write(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      worker.stderrTail = (worker.stderrTail + chunk.toString()).slice(-STDERR_TAIL_CHARS);
+    });
+    child.on('message', (message: ChildMessage) => this.onMessage(worker, message));
+    child.on('error', (err) => this.options.log.warn('handler process error', { err }));
+    child.on('exit', (code, signal) => this.onExit(worker, code, signal));
+    return worker;
+  }
+
+  private post(worker: Worker, message: ParentMessage): void {
+    if (!worker.child.connected) return;
+    worker.child.send(message, (err) => {
+      // the child is going away; its exit settles the run
+      if (err !== null) this.options.log.debug('could not reach a handler process', { err });
+    });
+  }
+
+  private onMessage(worker: Worker, message: ChildMessage): void {
+    if (message.kind === 'loaded') {
+      worker.onLoaded?.(message.errors);
+      return;
+    }
+    const run = worker.run;
+    if (run === null || run.id !== message.id) return;
+    switch (message.kind) {
+      case 'progress':
+        run.request.progress(message.current, message.total, message.line);
+        break;
+      case 'log':
+        relayLogLine(run.request.log, message.line);
+        break;
+      case 'done':
+        run.settle(message.outcome);
+        break;
+    }
+  }
+
+  private onExit(worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+    this.workers.delete(worker);
+    const at = this.idle.indexOf(worker);
+    if (at >= 0) this.idle.splice(at, 1);
+    const waiter = this.closed ? undefined : this.waiting.shift();
+    waiter?.(this.spawn());
+    const run = worker.run;
+    if (run === null) return;
+    if (run.killedFor === 'shutdown') {
+      run.settle(abandoned());
+      return;
+    }
+    const { timeoutMs } = run.request;
+    if (run.killedFor === 'timeout') {
+      run.settle({
+        status: 'TIMED_OUT',
+        errnr: TIMEOUT_ERRNR,
+        errmsg:
+          `handler did not finish within the execution timeout of ${timeoutMs} ms nor stop ` +
+          `within ${this.options.killGraceMs} ms after; its process was killed`,
+        payload: null,
+        abandoned: false,
+      });
+      return;
+    }
+    const tail = lastLine(worker.stderrTail);
+    run.settle({
+      status: 'FAILED',
+      errnr: exitErrnr(code, signal),
+      errmsg:
+        `the handler's process ${describeExit(code, signal)} before the handler returned` +
+        (tail === '' ? '' : `; its last words: ${tail}`),
+      payload: null,
+      abandoned: false,
+    });
+  }
+
+  run(request: RunRequest): Promise<Outcome> {
+    const file = this.options.files.get(request.task.type);
+    if (file === undefined || this.closed) {
+      return Promise.resolve({
+        status: 'FAILED',
+        errnr: 1,
+        errmsg: `no handler for task type ${request.task.type} on this endpoint`,
+        payload: null,
+        abandoned: this.closed,
+      });
+    }
+    return this.acquire(request.signal).then((worker) =>
+      worker === null ? abandoned() : this.runIn(worker, file, request),
+    );
+  }
+
+  /** A free child, a new one while below `size`, or the next to come free; null if aborted. */
+  private acquire(signal: AbortSignal): Promise<Worker | null> {
+    const idle = this.idle.pop();
+    if (idle !== undefined) return Promise.resolve(idle);
+    if (this.workers.size < this.options.size) return Promise.resolve(this.spawn());
+    return new Promise((resolve) => {
+      const take = (worker: Worker | null): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(worker);
+      };
+      const onAbort = (): void => {
+        const at = this.waiting.indexOf(take);
+        if (at >= 0) this.waiting.splice(at, 1);
+        resolve(null);
+      };
+      if (signal.aborted) return resolve(null);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(take);
+    });
+  }
+
+  /** Hand a child that came free to the next waiting run, or keep it idle. */
+  private release(worker: Worker): void {
+    if (!this.workers.has(worker) || this.closed) return;
+    const next = this.waiting.shift();
+    if (next !== undefined) next(worker);
+    else this.idle.push(worker);
+  }
+
+  private runIn(worker: Worker, file: string, request: RunRequest): Promise<Outcome> {
+    worker.stderrTail = '';
+    const id = this.nextId++;
+    const { log, killGraceMs } = this.options;
+    return new Promise<Outcome>((resolve) => {
+      const timers: NodeJS.Timeout[] = [];
+      const kill = (reason: 'timeout' | 'shutdown'): void => {
+        if (worker.run !== run) return;
+        run.killedFor = reason;
+        log.warn('killing a handler process that did not stop', { task_id: request.task.id });
+        worker.child.kill('SIGKILL');
+      };
+      const onAbort = (): void => {
+        this.post(worker, { kind: 'abort', id, reason: 'agent shutting down' });
+        timers.push(setTimeout(() => kill('shutdown'), killGraceMs));
+      };
+      const run: ActiveRun = {
+        id,
+        request,
+        killedFor: null,
+        settle: (outcome) => {
+          if (worker.run !== run) return;
+          worker.run = null;
+          for (const timer of timers) clearTimeout(timer);
+          request.signal.removeEventListener('abort', onAbort);
+          this.release(worker);
+          resolve(outcome);
+        },
+      };
+      worker.run = run;
+      // the child enforces the timeout itself; this catches a handler blocking its event loop
+      timers.push(setTimeout(() => kill('timeout'), request.timeoutMs + killGraceMs));
+      if (request.signal.aborted) onAbort();
+      else request.signal.addEventListener('abort', onAbort, { once: true });
+      this.post(worker, {
+        kind: 'run',
+        id,
+        file,
+        task: request.task,
+        endpoint: request.endpoint,
+        attempt: request.attempt,
+        timeoutMs: request.timeoutMs,
+      });
+    });
+  }
+
+  /** Stop every child: idle ones at once, any still running (there should be none) by force. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.idle.length = 0;
+    for (const waiter of this.waiting.splice(0)) waiter(null);
+    const exits = [...this.workers].map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          if (worker.child.exitCode !== null || worker.child.signalCode !== null) return resolve();
+          worker.child.once('exit', () => resolve());
+          if (worker.run !== null) worker.child.kill('SIGKILL');
+          // an idle child exits when its channel closes
+          else if (worker.child.connected) worker.child.disconnect();
+          setTimeout(() => worker.child.kill('SIGKILL'), this.options.killGraceMs).unref();
+        }),
+    );
+    await Promise.all(exits);
+  }
+}
+
+/** The outcome of a run the agent gave up on to shut down: the task goes back to the queue. */
+function abandoned(): Outcome {
+  return { status: 'FAILED', errnr: 1, errmsg: 'agent shut down', payload: null, abandoned: true };
+}
+
+/** A JSON log line from a handler's ctx.log, logged again with the run's own fields. */
+function relayLogLine(log: Logger, line: string): void {
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    log.info(line.trim());
+    return;
+  }
+  const { level, msg, ...fields } = record;
+  delete fields.time;
+  const text = typeof msg === 'string' ? msg : '';
+  if (level === 'debug' || level === 'info' || level === 'warn' || level === 'error') {
+    log[level](text, fields);
+  } else {
+    log.info(text, fields);
+  }
+}
