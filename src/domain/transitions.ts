@@ -14,7 +14,10 @@ export interface ResponseState {
   attempt: number;
   agent: AgentInfo | null;
   startTime: Date | null;
+  /** the agent's time of its latest event (information: its clock may be off) */
   lastEventAt: Date | null;
+  /** when the server last heard from the endpoint about this row, on the server's clock */
+  lastHeardAt: Date | null;
   finishedAt: Date | null;
 }
 
@@ -29,17 +32,36 @@ export function pendingState(): ResponseState {
     agent: null,
     startTime: null,
     lastEventAt: null,
+    lastHeardAt: null,
     finishedAt: null,
   };
 }
 
 /**
- * The row after `event`, or null when the event changes nothing: it would move the row back,
- * it repeats a terminal state, or it is an older progress report than one already stored.
+ * The row after `event`, recorded at `now` (the server's clock), or null when the event changes
+ * nothing: it would move the row back, it repeats a terminal state, or it is an older progress
+ * report than one already stored. An event of a newer attempt on an unfinished row (the agent
+ * ran the task again after a crash) is news even when its status is not: the row takes its
+ * attempt and the server's silence clock starts again.
+ *
+ * The agent's `at` is kept as information, but never later than `now`: an agent whose clock
+ * runs ahead must not date a start or a finish in the future.
  */
-export function applyResultEvent(state: ResponseState, event: ResultEvent): ResponseState | null {
-  if (!canMoveResponse(state.status, event.status)) return null;
-  const at = new Date(event.at);
+export function applyResultEvent(
+  state: ResponseState,
+  event: ResultEvent,
+  now: Date,
+): ResponseState | null {
+  const at = new Date(Math.min(Date.parse(event.at), now.getTime()));
+  if (!canMoveResponse(state.status, event.status)) {
+    if (isTerminalResponse(state.status) || event.attempt <= state.attempt) return null;
+    return {
+      ...state,
+      attempt: event.attempt,
+      agent: event.agent ?? state.agent,
+      lastHeardAt: now,
+    };
+  }
   if (event.status === state.status && state.lastEventAt !== null && at < state.lastEventAt) {
     return null;
   }
@@ -51,6 +73,7 @@ export function applyResultEvent(state: ResponseState, event: ResultEvent): Resp
     progress: event.progress ?? state.progress,
     startTime: state.startTime ?? at,
     lastEventAt: state.lastEventAt !== null && state.lastEventAt > at ? state.lastEventAt : at,
+    lastHeardAt: now,
   };
   if (isTerminalResponse(event.status)) {
     next.errnr = event.errnr ?? (event.status === 'DONE' ? 0 : 1);
@@ -67,12 +90,15 @@ export function markUndelivered(state: ResponseState, deadline: Date): ResponseS
   return {
     ...state,
     status: 'UNDELIVERED',
-    errmsg: `not received by the endpoint before the delivery deadline ${deadline.toISOString()}`,
+    errmsg: `the endpoint did not report receiving the task before the delivery deadline ${deadline.toISOString()}`,
     finishedAt: deadline,
   };
 }
 
-/** Still running long after the handler's time ran out, with no word from the agent. */
+/**
+ * Still running long after the handler's time ran out, with no word from the agent: silent for
+ * `limitMs` since the server last heard of the row (the caller measures that on its own clock).
+ */
 export function markSilentTimeout(
   state: ResponseState,
   now: Date,

@@ -25,6 +25,7 @@ export function rowToState(row: ResponseRow): ResponseState {
     agent: parseJsonColumn(row.agent),
     startTime: row.start_time,
     lastEventAt: row.last_event_at,
+    lastHeardAt: row.last_heard_at,
     finishedAt: row.finished_at,
   };
 }
@@ -47,6 +48,7 @@ export function stateToRow(
     agent: state.agent === null ? null : JSON.stringify(state.agent),
     start_time: state.startTime,
     last_event_at: state.lastEventAt,
+    last_heard_at: state.lastHeardAt,
     finished_at: state.finishedAt,
     last_modified_time: now,
   };
@@ -113,6 +115,7 @@ const UPDATABLE_COLUMNS = [
   'agent',
   'start_time',
   'last_event_at',
+  'last_heard_at',
   'finished_at',
   'last_modified_time',
 ] as const;

@@ -46,7 +46,7 @@ export async function recordResultEvents(
       }
       const key = rowKey(event.task_id, event.endpoint);
       const row = locked.rows.get(key) ?? newUnexpectedRow(event.task_id, event.endpoint, now);
-      const next = applyResultEvent(rowToState(row), event);
+      const next = applyResultEvent(rowToState(row), event, now);
       if (next === null) {
         outcome.ignored += 1;
         continue;

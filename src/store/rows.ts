@@ -43,6 +43,7 @@ export interface ResponseRow {
   agent: string | null;
   start_time: Date | null;
   last_event_at: Date | null;
+  last_heard_at: Date | null;
   finished_at: Date | null;
   last_modified_time: Date;
 }

@@ -57,6 +57,7 @@ export const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set([
   'next_attempt_at',
   'start_time',
   'last_event_at',
+  'last_heard_at',
   'last_modified_time',
 ]);
 

@@ -57,7 +57,9 @@ export async function sweepDeadlines(
         const state = rowToState(row);
         let next = deliveryPassed ? markUndelivered(state, task.deliver_by) : null;
         if (next !== null) outcome.undelivered += 1;
-        const silentSince = state.lastEventAt ?? state.startTime;
+        // on the server's clock: an agent's clock running ahead would delay the timeout, one
+        // running behind would bring it forward (rows from before last_heard_at use their event)
+        const silentSince = state.lastHeardAt ?? state.lastEventAt ?? state.startTime;
         if (next === null && silentSince !== null) {
           const deadline = silentSince.getTime() + limitMs;
           if (deadline <= now.getTime()) {

@@ -34,6 +34,7 @@ import { ConflictError, RESULT_LIMITS, UnavailableError } from '../../src/domain
 import { createLogger, type Logger } from '../../src/log';
 import type { DatabaseConfig } from '../../src/config/types';
 import { resultEvent as event } from '../helpers/messages';
+import { migrations } from '../../migrations';
 import { createTestStack } from '../helpers/stack';
 
 interface StoreFixture {
@@ -503,6 +504,50 @@ describe.each([
       expect(found?.task.status).toBe('FAILED');
     });
 
+    it("measures an endpoint's silence on the server's clock, whatever the agent's says", async () => {
+      const running = (at: string) =>
+        event(0, 'e1', { event: 'received', status: 'RUNNING', errnr: null, at });
+      const timeoutMs = 1000;
+      const graceMs = 500;
+      const heard = new Date();
+      // delivered: the sweeper looks at a task from its delivery deadline on
+      const deliverBy = new Date(heard.getTime() + 10);
+      const ahead = await createTask(
+        stack.db,
+        newTask({ endpoints: ['e1'], executionTimeoutMs: timeoutMs, deliverBy }),
+      );
+      const behind = await createTask(
+        stack.db,
+        newTask({ endpoints: ['e1'], executionTimeoutMs: timeoutMs, deliverBy }),
+      );
+      await recordResultEvents(
+        stack.db,
+        [
+          // an agent whose clock runs ahead (or a forged date) must not put off the timeout
+          { ...running('9999-12-31T23:59:59.000Z'), task_id: ahead.task.id },
+          // nor one whose clock runs behind bring it forward
+          {
+            ...running(new Date(heard.getTime() - 3_600_000).toISOString()),
+            task_id: behind.task.id,
+          },
+        ],
+        heard,
+      );
+      const statusOf = async (identifier: string) =>
+        (await findTask(stack.db, 'worker', identifier))?.taskResponseList[0]?.status;
+      const before = new Date(heard.getTime() + timeoutMs + graceMs - 100);
+      await sweepDeadlines(stack.db, { timeoutGraceMs: graceMs, now: before });
+      expect(await statusOf(ahead.task.identifier)).toBe('RUNNING');
+      expect(await statusOf(behind.task.identifier)).toBe('RUNNING');
+      const after = new Date(heard.getTime() + timeoutMs + graceMs + 100);
+      await sweepDeadlines(stack.db, { timeoutGraceMs: graceMs, now: after });
+      expect(await statusOf(ahead.task.identifier)).toBe('TIMED_OUT');
+      expect(await statusOf(behind.task.identifier)).toBe('TIMED_OUT');
+      // and the start is never dated after it was recorded
+      const found = await findTask(stack.db, 'worker', ahead.task.identifier);
+      expect(found?.taskResponseList[0]?.start_time).toBe(heard.toISOString());
+    });
+
     it('decides an open broadcast with no answers as INCOMPLETE once the deadline passed', async () => {
       const { task } = await createTask(
         stack.db,
@@ -669,7 +714,7 @@ describe('SQLite only', () => {
     expect(existsSync(file)).toBe(false);
     const db = sqliteDb(file);
     try {
-      expect(await migrateLatest(db)).toHaveLength(3);
+      expect(await migrateLatest(db)).toHaveLength(migrations.length);
       expect(existsSync(file)).toBe(true);
       expect(await db.raw('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
       expect(await db.raw('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]); // NORMAL
@@ -682,10 +727,10 @@ describe('SQLite only', () => {
 
   it('rolls every migration back and applies them again', () =>
     withSqlite(async (db) => {
-      expect(await migrateRollback(db, true)).toHaveLength(3);
+      expect(await migrateRollback(db, true)).toHaveLength(migrations.length);
       expect(await db.schema.hasTable('tasks')).toBe(false);
       expect(await db.schema.hasTable('outbox')).toBe(false);
-      expect(await migrateLatest(db)).toHaveLength(3);
+      expect(await migrateLatest(db)).toHaveLength(migrations.length);
       expect(await db.schema.hasTable('task_responses')).toBe(true);
     }));
 

@@ -319,6 +319,8 @@ const T0 = '2026-01-01T10:00:00.000Z';
 const T1 = '2026-01-01T10:00:05.000Z';
 const T2 = '2026-01-01T10:00:10.000Z';
 const T3 = '2026-01-01T10:00:20.000Z';
+/** when the recorder records: after every event's own time unless a test says otherwise */
+const NOW = new Date('2026-01-01T11:00:00.000Z');
 
 function event(overrides: Partial<ResultEvent>): ResultEvent {
   return {
@@ -342,7 +344,7 @@ function event(overrides: Partial<ResultEvent>): ResultEvent {
 function apply(state: ResponseState, ...events: Partial<ResultEvent>[]): ResponseState {
   let current = state;
   for (const e of events) {
-    const next = applyResultEvent(current, event(e));
+    const next = applyResultEvent(current, event(e), NOW);
     if (next === null) throw new Error(`event ${JSON.stringify(e)} unexpectedly ignored`);
     current = next;
   }
@@ -376,20 +378,24 @@ describe('applyResultEvent', () => {
 
   it('returns null for a repeated terminal event', () => {
     const done = apply(pendingState(), { event: 'finished', status: 'DONE', errnr: 0, at: T1 });
-    expect(applyResultEvent(done, event({ event: 'finished', status: 'DONE', at: T1 }))).toBeNull();
-    expect(applyResultEvent(done, event({ event: 'finished', status: 'DONE', at: T2 }))).toBeNull();
+    expect(
+      applyResultEvent(done, event({ event: 'finished', status: 'DONE', at: T1 }), NOW),
+    ).toBeNull();
+    expect(
+      applyResultEvent(done, event({ event: 'finished', status: 'DONE', at: T2 }), NOW),
+    ).toBeNull();
   });
 
   it('returns null for any event after a terminal state', () => {
     const failed = apply(pendingState(), { event: 'finished', status: 'FAILED', errnr: 3 });
     for (const status of ['RECEIVED', 'RUNNING', 'DONE', 'TIMED_OUT', 'CANCELLED'] as const) {
-      expect(applyResultEvent(failed, event({ status, at: T3 }))).toBeNull();
+      expect(applyResultEvent(failed, event({ status, at: T3 }), NOW)).toBeNull();
     }
   });
 
   it('returns null for an event that would move the row back', () => {
     const running = apply(pendingState(), { status: 'RUNNING', at: T1 });
-    expect(applyResultEvent(running, event({ status: 'RECEIVED', at: T2 }))).toBeNull();
+    expect(applyResultEvent(running, event({ status: 'RECEIVED', at: T2 }), NOW)).toBeNull();
   });
 
   it('ignores an older progress report than the one stored', () => {
@@ -399,7 +405,7 @@ describe('applyResultEvent', () => {
       progress: { current: 5, total: 10, line: 'half' },
     });
     const stale = event({ at: T1, progress: { current: 1, total: 10, line: 'start' } });
-    expect(applyResultEvent(running, stale)).toBeNull();
+    expect(applyResultEvent(running, stale, NOW)).toBeNull();
   });
 
   it('applies a newer progress report', () => {
@@ -423,6 +429,35 @@ describe('applyResultEvent', () => {
     );
     expect(next.progress).toEqual(progress);
     expect(next.agent).toEqual(agent);
+  });
+
+  it('records when the server heard the event, on its own clock', () => {
+    const next = apply(pendingState(), { event: 'received', status: 'RECEIVED', at: T0 });
+    expect(next.lastHeardAt).toEqual(NOW);
+  });
+
+  it('never dates a start or a finish after the server recorded it (an agent clock ahead)', () => {
+    const future = '9999-12-31T23:59:59.000Z';
+    const running = apply(pendingState(), { status: 'RUNNING', at: future });
+    expect(running.startTime).toEqual(NOW);
+    expect(running.lastEventAt).toEqual(NOW);
+    const done = apply(running, { event: 'finished', status: 'DONE', errnr: 0, at: future });
+    expect(done.finishedAt).toEqual(NOW);
+  });
+
+  it('takes the attempt of a run started again after a crash, though its status is behind', () => {
+    const running = apply(pendingState(), { status: 'RUNNING', attempt: 1, at: T1 });
+    const later = new Date(NOW.getTime() + 60_000);
+    const again = applyResultEvent(
+      running,
+      event({ event: 'received', status: 'RECEIVED', attempt: 2, at: T2 }),
+      later,
+    );
+    expect(again).toMatchObject({ status: 'RUNNING', attempt: 2, lastHeardAt: later });
+    // the same attempt again is no news
+    expect(
+      applyResultEvent(again as ResponseState, event({ status: 'RECEIVED', attempt: 2 }), later),
+    ).toBeNull();
   });
 
   it('keeps the highest attempt seen', () => {
@@ -521,9 +556,9 @@ describe('applyResultEvent', () => {
 
   it('does not let a late non-final report replace an UNDELIVERED verdict', () => {
     const undelivered = markUndelivered(pendingState(), new Date(T1)) as ResponseState;
-    expect(applyResultEvent(undelivered, event({ status: 'RECEIVED', at: T2 }))).toBeNull();
-    expect(applyResultEvent(undelivered, event({ status: 'RUNNING', at: T2 }))).toBeNull();
-    expect(applyResultEvent(undelivered, event({ status: 'CANCELLED', at: T2 }))).toBeNull();
+    expect(applyResultEvent(undelivered, event({ status: 'RECEIVED', at: T2 }), NOW)).toBeNull();
+    expect(applyResultEvent(undelivered, event({ status: 'RUNNING', at: T2 }), NOW)).toBeNull();
+    expect(applyResultEvent(undelivered, event({ status: 'CANCELLED', at: T2 }), NOW)).toBeNull();
   });
 });
 
