@@ -79,24 +79,108 @@ it('redelivers a task whose agent was killed mid-handler and finishes it once', 
   }
 });
 
-it('fails a task whose handler kills the agent every time after max_deliveries', async () => {
+it('reruns a task whose agent was killed after its delivery deadline passed, to DONE', async () => {
+  // the endpoint started the task in time: a crash mid-run must not make it a late delivery
+  const cluster = new Cluster({
+    endpoints: ['dk1'],
+    set: [
+      'task_types.worker.wait_for_endpoints_timeout=3s',
+      'task_types.worker.execution_timeout=20s',
+    ],
+  });
+  await cluster.start();
+  try {
+    const posted = Date.now();
+    await cluster.post(
+      'past-deadline',
+      { payload: { seconds: 6 }, endpoints: ['dk1'] },
+      posted + 2000,
+    );
+    await waitFor(
+      () => responseOf(cluster, 'past-deadline'),
+      (rows) => rows[0]?.status === 'RUNNING',
+      10_000,
+      'past-deadline RUNNING',
+    );
+    await sleep(Math.max(0, posted + 4000 - Date.now()));
+    await cluster.agents.get('dk1')?.stop('SIGKILL');
+    await cluster.startAgent('dk1');
+    const verdict = await cluster.verdict();
+    expectClean(verdict, cluster);
+    const rows = await responseOf(cluster, 'past-deadline');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: 'DONE', attempt: 2, task_status: 'DONE' });
+  } finally {
+    await cluster.stop();
+  }
+});
+
+it('fails only the task whose handler exits its process; the one beside it finishes', async () => {
+  // the crash comes at once, within report_delay: the endpoint got the task and says so
   const cluster = new Cluster({
     endpoints: ['pk1'],
     types: ['worker', 'crash'],
     handlers: { crash: 'exports.handle_task = function () { process.exit(3); };\n' },
+    set: [
+      'task_types.crash.wait_for_endpoints_timeout=3s',
+      'task_types.worker.wait_for_endpoints_timeout=1m',
+      'agent.report_delay=2s',
+    ],
+  });
+  await cluster.start();
+  try {
+    const agent = cluster.agents.get('pk1');
+    await cluster.post(
+      'innocent',
+      { payload: { seconds: 4 }, endpoints: ['pk1'] },
+      Date.now() + 10_000,
+    );
+    await cluster.post('culprit', { endpoints: ['pk1'] }, Date.now() + 10_000, 'crash');
+    const verdict = await cluster.verdict();
+    expectClean(verdict, cluster);
+    expect(await responseOf(cluster, 'culprit')).toEqual([
+      expect.objectContaining({
+        status: 'FAILED',
+        attempt: 1,
+        errnr: 3,
+        errmsg: "the handler's process exited with code 3 before the handler returned",
+        task_status: 'FAILED',
+      }),
+    ]);
+    expect(await responseOf(cluster, 'innocent')).toEqual([
+      expect.objectContaining({ status: 'DONE', attempt: 1, task_status: 'DONE' }),
+    ]);
+    // the agent itself never went down
+    expect(agent?.process.exitCode).toBeNull();
+    expect(cluster.agents.get('pk1')).toBe(agent);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+it('fails a task that kills its agent every time after max_deliveries', async () => {
+  // a handler that kills the agent itself, not only its own process: the attempt journal bounds it
+  const cluster = new Cluster({
+    endpoints: ['ak2'],
+    types: ['worker', 'crash'],
+    handlers: {
+      crash:
+        "exports.handle_task = function () { process.kill(process.ppid, 'SIGKILL'); return new Promise(() => {}); };\n",
+    },
     set: ['task_types.crash.max_deliveries=3', 'task_types.crash.wait_for_endpoints_timeout=2m'],
   });
   await cluster.start();
   try {
-    await cluster.post('poison', { endpoints: ['pk1'] }, Date.now() + 10_000, 'crash');
+    await cluster.post('poison', { endpoints: ['ak2'] }, Date.now() + 10_000, 'crash');
     let restarts = 0;
     // like systemd's Restart=always: start the agent again whenever it dies
     await waitFor(
       async () => {
-        const agent = cluster.agents.get('pk1');
-        if (agent !== undefined && agent.process.exitCode !== null) {
+        const agent = cluster.agents.get('ak2');
+        const died = agent?.process.exitCode !== null || agent?.process.signalCode !== null;
+        if (agent !== undefined && died) {
           restarts += 1;
-          await cluster.startAgent('pk1', { consuming: false });
+          await cluster.startAgent('ak2', { consuming: false });
         }
         return responseOf(cluster, 'poison');
       },
@@ -111,7 +195,7 @@ it('fails a task whose handler kills the agent every time after max_deliveries',
     // and the agent serves other tasks afterwards
     await cluster.post(
       'healthy',
-      { payload: { seconds: 0 }, endpoints: ['pk1'] },
+      { payload: { seconds: 0 }, endpoints: ['ak2'] },
       Date.now() + 10_000,
     );
     const verdict = await cluster.verdict();
