@@ -19,10 +19,10 @@ import { ResultBatches } from './batches';
 import { ManagedChannel } from './channel';
 import { AmqpSession, type SessionOptions } from './session';
 import {
-  declareAgentQueue,
+  checkAgentExchanges,
   declareCommon,
-  declareEndpointQueue,
   declareTaskType,
+  endpointQueueOptions,
   names,
 } from './topology';
 import type {
@@ -36,6 +36,8 @@ import type {
 export interface AmqpBrokerOptions extends Omit<SessionOptions, 'log'> {
   prefix: string;
   confirmTimeoutMs: number;
+  /** an endpoint's queue unused this long is deleted by the broker (its `x-expires`) */
+  queueExpiresMs: number;
   /** publishes awaiting a confirm at once; more wait their turn */
   maxInFlight?: number;
   /** task types whose exchanges to declare on every connect (the server's job) */
@@ -56,6 +58,7 @@ export function createBroker(
   return new AmqpBroker({
     url: options.url ?? config.url,
     prefix: config.prefix,
+    queueExpiresMs: config.queueExpiresMs,
     heartbeatSeconds: config.heartbeatSeconds,
     confirmTimeoutMs: config.confirmTimeoutMs,
     reconnectInitialDelayMs: config.reconnectInitialDelayMs,
@@ -80,8 +83,10 @@ export class AmqpBroker implements TaskBroker {
   private readonly user: string;
   private readonly publisher: ManagedChannel<amqp.ConfirmChannel>;
   private readonly topology: ManagedChannel;
-  /** exchanges/queues declared (or being declared) on the current connection */
-  private declared = new Map<string, Promise<void>>();
+  /** exchanges/queues declared (or being declared) on the current connection, and when */
+  private declared = new Map<string, { done: Promise<void>; at: number }>();
+  /** queues found with other arguments than ours, warned about once */
+  private readonly oldQueues = new Set<string>();
   private inFlight = 0;
   private readonly slotWaiters: Array<() => void> = [];
   private drained: Promise<void> | null = null;
@@ -114,7 +119,10 @@ export class AmqpBroker implements TaskBroker {
         await declareCommon(ch, this.prefix);
         for (const type of options.declareTaskTypes) {
           await declareTaskType(ch, this.prefix, type);
-          this.declared.set(names.taskExchange(this.prefix, type), Promise.resolve());
+          this.declared.set(names.taskExchange(this.prefix, type), {
+            done: Promise.resolve(),
+            at: Date.now(),
+          });
         }
       },
     );
@@ -138,19 +146,67 @@ export class AmqpBroker implements TaskBroker {
     return new UnavailableError('broker_unavailable', `broker unavailable: ${what}`);
   }
 
-  /** Declare once per connection; concurrent callers share the declaration in flight. */
-  private declareOnce(key: string, declare: (ch: amqp.Channel) => Promise<unknown>): Promise<void> {
-    let pending = this.declared.get(key);
-    if (pending === undefined) {
-      const ch = this.topology.current;
-      if (ch === null) return Promise.reject(this.unavailable('no topology channel'));
-      const declared = this.declared;
-      pending = declare(ch).then(() => undefined);
-      // a failed declaration is not remembered, so the next publish tries again
-      pending.catch(() => declared.delete(key));
-      declared.set(key, pending);
+  /**
+   * Declare once per connection, or again once `maxAgeMs` old; concurrent callers share the
+   * declaration in flight.
+   */
+  private declareOnce(
+    key: string,
+    declare: (ch: amqp.Channel) => Promise<unknown>,
+    maxAgeMs = Infinity,
+  ): Promise<void> {
+    const known = this.declared.get(key);
+    if (known !== undefined && Date.now() - known.at < maxAgeMs) return known.done;
+    const ch = this.topology.current;
+    if (ch === null) return Promise.reject(this.unavailable('no topology channel'));
+    const declared = this.declared;
+    const done = declare(ch).then(() => undefined);
+    // a failed declaration is not remembered, so the next publish tries again
+    done.catch(() => declared.delete(key));
+    declared.set(key, { done, at: Date.now() });
+    return done;
+  }
+
+  /**
+   * Declare an endpoint's queue with today's arguments and bind it to its type's exchange, on
+   * `bindOn`. A queue an older tasker made with other arguments (RabbitMQ refuses a declare
+   * that differs) is used as it is, with a warning. The declare runs on a channel of its own:
+   * a refused one closes its channel.
+   */
+  private async declareEndpointQueue(
+    type: string,
+    endpoint: string,
+    bindOn: amqp.Channel,
+  ): Promise<string> {
+    const queue = names.endpointQueue(this.prefix, type, endpoint);
+    const connection = this.session.current;
+    if (connection === null) throw this.unavailable('not connected');
+    const withChannel = async (work: (ch: amqp.Channel) => Promise<unknown>): Promise<void> => {
+      const ch = await connection.createChannel();
+      ch.on('error', () => undefined);
+      try {
+        await work(ch);
+      } finally {
+        await ch.close().catch(() => undefined);
+      }
+    };
+    try {
+      await withChannel((ch) =>
+        ch.assertQueue(queue, endpointQueueOptions(this.prefix, this.options.queueExpiresMs)),
+      );
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 406) throw err;
+      await withChannel((ch) => ch.checkQueue(queue));
+      if (!this.oldQueues.has(queue)) {
+        this.oldQueues.add(queue);
+        this.log.warn(
+          'queue exists with other arguments (made by an older tasker?); using it as it is',
+          { queue, err },
+        );
+      }
     }
-    return pending;
+    await bindOn.bindQueue(queue, names.taskExchange(this.prefix, type), '');
+    return queue;
   }
 
   private async acquireSlot(): Promise<void> {
@@ -203,11 +259,16 @@ export class AmqpBroker implements TaskBroker {
     if (!this.isConnected) throw this.unavailable('not connected');
     const exchange = names.taskExchange(this.prefix, message.type);
     await this.declareOnce(exchange, (ch) => declareTaskType(ch, this.prefix, message.type));
-    // declared together, so concurrent publishes to the same new endpoints share each declaration
+    // declared together, so concurrent publishes to the same new endpoints share each
+    // declaration; declared again well before the queue would expire unused, since declaring
+    // is what keeps the queue of an endpoint that is away alive while tasks name it
+    const redeclareMs = this.options.queueExpiresMs / 2;
     await Promise.all(
       (message.endpoints ?? []).map((endpoint) =>
-        this.declareOnce(names.endpointQueue(this.prefix, message.type, endpoint), (ch) =>
-          declareEndpointQueue(ch, this.prefix, message.type, endpoint),
+        this.declareOnce(
+          names.endpointQueue(this.prefix, message.type, endpoint),
+          (ch) => this.declareEndpointQueue(message.type, endpoint, ch),
+          redeclareMs,
         ),
       ),
     );
@@ -307,7 +368,8 @@ export class AmqpBroker implements TaskBroker {
       async (ch, managed, consume) => {
         await ch.prefetch(options.prefetch);
         for (const type of options.types) {
-          const queue = await declareAgentQueue(ch, this.prefix, type, options.endpoint);
+          await checkAgentExchanges(ch, this.prefix, type);
+          const queue = await this.declareEndpointQueue(type, options.endpoint, ch);
           await consume(queue, (message) => {
             if (message === null) {
               this.log.warn('broker cancelled our consumer; reopening', { queue });

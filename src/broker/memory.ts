@@ -37,6 +37,9 @@
  * 6. A requeued or handed-back message goes to the head of its queue; RabbitMQ puts it back at
  *    its old position, which is the same unless others were requeued in between.
  * 7. An agent may consume before any server declared the task exchanges (RabbitMQ's agent waits).
+ * 8. Every publish naming an endpoint declares its queue again (AmqpBroker does so at most every
+ *    half `queueExpiresMs`), and unused queues are deleted on the expiry check, so up to
+ *    `expiryCheckMs` late.
  */
 import { v7 as uuidv7 } from 'uuid';
 import {
@@ -65,6 +68,11 @@ export interface MemoryBrokerOptions {
   maxDeadLetters?: number;
   /** how often expired messages are purged from every queue (1,000 ms) */
   expiryCheckMs?: number;
+  /**
+   * an endpoint's queue without consumers, not declared again for this long, is deleted with
+   * its messages, as RabbitMQ's `x-expires` does (default: never)
+   */
+  queueExpiresMs?: number;
 }
 
 interface Message {
@@ -96,6 +104,8 @@ class Queue {
   readonly consumers: Consumer[] = [];
   /** round-robin position */
   next = 0;
+  /** last declared, or last left by a consumer: what queue expiry counts from */
+  lastUsed = Date.now();
   constructor(readonly name: string) {}
 }
 
@@ -107,6 +117,7 @@ export class MemoryBroker implements TaskBroker {
   private readonly log: Logger;
   private readonly maxDeadLetters: number;
   private readonly expiryCheckMs: number;
+  private readonly queueExpiresMs: number;
   private readonly queues = new Map<string, Queue>();
   /** task exchange name → names of the queues bound to it */
   private readonly bindings = new Map<string, Set<string>>();
@@ -122,6 +133,7 @@ export class MemoryBroker implements TaskBroker {
     this.log = options.log;
     this.maxDeadLetters = options.maxDeadLetters ?? 1000;
     this.expiryCheckMs = options.expiryCheckMs ?? 1000;
+    this.queueExpiresMs = options.queueExpiresMs ?? Infinity;
     this.queue(names.resultsQueue(this.prefix));
   }
 
@@ -142,6 +154,11 @@ export class MemoryBroker implements TaskBroker {
   /** Dead-lettered and expired messages, oldest first (the most recent `maxDeadLetters`). */
   deadLetters(): readonly DeadLetter[] {
     return this.dead;
+  }
+
+  /** Whether a queue exists (it may have expired). */
+  hasQueue(queue: string): boolean {
+    return this.queues.has(queue);
   }
 
   /** Messages waiting in a queue, not counting those delivered and unsettled. */
@@ -173,7 +190,9 @@ export class MemoryBroker implements TaskBroker {
       this.bindings.set(exchange, bound);
     }
     bound.add(name);
-    return this.queue(name);
+    const queue = this.queue(name);
+    queue.lastUsed = Date.now();
+    return queue;
   }
 
   private deadLetter(queue: Queue, message: Message, reason: DeadLetter['reason']): void {
@@ -184,7 +203,18 @@ export class MemoryBroker implements TaskBroker {
 
   private purgeExpired(): void {
     const now = Date.now();
-    for (const queue of this.queues.values()) {
+    const results = names.resultsQueue(this.prefix);
+    for (const queue of [...this.queues.values()]) {
+      if (
+        queue.name !== results &&
+        queue.consumers.length === 0 &&
+        now - queue.lastUsed >= this.queueExpiresMs
+      ) {
+        // as RabbitMQ does with an expired queue: its messages go with it, not dead-lettered
+        this.queues.delete(queue.name);
+        for (const bound of this.bindings.values()) bound.delete(queue.name);
+        continue;
+      }
       if (!queue.messages.some((m) => isExpired(m, now))) continue;
       const live: Message[] = [];
       for (const message of queue.messages) {
@@ -271,6 +301,7 @@ export class MemoryBroker implements TaskBroker {
         for (const { queue, consumer } of consumers) {
           const index = queue.consumers.indexOf(consumer);
           if (index >= 0) queue.consumers.splice(index, 1);
+          queue.lastUsed = Date.now();
         }
       },
       handBack: () => {

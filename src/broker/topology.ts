@@ -18,6 +18,16 @@ export function durableQueueOptions(prefix: string): Options.AssertQueue {
   return { durable: true, arguments: { 'x-dead-letter-exchange': names.deadExchange(prefix) } };
 }
 
+/**
+ * An endpoint's queue also expires once unused for `expiresMs` (no consumer, not declared
+ * again): a queue bound to a fanout exchange takes a copy of every task of its type for as long
+ * as it exists, so one for an endpoint that went away, or never was, must not live for ever.
+ */
+export function endpointQueueOptions(prefix: string, expiresMs: number): Options.AssertQueue {
+  const options = durableQueueOptions(prefix);
+  return { ...options, arguments: { ...options.arguments, 'x-expires': expiresMs } };
+}
+
 interface Declarer {
   assertExchange(name: string, type: string, options?: Options.AssertExchange): Promise<unknown>;
   checkExchange(name: string): Promise<unknown>;
@@ -40,29 +50,14 @@ export async function declareTaskType(ch: Declarer, prefix: string, type: string
 }
 
 /**
- * What an agent needs, declared with the least permissions: the exchanges must already exist
- * (the server declares them; checking needs no configure right), and the agent declares and
- * binds only its own queue.
+ * The exchanges an agent's queue is bound to must exist (the server declares them; checking
+ * needs no configure right, and the agent has none on them).
  */
-export async function declareAgentQueue(
+export async function checkAgentExchanges(
   ch: Declarer,
   prefix: string,
   type: string,
-  endpoint: string,
-): Promise<string> {
+): Promise<void> {
   await ch.checkExchange(names.resultsExchange(prefix));
   await ch.checkExchange(names.taskExchange(prefix, type));
-  return declareEndpointQueue(ch, prefix, type, endpoint);
-}
-
-export async function declareEndpointQueue(
-  ch: Declarer,
-  prefix: string,
-  type: string,
-  endpoint: string,
-): Promise<string> {
-  const queue = names.endpointQueue(prefix, type, endpoint);
-  await ch.assertQueue(queue, durableQueueOptions(prefix));
-  await ch.bindQueue(queue, names.taskExchange(prefix, type), '');
-  return queue;
 }

@@ -83,6 +83,7 @@ async function inProcessAgents(
 ): Promise<{ server: ServerHandle; agents: Stoppable }> {
   const broker = new MemoryBroker({
     prefix: config.broker.prefix,
+    queueExpiresMs: config.broker.queueExpiresMs,
     log: log.child({ part: 'broker' }),
   });
   await broker.start();

@@ -42,6 +42,8 @@ export function builtInDefaults(paths: DefaultPaths): Record<string, Record<stri
       confirm_timeout: '5s',
       reconnect_initial_delay: '500ms',
       reconnect_max_delay: '30s',
+      // an endpoint queue unused this long (no agent, no task naming it) is deleted
+      queue_expires: '1h',
     },
     server: {
       api: true,

@@ -26,6 +26,7 @@ export const SECTION_KEYS = {
     'confirm_timeout',
     'reconnect_initial_delay',
     'reconnect_max_delay',
+    'queue_expires',
   ],
   server: [
     'api',

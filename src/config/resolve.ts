@@ -129,6 +129,16 @@ export function resolveConfig(settings: Layer, context: ResolveContext): TaskerC
       'production mode needs RabbitMQ: the in-process broker (memory:) is for one machine only',
     );
   }
+  const longestWait = Object.values(taskTypes).reduce((longest, type) =>
+    type.waitForEndpointsTimeoutMs > longest.waitForEndpointsTimeoutMs ? type : longest,
+  );
+  if (broker.queueExpiresMs < longestWait.waitForEndpointsTimeoutMs) {
+    throw read.failFor('broker.queue_expires')(
+      'broker.queue_expires',
+      `must be at least the longest wait_for_endpoints_timeout (${longestWait.waitForEndpointsTimeoutMs / 1000} s, ` +
+        `task type ${longestWait.name}): the queue of an endpoint that is away must outlive the tasks waiting in it`,
+    );
+  }
   const server = resolveServer(read);
   if (server.authenticateAgents && isInProcessBroker(broker)) {
     throw new ConfigError(
@@ -288,6 +298,7 @@ function resolveBroker(read: SettingReader): BrokerConfig {
     confirmTimeoutMs: read.duration('broker.confirm_timeout'),
     reconnectInitialDelayMs,
     reconnectMaxDelayMs,
+    queueExpiresMs: read.duration('broker.queue_expires'),
   };
 }
 

@@ -47,6 +47,11 @@ export interface BrokerConfig {
   confirmTimeoutMs: number;
   reconnectInitialDelayMs: number;
   reconnectMaxDelayMs: number;
+  /**
+   * An endpoint's queue unused this long (no consumer, no task naming it) is deleted by the
+   * broker, with what it holds; at least every task type's wait_for_endpoints_timeout.
+   */
+  queueExpiresMs: number;
 }
 
 export interface ServerConfig {

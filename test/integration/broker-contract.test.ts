@@ -41,10 +41,15 @@ interface Fixture {
   purgesExpiredBehindHead: boolean;
   /** messages waiting in a queue, not counting delivered and unsettled ones */
   depth(queue: string): Promise<number>;
+  /** whether a queue exists (on RabbitMQ asking renews its expiry, as any declare does) */
+  exists(queue: string): Promise<boolean>;
   /** every message dead-lettered so far, oldest first */
   deadLetters(): Promise<DeadLetterSeen[]>;
   cleanup(): Promise<void>;
 }
+
+/** endpoint queues unused this long are deleted */
+const QUEUE_EXPIRES_MS = 4000;
 
 /** An AmqpBroker on the test RabbitMQ; `server` declares the worker exchange as a server does. */
 function amqpBroker(prefix: string, name: string, server: boolean): AmqpBroker {
@@ -53,6 +58,7 @@ function amqpBroker(prefix: string, name: string, server: boolean): AmqpBroker {
     prefix,
     heartbeatSeconds: 30,
     confirmTimeoutMs: 5000,
+    queueExpiresMs: QUEUE_EXPIRES_MS,
     reconnectInitialDelayMs: 100,
     reconnectMaxDelayMs: 1000,
     connectionName: name,
@@ -79,6 +85,19 @@ async function rabbitmq(): Promise<Fixture> {
     userId: 'guest',
     purgesExpiredBehindHead: false,
     depth: async (queue) => (await inspect.checkQueue(queue)).messageCount,
+    exists: async (queue) => {
+      // a passive declare of a missing queue closes its channel: use one of its own
+      const probe = await connection.createChannel();
+      probe.on('error', () => undefined);
+      try {
+        await probe.checkQueue(queue);
+        await probe.close();
+        return true;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 404) return false;
+        throw err;
+      }
+    },
     deadLetters: async () => {
       for (;;) {
         const message = await inspect.get(brokerNames.deadQueue(prefix), { noAck: true });
@@ -102,7 +121,12 @@ async function rabbitmq(): Promise<Fixture> {
 async function inProcess(): Promise<Fixture> {
   const prefix = 'tasker';
   // purge expired messages often, so the tests need not wait the default second
-  const broker = new MemoryBroker({ prefix, log: testLog, expiryCheckMs: 50 });
+  const broker = new MemoryBroker({
+    prefix,
+    log: testLog,
+    expiryCheckMs: 50,
+    queueExpiresMs: QUEUE_EXPIRES_MS,
+  });
   await broker.start();
   return {
     broker,
@@ -110,6 +134,7 @@ async function inProcess(): Promise<Fixture> {
     userId: null,
     purgesExpiredBehindHead: true,
     depth: (queue) => Promise.resolve(broker.depth(queue)),
+    exists: (queue) => Promise.resolve(broker.hasQueue(queue)),
     deadLetters: () =>
       Promise.resolve(
         broker.deadLetters().map(({ queue, reason, messageId }) => ({ queue, reason, messageId })),
@@ -241,6 +266,29 @@ describe.each([
     await pause(300);
     expect(late.got).toHaveLength(0);
     for (const sub of subs) await sub.close();
+  });
+
+  it('deletes an endpoint queue left unused, with what it holds; a consumed one stays', async () => {
+    const { broker, prefix } = fixture;
+    const live = collector();
+    const subscription = await broker.consumeTasks(
+      { endpoint: 'stays', types: ['worker'], prefetch: 10 },
+      live.onTask,
+    );
+    await broker.publishTask(task(['stays', 'made-up']));
+    await live.received(1);
+    const gone = brokerNames.endpointQueue(prefix, 'worker', 'made-up');
+    const stays = brokerNames.endpointQueue(prefix, 'worker', 'stays');
+    expect(await fixture.depth(gone)).toBe(1);
+    // not polled meanwhile: on RabbitMQ a passive declare counts as a use and renews the queue
+    await pause(QUEUE_EXPIRES_MS + 2000);
+    expect(await fixture.exists(gone)).toBe(false);
+    expect(await fixture.exists(stays)).toBe(true);
+    // the live endpoint still gets what comes next, and the gone one takes no copy of it
+    await broker.publishTask(task(null));
+    await live.received(2);
+    expect(await fixture.exists(gone)).toBe(false);
+    await subscription.close();
   });
 
   it('redelivers a requeued message, marked redelivered, and forgets an acked one', async () => {

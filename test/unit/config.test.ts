@@ -85,6 +85,7 @@ describe('defaults', () => {
         confirmTimeoutMs: 5000,
         reconnectInitialDelayMs: 500,
         reconnectMaxDelayMs: 30_000,
+        queueExpiresMs: 3_600_000,
       },
       server: {
         api: true,
@@ -570,6 +571,11 @@ describe('values', () => {
     ],
     ['broker: { prefix: "-x" }', 'broker.prefix', 'starting with a letter or digit'],
     ['broker: { prefix: "a.b" }', 'broker.prefix', 'letters, digits'],
+    [
+      'broker: { queue_expires: 30s }',
+      'broker.queue_expires',
+      'must be at least the longest wait_for_endpoints_timeout (60 s, task type w)',
+    ],
     ['server: { recorder_prefetch: 70000 }', 'server.recorder_prefetch', 'at most 65535'],
     ['agent: { concurrency: 0 }', 'agent.concurrency', 'must be at least 1'],
     ['agent: { concurrency: 1001 }', 'agent.concurrency', 'must be at most 1000'],

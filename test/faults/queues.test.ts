@@ -1,0 +1,87 @@
+/**
+ * Queues for endpoints that do not exist: a POST naming a thousand made-up endpoints once made
+ * a thousand durable queues bound to the type's fanout exchange for good, each taking a copy of
+ * every later task. Their queues must expire, and live endpoints must not notice.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { waitFor } from '../helpers/stack';
+import { Cluster, expectClean } from './cluster';
+
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const QUEUE_EXPIRES_MS = 12_000;
+
+/** The prefix's queues as rabbitmqctl lists them (listing does not renew a queue's expiry). */
+async function queues(prefix: string): Promise<string[]> {
+  const { stdout } = await run('rabbitmqctl', ['list_queues', '-q', '--no-table-headers', 'name']);
+  return stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((name) => name.startsWith(`${prefix}.`))
+    .sort();
+}
+
+it('lets the queues of made-up endpoints expire, and live endpoints never notice', async () => {
+  const cluster = new Cluster({
+    endpoints: ['live1', 'live2'],
+    set: [
+      `broker.queue_expires=${QUEUE_EXPIRES_MS}ms`,
+      'task_types.worker.wait_for_endpoints_timeout=3s',
+    ],
+  });
+  await cluster.start();
+  try {
+    const { prefix } = cluster.stack;
+    const madeUp = (task: number) => Array.from({ length: 100 }, (_, i) => `ghost-${task}-${i}`);
+    for (let task = 1; task <= 10; task += 1) {
+      await cluster.post(`ghosts-${task}`, { endpoints: madeUp(task) }, Date.now() + 30_000);
+    }
+    expect((await queues(prefix)).filter((q) => q.includes('.ghost-'))).toHaveLength(1000);
+    // live endpoints work meanwhile
+    for (let i = 1; i <= 20; i += 1) {
+      await cluster.post(
+        `during-${i}`,
+        { payload: { seconds: 0 }, endpoints: ['live1', 'live2'] },
+        Date.now() + 30_000,
+      );
+    }
+    // the ghosts' tasks end INCOMPLETE at their deadline; then their queues expire unused
+    await waitFor(
+      () => queues(prefix),
+      (names) => !names.some((q) => q.includes('.ghost-')),
+      QUEUE_EXPIRES_MS + 30_000,
+      'the made-up endpoints’ queues to expire',
+    );
+    expect(await queues(prefix)).toEqual(
+      [
+        `${prefix}.dead`,
+        `${prefix}.results`,
+        `${prefix}.worker.live1`,
+        `${prefix}.worker.live2`,
+      ].sort(),
+    );
+    await sleep(500);
+    for (let i = 1; i <= 20; i += 1) {
+      await cluster.post(
+        `after-${i}`,
+        { payload: { seconds: 0 }, endpoints: ['live1', 'live2'] },
+        Date.now() + 30_000,
+      );
+    }
+    const verdict = await cluster.verdict();
+    expectClean(verdict, cluster);
+    const statuses = (await cluster.stack.db('tasks').select('identifier', 'status')) as Array<{
+      identifier: string;
+      status: string;
+    }>;
+    for (const { identifier, status } of statuses) {
+      expect([identifier, status]).toEqual([
+        identifier,
+        identifier.startsWith('ghosts-') ? 'INCOMPLETE' : 'DONE',
+      ]);
+    }
+  } finally {
+    await cluster.stop();
+  }
+});
