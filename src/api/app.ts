@@ -9,7 +9,15 @@ import type { TaskerConfig, TaskTypeConfig } from '../config/types';
 import { NotFoundError, TaskerError } from '../domain';
 import type { Logger } from '../log';
 import type { TaskPublisher } from '../server/publish';
-import { SentMarker, TaskWriter, findTask, toTaskView, type Db, type TaskRow } from '../store';
+import {
+  SentMarker,
+  TaskWriter,
+  findTask,
+  pingDatabase,
+  toTaskView,
+  type Db,
+  type TaskRow,
+} from '../store';
 import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { parseCreateTaskBody } from './validate';
@@ -35,6 +43,9 @@ function taskTypeOf(req: Request, config: TaskerConfig): TaskTypeConfig {
   }
   return type;
 }
+
+/** how long /readyz waits for the database and the broker to answer */
+const READY_PROBE_MS = 1000;
 
 const requireJson: RequestHandler = (req, _res, next) => {
   if (!req.is('application/json')) {
@@ -80,13 +91,11 @@ export function createApp(deps: ApiDeps): express.Express {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    let database = true;
-    try {
-      await db.raw('SELECT 1');
-    } catch {
-      database = false;
-    }
-    const broker = deps.broker.isConnected;
+    // both probed at once, each within a second: a frozen broker or database is not ready
+    const [database, broker] = await Promise.all([
+      pingDatabase(db, READY_PROBE_MS),
+      deps.broker.ping(READY_PROBE_MS),
+    ]);
     res.status(database && broker ? 200 : 503).json({
       status: database && broker ? 'ready' : 'unavailable',
       database: database ? 'up' : 'down',

@@ -92,6 +92,8 @@ export class AmqpBroker implements TaskBroker {
   private drained: Promise<void> | null = null;
   private readonly subscriptions = new Set<ManagedChannel>();
   private started: Promise<void> | null = null;
+  /** the round trip of ping() in flight: one at a time, or a frozen broker piles them up */
+  private probing: Promise<boolean> | null = null;
 
   constructor(private readonly options: AmqpBrokerOptions) {
     this.log = options.log;
@@ -130,6 +132,29 @@ export class AmqpBroker implements TaskBroker {
 
   get isConnected(): boolean {
     return this.session.isConnected && this.publisher.current !== null;
+  }
+
+  async ping(timeoutMs: number): Promise<boolean> {
+    const ch = this.topology.current;
+    if (!this.isConnected || ch === null) return false;
+    this.probing ??= ch
+      .checkExchange(names.resultsExchange(this.prefix))
+      .then(
+        () => true,
+        () => false,
+      )
+      .finally(() => {
+        this.probing = null;
+      });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.probing, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Begin connecting; resolves after the first attempt whether or not it succeeded. */

@@ -141,6 +141,11 @@ export class MemoryBroker implements TaskBroker {
     return this.state === 'started';
   }
 
+  /** Nothing to freeze in-process: it answers while it is started. */
+  ping(): Promise<boolean> {
+    return Promise.resolve(this.isConnected);
+  }
+
   /** Like AmqpBroker.start(): safe to call twice; consumers added before it start receiving. */
   start(): Promise<void> {
     if (this.state !== 'new') return Promise.resolve();

@@ -43,6 +43,11 @@ export interface ConsumeResultsOptions {
 export interface TaskBroker {
   readonly isConnected: boolean;
   /**
+   * Whether the broker answers a round trip within `timeoutMs`: an open connection to a frozen
+   * broker is connected but does not answer.
+   */
+  ping(timeoutMs: number): Promise<boolean>;
+  /**
    * Publish a task to its type's exchange and resolve once the broker confirmed it. Declares
    * the queues of the addressed endpoints first, so one that never connected still finds it.
    */

@@ -274,6 +274,23 @@ export function asStoreError(err: unknown): unknown {
   return err;
 }
 
+/** Whether the database answers a query within `timeoutMs`. */
+export async function pingDatabase(db: Db, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const answered = db.raw('SELECT 1').then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await Promise.race([answered, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Run `work` in a transaction, again on deadlock or lock-wait timeout. */
 export async function withTransaction<T>(
   db: Db,

@@ -7,6 +7,7 @@ export {
   isDatabaseUnavailable,
   isRefusedData,
   parseMysqlUrl,
+  pingDatabase,
   type Db,
   type Engine,
 } from './db';

@@ -76,11 +76,20 @@ it('marks nothing SENT that the broker did not confirm while it is frozen, and r
       expect(body.status).toBe('CREATED');
       expect(Date.now() - started).toBeLessThan(4000);
       if (body.status === 'SENT') answeredSent.push('during-freeze');
+      // the connection is open but nothing answers: not ready
+      const ready = await fetch(`${cluster.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({
+        status: 'unavailable',
+        database: 'up',
+        broker: 'down',
+      });
       await sleep(Math.max(0, 5000 - (Date.now() - frozenAt)));
     } finally {
       await rabbitmq.thaw();
     }
     await load;
+    expect((await fetch(`${cluster.url}/readyz`)).status).toBe(200);
     const verdict = await cluster.verdict();
     expectClean(verdict, cluster);
     expect(answeredSent).toEqual([]);

@@ -21,6 +21,7 @@ function doubling(inner: TaskBroker): TaskBroker {
     get isConnected() {
       return inner.isConnected;
     },
+    ping: (timeoutMs) => inner.ping(timeoutMs),
     async publishTask(message: TaskMessage) {
       await inner.publishTask(message);
       await inner.publishTask(message);
