@@ -137,8 +137,10 @@ export class AmqpBroker implements TaskBroker {
   async ping(timeoutMs: number): Promise<boolean> {
     const ch = this.topology.current;
     if (!this.isConnected || ch === null) return false;
+    // basic.qos: a round trip that needs no permission and cannot fail (a failed declare
+    // would close the channel)
     this.probing ??= ch
-      .checkExchange(names.resultsExchange(this.prefix))
+      .prefetch(0)
       .then(
         () => true,
         () => false,
