@@ -7,29 +7,33 @@
 #       <prefix>.<type>.<ENDPOINT>, and publish only to <prefix>.results (and <prefix>.dead,
 #       which RabbitMQ requires of whoever declares a queue that dead-letters there). It
 #       cannot publish tasks, read another endpoint's queue, or see other endpoints' results.
+#       With --types, only the queues of those task types: without it, any type name.
 #   scripts/broker-users.sh delete USER
 #
 # Without PASSWORD (or with -) the password is the first line of standard input, and it reaches
 # rabbitmqctl on its standard input too, so it never shows in the process list:
 #   printf '%s\n' "$pw" | scripts/broker-users.sh agent web1
 # Options (before the command): --vhost V (default /), --prefix P (default tasker),
-# --agent-user-prefix X (default tasker-agent-, as server.agent_user_prefix).
+# --agent-user-prefix X (default tasker-agent-, as server.agent_user_prefix), --types T1,T2
+# (the task types an agent serves; run again when they change).
 # Needs rabbitmqctl and the rights to run it (root or the rabbitmq user).
 set -euo pipefail
 
 vhost=/
 prefix=tasker
 agent_user_prefix=tasker-agent-
+types=
 while [ $# -gt 0 ]; do
   case "$1" in
     --vhost) vhost=$2; shift 2 ;;
     --prefix) prefix=$2; shift 2 ;;
     --agent-user-prefix) agent_user_prefix=$2; shift 2 ;;
+    --types) types=$2; shift 2 ;;
     *) break ;;
   esac
 done
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 
 ctl() { rabbitmqctl -q "$@"; }
@@ -71,6 +75,13 @@ ensure_user() { # user password (handed to rabbitmqctl on its standard input)
 
 p=$(esc "$prefix")
 type_re='[a-z][a-z0-9_-]*'
+if [ -n "$types" ]; then
+  if ! [[ "$types" =~ ^[a-z][a-z0-9_-]{0,31}(,[a-z][a-z0-9_-]{0,31})*$ ]]; then
+    echo "invalid --types: $types (comma-separated task type names)" >&2
+    exit 2
+  fi
+  type_re="(${types//,/|})"
+fi
 case "$1" in
   server)
     [ $# -eq 2 ] || [ $# -eq 3 ] || usage

@@ -79,7 +79,7 @@ beforeAll(async () => {
   other = `other-${stack.prefix}`;
   // each runs rabbitmqctl four times, a few seconds apiece on a busy machine
   await Promise.all([
-    usersWithStdin(`${password}\n`, 'agent', endpoint),
+    usersWithStdin(`${password}\n`, '--types', 'worker', 'agent', endpoint),
     users('agent', other, password),
   ]);
   server = await startTestServer(stack.config);
@@ -142,6 +142,30 @@ it("refuses an agent's credentials to read results or delete a task exchange", a
       ),
     ),
   ).toMatch(/403|ACCESS_REFUSED/);
+});
+
+it('limits an agent given --types to its own queues of those types', async () => {
+  // the queue arguments tasker uses, so that only the permission can refuse it
+  const declare = (type: string) => (ch: amqp.ConfirmChannel) =>
+    ch.assertQueue(brokerNames.endpointQueue(stack.prefix, type, endpoint), {
+      durable: true,
+      arguments: { 'x-dead-letter-exchange': brokerNames.deadExchange(stack.prefix) },
+    });
+  expect(String(await refused(agentUrl(endpoint), declare('made-up')))).toMatch(
+    /ACCESS_REFUSED|403/,
+  );
+  // without --types, any type name is its own queue's
+  expect(
+    await refused(agentUrl(other), (ch) =>
+      ch.assertQueue(brokerNames.endpointQueue(stack.prefix, 'made-up', other), { durable: true }),
+    ),
+  ).toBeNull();
+});
+
+it('broker-users.sh refuses --types that are not task type names, with exit 2', async () => {
+  const err = (await users('--types', 'worker,Bad Type', 'agent', 'x').catch((e: unknown) => e)) as
+    { code?: number; stderr?: string } | undefined;
+  expect(err?.code).toBe(2);
 });
 
 describe('reporting for another endpoint', () => {
