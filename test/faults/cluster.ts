@@ -165,6 +165,8 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
+    // a test that failed before its verdict leaves the observer polling, which keeps jest alive
+    await this.observer?.stop().catch(() => undefined);
     for (const agent of this.agents.values()) await agent.stop('SIGKILL');
     await this.server?.stop('SIGKILL');
     await this.stack?.cleanup();

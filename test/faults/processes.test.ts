@@ -115,6 +115,52 @@ it('reruns a task whose agent was killed after its delivery deadline passed, to 
   }
 });
 
+it('runs again a task whose agent was killed before it reported, and ends it DONE', async () => {
+  // killed within report_delay: the server never heard of the run and, the agent being away
+  // past the deadline, says UNDELIVERED; the agent knows it started the task and finishes it
+  const cluster = new Cluster({
+    endpoints: ['rk1'],
+    types: ['worker', 'quiet'],
+    // runs 5 s without a progress report
+    handlers: { quiet: 'exports.handle_task = () => new Promise((r) => setTimeout(r, 5000));\n' },
+    set: [
+      'task_types.quiet.wait_for_endpoints_timeout=3s',
+      'task_types.quiet.execution_timeout=20s',
+      'agent.report_delay=10s',
+    ],
+  });
+  await cluster.start();
+  try {
+    await cluster.post('unreported', { endpoints: ['rk1'] }, Date.now() + 1500, 'quiet');
+    // well before its received report, due 1 s before the deadline
+    await sleep(500);
+    expect((await responseOf(cluster, 'unreported'))[0]?.status).toBe('PENDING');
+    await cluster.agents.get('rk1')?.stop('SIGKILL');
+    await waitFor(
+      () => responseOf(cluster, 'unreported'),
+      (rows) => rows[0]?.status === 'UNDELIVERED',
+      10_000,
+      'unreported UNDELIVERED while its agent is away',
+    );
+
+    await cluster.startAgent('rk1');
+    // the task is final already (INCOMPLETE): wait for the rerun's result to replace it
+    await waitFor(
+      () => responseOf(cluster, 'unreported'),
+      (rows) => rows[0]?.status === 'DONE',
+      20_000,
+      'unreported DONE after the rerun',
+    );
+    const verdict = await cluster.verdict();
+    expectClean(verdict, cluster);
+    expect(await responseOf(cluster, 'unreported')).toEqual([
+      expect.objectContaining({ status: 'DONE', attempt: 2, task_status: 'DONE' }),
+    ]);
+  } finally {
+    await cluster.stop();
+  }
+});
+
 it('fails only the task whose handler exits its process; the one beside it finishes', async () => {
   // the crash comes at once, within report_delay: the endpoint got the task and says so
   const cluster = new Cluster({
