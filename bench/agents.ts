@@ -12,7 +12,7 @@ import type { Agent } from '../src/agent';
 import { createBroker, type AmqpBroker } from '../src/broker';
 import { loadConfig, type TaskerConfig } from '../src/config';
 import { createLogger, type Logger } from '../src/log';
-import { createAgent, startSandbox } from '../src/cli/agent-command';
+import { createAgent, startHandlerRunner } from '../src/cli/agent-command';
 
 const OPTIONS = {
   mode: { type: 'string' },
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.log.level, { process: 'agent-host' });
   // one sandbox for the host: as many handler processes as one agent would have, since the
   // agents here stand in for a fleet and their handlers share this machine's cores anyway
-  const sandbox = await startSandbox(config, log);
+  const runner = await startHandlerRunner(config, log);
 
   const perConnection = Math.max(1, Number.parseInt(values['agents-per-connection'] ?? '1', 10));
   const brokers: AmqpBroker[] = [];
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
       await broker.start();
       await broker.session.waitUntilConnected(30_000);
     }
-    const agent = createAgent(config, endpoint, sandbox, broker, log.child({ endpoint }));
+    const agent = createAgent(config, endpoint, runner, broker, log.child({ endpoint }));
     await agent.start();
     agents.push(agent);
   };
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     stopping = true;
     void (async () => {
       await Promise.all(agents.map((agent) => agent.close()));
-      await sandbox.close();
+      await runner.close();
       await Promise.all(brokers.map((broker) => broker.close()));
       process.exit(0);
     })();

@@ -10,7 +10,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Agent, inlineRunner, type HandleTask, type HandlerSandbox } from '../../src/agent';
+import { Agent, inlineRunner, type HandleTask, type HandlerRunner } from '../../src/agent';
 import {
   createBroker,
   MemoryBroker,
@@ -18,7 +18,7 @@ import {
   type Subscription,
   type TaskBroker,
 } from '../../src/broker';
-import { createAgent, startSandbox } from '../../src/cli/agent-command';
+import { createAgent, startHandlerRunner } from '../../src/cli/agent-command';
 import { loadConfig } from '../../src/config';
 import { WIRE_VERSION, type TaskMessage } from '../../src/domain';
 import { silentLogger } from '../../src/log';
@@ -205,7 +205,7 @@ export async function pipelineSoak(options: PipelineSoakOptions): Promise<SoakPh
   let broker: TaskBroker | null = null;
   const http = keepAliveAgent(options.concurrency);
   let agent: Agent | null = null;
-  let sandbox: HandlerSandbox | null = null;
+  let runner: HandlerRunner | null = null;
   let server: ServerHandle | null = null;
   try {
     await createDatabase(database);
@@ -247,8 +247,8 @@ export async function pipelineSoak(options: PipelineSoakOptions): Promise<SoakPh
       await memory.start();
       server = await startServer(config, silentLogger, { broker: memory });
     }
-    sandbox = await startSandbox(config, silentLogger);
-    agent = createAgent(config, ENDPOINT, sandbox, agentBroker, silentLogger);
+    runner = await startHandlerRunner(config, silentLogger);
+    agent = createAgent(config, ENDPOINT, runner, agentBroker, silentLogger);
     await agent.start();
     const db = server.db;
     const url = `http://127.0.0.1:${server.port}/${STACK_TYPE}`;
@@ -295,7 +295,7 @@ export async function pipelineSoak(options: PipelineSoakOptions): Promise<SoakPh
   } finally {
     http.destroy();
     await agent?.close().catch(() => undefined);
-    await sandbox?.close();
+    await runner?.close();
     await server?.close().catch(() => undefined);
     await broker?.close().catch(() => undefined);
     await dropDatabase(database).catch(() => undefined);

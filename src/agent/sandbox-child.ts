@@ -105,3 +105,4 @@ process.on('message', (message: ParentMessage) => {
 });
 // the agent is gone (killed, or closed the channel): nothing can receive an outcome any more
 process.on('disconnect', () => process.exit(0));
+send({ kind: 'ready' });

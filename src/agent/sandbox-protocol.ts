@@ -21,6 +21,8 @@ export type ParentMessage =
   | { kind: 'abort'; id: number; reason: string };
 
 export type ChildMessage =
+  /** the process is up and takes runs */
+  | { kind: 'ready' }
   | { kind: 'loaded'; errors: string[] }
   | { kind: 'progress'; id: number; current: unknown; total: unknown; line: unknown }
   /** one JSON log line the handler wrote through ctx.log */

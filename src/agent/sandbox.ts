@@ -5,10 +5,14 @@
  * running beside it carry on. Without this, one crashing handler took the agent down with every
  * task it ran, and each of them was counted a failed delivery.
  *
- * Children are forked on demand, up to `size`, and kept for later runs; a run waits for a free
- * one when all are busy (agents in one process share a sandbox). A run past its execution
- * timeout is aborted inside its child; a child that does not answer within `killGraceMs` after
- * that (or after a shutdown abort) is killed.
+ * Children are kept for later runs. When none is free a run waits for the first to come free;
+ * when runs wait and no child has come free for GROW_AFTER_MS, one more is started, one at a
+ * time, up to `size` (agents in one process share a sandbox). Starting Node costs some 100 ms
+ * of CPU (more on a busy machine), more than most runs take: short runs keep coming free and are served by the
+ * processes there are, even a long queue of them; only runs that keep every child busy start
+ * more. A run past its execution timeout is aborted inside its
+ * child; a child that does not answer within `killGraceMs` after that (or after a shutdown
+ * abort) is killed.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -34,6 +38,8 @@ export interface SandboxOptions {
 
 /** how long the first child may take to import every handler at start */
 const LOAD_TIMEOUT_MS = 60_000;
+/** how long every child must have stayed busy, with runs waiting, before another is started */
+const GROW_AFTER_MS = 1000;
 /** the end of a crashed child's stderr kept for the run's errmsg */
 const STDERR_TAIL_CHARS = 2000;
 
@@ -47,6 +53,8 @@ interface ActiveRun {
 
 interface Worker {
   child: ChildProcess;
+  /** started and able to take runs */
+  ready: boolean;
   run: ActiveRun | null;
   stderrTail: string;
   /** answers the start-up load */
@@ -82,8 +90,13 @@ export class HandlerSandbox implements HandlerRunner {
   private readonly script = childScript();
   private readonly workers = new Set<Worker>();
   private readonly idle: Worker[] = [];
-  /** runs waiting for a child, first come first served */
-  private readonly waiting: Array<(worker: Worker | null) => void> = [];
+  /** runs waiting for a child, first come first served, with when they began to wait */
+  private readonly waiting: Array<{ since: number; take: (worker: Worker | null) => void }> = [];
+  private growTimer: NodeJS.Timeout | null = null;
+  /** when a child last came free (or was started) */
+  private lastFreed = Date.now();
+  /** the child being started, not ready yet */
+  private starting: Worker | null = null;
   private nextId = 1;
   private closed = false;
 
@@ -117,7 +130,7 @@ export class HandlerSandbox implements HandlerRunner {
       await sandbox.close();
       throw new TaskerError('handler_invalid', errors.join('; '));
     }
-    sandbox.idle.push(worker);
+    // it said it was ready before it loaded: it is idle now, its modules imported
     return sandbox;
   }
 
@@ -131,7 +144,7 @@ export class HandlerSandbox implements HandlerRunner {
       // the agent's own flags (an inspector port, say) are not the handler's
       execArgv: [],
     });
-    const worker: Worker = { child, run: null, stderrTail: '', onLoaded: null };
+    const worker: Worker = { child, ready: false, run: null, stderrTail: '', onLoaded: null };
     this.workers.add(worker);
     child.stdout?.on('data', (chunk: Buffer) => process.stdout.write(chunk));
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -153,6 +166,13 @@ export class HandlerSandbox implements HandlerRunner {
   }
 
   private onMessage(worker: Worker, message: ChildMessage): void {
+    if (message.kind === 'ready') {
+      worker.ready = true;
+      if (this.starting === worker) this.starting = null;
+      this.release(worker);
+      this.grow();
+      return;
+    }
     if (message.kind === 'loaded') {
       worker.onLoaded?.(message.errors);
       return;
@@ -176,8 +196,8 @@ export class HandlerSandbox implements HandlerRunner {
     this.workers.delete(worker);
     const at = this.idle.indexOf(worker);
     if (at >= 0) this.idle.splice(at, 1);
-    const waiter = this.closed ? undefined : this.waiting.shift();
-    waiter?.(this.spawn());
+    if (this.starting === worker) this.starting = null;
+    this.grow();
     const run = worker.run;
     if (run === null) return;
     if (run.killedFor === 'shutdown') {
@@ -225,32 +245,52 @@ export class HandlerSandbox implements HandlerRunner {
     );
   }
 
-  /** A free child, a new one while below `size`, or the next to come free; null if aborted. */
+  /** A free child, or the next to come free or be started; null if aborted while waiting. */
   private acquire(signal: AbortSignal): Promise<Worker | null> {
     const idle = this.idle.pop();
     if (idle !== undefined) return Promise.resolve(idle);
-    if (this.workers.size < this.options.size) return Promise.resolve(this.spawn());
     return new Promise((resolve) => {
       const take = (worker: Worker | null): void => {
         signal.removeEventListener('abort', onAbort);
         resolve(worker);
       };
+      const entry = { since: Date.now(), take };
       const onAbort = (): void => {
-        const at = this.waiting.indexOf(take);
+        const at = this.waiting.indexOf(entry);
         if (at >= 0) this.waiting.splice(at, 1);
         resolve(null);
       };
       if (signal.aborted) return resolve(null);
       signal.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(take);
+      this.waiting.push(entry);
+      this.grow();
     });
+  }
+
+  /**
+   * Start one more child when runs wait and no child came free for GROW_AFTER_MS, none is
+   * starting, and there is room; check again later while runs wait.
+   */
+  private grow(): void {
+    if (this.closed || this.starting !== null || this.waiting.length === 0) return;
+    if (this.workers.size >= this.options.size) return;
+    const waited = Date.now() - Math.max(this.lastFreed, this.waiting[0]?.since ?? 0);
+    if (waited >= GROW_AFTER_MS || this.workers.size === 0) {
+      this.starting = this.spawn();
+      return;
+    }
+    this.growTimer ??= setTimeout(() => {
+      this.growTimer = null;
+      this.grow();
+    }, GROW_AFTER_MS - waited);
   }
 
   /** Hand a child that came free to the next waiting run, or keep it idle. */
   private release(worker: Worker): void {
-    if (!this.workers.has(worker) || this.closed) return;
+    if (!this.workers.has(worker) || !worker.ready || this.closed) return;
+    this.lastFreed = Date.now();
     const next = this.waiting.shift();
-    if (next !== undefined) next(worker);
+    if (next !== undefined) next.take(worker);
     else this.idle.push(worker);
   }
 
@@ -304,7 +344,8 @@ export class HandlerSandbox implements HandlerRunner {
   async close(): Promise<void> {
     this.closed = true;
     this.idle.length = 0;
-    for (const waiter of this.waiting.splice(0)) waiter(null);
+    for (const waiter of this.waiting.splice(0)) waiter.take(null);
+    if (this.growTimer !== null) clearTimeout(this.growTimer);
     const exits = [...this.workers].map(
       (worker) =>
         new Promise<void>((resolve) => {

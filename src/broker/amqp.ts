@@ -45,6 +45,17 @@ export interface AmqpBrokerOptions extends Omit<SessionOptions, 'log'> {
   log: Logger;
 }
 
+/** A declare refused for a queue an older tasker made: it is used as it is from now on. */
+class OldQueueRefusal extends Error {
+  constructor(
+    readonly queue: string,
+    cause: unknown,
+  ) {
+    super(`queue ${queue} has other arguments than this tasker declares`, { cause });
+    this.name = 'OldQueueRefusal';
+  }
+}
+
 /** An AmqpBroker configured from the `broker` config section. */
 export function createBroker(
   config: BrokerConfig,
@@ -196,44 +207,47 @@ export class AmqpBroker implements TaskBroker {
 
   /**
    * Declare an endpoint's queue with today's arguments and bind it to its type's exchange, on
-   * `bindOn`. A queue an older tasker made with other arguments (RabbitMQ refuses a declare
-   * that differs) is used as it is, with a warning. The declare runs on a channel of its own:
-   * a refused one closes its channel.
+   * `ch`. RabbitMQ refuses a declare whose arguments differ from the queue's, as those of a
+   * queue an older tasker made do, and closes the channel: the queue is then checked to exist,
+   * remembered as one to use as it is (with a warning), and the error rethrown so that the
+   * caller's channel is opened again (the relay publishes the task again, the agent's consumer
+   * comes back), this time without the declare.
    */
   private async declareEndpointQueue(
     type: string,
     endpoint: string,
-    bindOn: amqp.Channel,
+    ch: amqp.Channel,
   ): Promise<string> {
     const queue = names.endpointQueue(this.prefix, type, endpoint);
-    const connection = this.session.current;
-    if (connection === null) throw this.unavailable('not connected');
-    const withChannel = async (work: (ch: amqp.Channel) => Promise<unknown>): Promise<void> => {
-      const ch = await connection.createChannel();
-      ch.on('error', () => undefined);
+    if (!this.oldQueues.has(queue)) {
       try {
-        await work(ch);
-      } finally {
-        await ch.close().catch(() => undefined);
-      }
-    };
-    try {
-      await withChannel((ch) =>
-        ch.assertQueue(queue, endpointQueueOptions(this.prefix, this.options.queueExpiresMs)),
-      );
-    } catch (err) {
-      if ((err as { code?: unknown }).code !== 406) throw err;
-      await withChannel((ch) => ch.checkQueue(queue));
-      if (!this.oldQueues.has(queue)) {
-        this.oldQueues.add(queue);
-        this.log.warn(
-          'queue exists with other arguments (made by an older tasker?); using it as it is',
-          { queue, err },
-        );
+        await ch.assertQueue(queue, endpointQueueOptions(this.prefix, this.options.queueExpiresMs));
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 406) throw err;
+        await this.keepOldQueue(queue, err);
+        throw new OldQueueRefusal(queue, err);
       }
     }
-    await bindOn.bindQueue(queue, names.taskExchange(this.prefix, type), '');
+    await ch.bindQueue(queue, names.taskExchange(this.prefix, type), '');
     return queue;
+  }
+
+  /** A queue refused our arguments: check on a channel of its own that it exists, and keep it. */
+  private async keepOldQueue(queue: string, refusal: unknown): Promise<void> {
+    const connection = this.session.current;
+    if (connection === null) return;
+    const probe = await connection.createChannel();
+    probe.on('error', () => undefined);
+    try {
+      await probe.checkQueue(queue);
+    } finally {
+      await probe.close().catch(() => undefined);
+    }
+    this.oldQueues.add(queue);
+    this.log.warn(
+      'queue exists with other arguments (made by an older tasker?); using it as it is',
+      { queue, err: refusal },
+    );
   }
 
   private async acquireSlot(): Promise<void> {
@@ -361,16 +375,20 @@ export class AmqpBroker implements TaskBroker {
     try {
       await managed.start();
     } catch (err) {
-      // An agent started before the server ever ran finds no exchanges (404 NOT_FOUND). Its
-      // channel reopens every second and sets up again, so wait for the server instead of
-      // failing; anything else (refused access, bad arguments) is the caller's to report.
-      if (!(options.waitForExchanges === true && (err as { code?: unknown }).code === 404)) {
+      // Its channel reopens every second and sets up again. A queue an older tasker made was
+      // found on the way and is used as it is next time. An agent started before the server
+      // ever ran finds no exchanges (404 NOT_FOUND): it waits for the server instead of failing.
+      // Anything else (refused access, bad arguments) is the caller's to report.
+      if (err instanceof OldQueueRefusal) {
+        this.log.info('setting up again to use an old queue as it is', { queue: err.queue });
+      } else if (options.waitForExchanges === true && (err as { code?: unknown }).code === 404) {
+        this.log.warn(
+          'exchanges not declared yet: waiting for a server that serves these task types',
+          { err },
+        );
+      } else {
         throw err;
       }
-      this.log.warn(
-        'exchanges not declared yet: waiting for a server that serves these task types',
-        { err },
-      );
     }
     const cancel = async (): Promise<void> => {
       cancelled = true;

@@ -1,7 +1,14 @@
 /**
  * `tasker agent`: loads only what an agent needs (broker and handlers, no database).
  */
-import { Agent, HandlerSandbox, findHandlerFiles, type HandlerRunner } from '../agent';
+import {
+  Agent,
+  HandlerSandbox,
+  findHandlerFiles,
+  importHandler,
+  inlineRunner,
+  type HandlerRunner,
+} from '../agent';
 import { createBroker, type TaskBroker } from '../broker';
 import { isInProcessBroker, type TaskerConfig } from '../config';
 import { createLogger, type Logger } from '../log';
@@ -11,15 +18,21 @@ import { exitOnFatal, onShutdownSignals } from './signals';
 const KILL_GRACE_MS = 10_000;
 
 /**
- * The sandbox that runs the handlers of every configured task type, for `agents` agents of this
- * process; fails naming a handler that is missing or does not load, before anything connects.
+ * What runs the handlers of every configured task type for `agents` agents of this process, as
+ * `agent.isolation` says; fails naming a handler that is missing or does not load, before
+ * anything connects.
  */
-export async function startSandbox(
+export async function startHandlerRunner(
   config: TaskerConfig,
   log: Logger,
   agents = 1,
-): Promise<HandlerSandbox> {
+): Promise<HandlerRunner> {
   const files = await findHandlerFiles(config.agent.handlersDirs, Object.keys(config.taskTypes));
+  if (config.agent.isolation === 'inline') {
+    const handlers = new Map<string, Awaited<ReturnType<typeof importHandler>>>();
+    for (const [type, file] of files) handlers.set(type, await importHandler(file));
+    return inlineRunner(handlers);
+  }
   return HandlerSandbox.start({
     files,
     size: config.agent.concurrency * agents,
@@ -69,8 +82,8 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
   });
   broker.session.on('fatal', exitOnFatal(log));
   // handlers first: a missing one fails before the agent connects
-  const sandbox = await startSandbox(config, log);
-  const agent = createAgent(config, endpoint, sandbox, broker, log);
+  const runner = await startHandlerRunner(config, log);
+  const agent = createAgent(config, endpoint, runner, broker, log);
   try {
     // a state directory another agent process uses fails before connecting
     await agent.claimStateDir();
@@ -79,13 +92,13 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
   } catch (err) {
     // the open connection and the handler process would keep the process running
     await agent.close().catch(() => undefined);
-    await sandbox.close();
+    await runner.close();
     await broker.close().catch(() => undefined);
     throw err;
   }
   onShutdownSignals(async () => {
     await agent.close();
-    await sandbox.close();
+    await runner.close();
     await broker.close();
   }, log);
 }

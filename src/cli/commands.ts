@@ -17,7 +17,7 @@ import {
   migrationStatus,
   sqliteFile,
 } from '../store';
-import { createAgent, startSandbox } from './agent-command';
+import { createAgent, startHandlerRunner } from './agent-command';
 import { exitOnFatal as fatal, onShutdownSignals } from './signals';
 
 export async function migrateCommand(
@@ -87,9 +87,9 @@ async function inProcessAgents(
     log: log.child({ part: 'broker' }),
   });
   await broker.start();
-  const sandbox = await startSandbox(config, log, endpoints.length);
+  const runner = await startHandlerRunner(config, log, endpoints.length);
   const agents = endpoints.map((endpoint) =>
-    createAgent(config, endpoint, sandbox, broker, log.child({ process: 'agent', endpoint })),
+    createAgent(config, endpoint, runner, broker, log.child({ process: 'agent', endpoint })),
   );
   // agents first: their queues must exist before the relay republishes broadcasts
   for (const agent of agents) await agent.start();
@@ -99,7 +99,7 @@ async function inProcessAgents(
     agents: {
       stop: async () => {
         await Promise.all(agents.map((agent) => agent.close()));
-        await sandbox.close();
+        await runner.close();
         await server.close();
         await broker.close();
       },

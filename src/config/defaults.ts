@@ -69,6 +69,8 @@ export function builtInDefaults(paths: DefaultPaths): Record<string, Record<stri
       prefetch: 32,
       state_dir: path.join(paths.cwd, 'var', 'agent-state'),
       report_delay: '200ms',
+      // process: each handler call in a child process; inline: in the agent's own
+      isolation: 'process',
     },
     log: {
       level: 'info',

@@ -41,7 +41,15 @@ export const SECTION_KEYS = {
     'authenticate_agents',
     'agent_user_prefix',
   ],
-  agent: ['endpoint', 'handlers_dir', 'concurrency', 'prefetch', 'state_dir', 'report_delay'],
+  agent: [
+    'endpoint',
+    'handlers_dir',
+    'concurrency',
+    'prefetch',
+    'state_dir',
+    'report_delay',
+    'isolation',
+  ],
   log: ['level'],
 } as const satisfies Record<string, readonly string[]>;
 

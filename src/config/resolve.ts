@@ -89,6 +89,14 @@ class SettingReader {
     return bytes;
   }
 
+  /** One of the given words. */
+  oneOf<const T extends string>(key: string, words: readonly T[]): T {
+    const value = this.string(key);
+    const word = words.find((candidate) => candidate === value);
+    if (word === undefined) throw this.failFor(key)(key, `must be one of ${words.join(', ')}`);
+    return word;
+  }
+
   /** A YAML list of strings, or one string split at `separator` (env, flags, `${VAR}`). */
   list(key: string, separator: RegExp = /,/): string[] {
     const value = this.raw(key);
@@ -335,6 +343,7 @@ function resolveAgent(read: SettingReader, cwd: string): AgentConfig {
     prefetch: read.integer('agent.prefetch', 1, 65535),
     stateDir: path.resolve(cwd, read.string('agent.state_dir')),
     reportDelayMs: read.duration('agent.report_delay'),
+    isolation: read.oneOf('agent.isolation', ['process', 'inline'] as const),
   };
 }
 

@@ -83,6 +83,12 @@ export interface AgentConfig {
   stateDir: string;
   /** if a handler is still running after this long, report RUNNING to the server */
   reportDelayMs: number;
+  /**
+   * process: every handler call runs in a child process, so a handler that crashes or hangs
+   * ends only its own run; inline: in the agent's process, cheaper per task, but such a
+   * handler takes down the agent and every task running beside it
+   */
+  isolation: 'process' | 'inline';
 }
 
 export interface TaskerConfig {

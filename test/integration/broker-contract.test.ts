@@ -9,6 +9,7 @@ import {
   AmqpBroker,
   MemoryBroker,
   brokerNames,
+  durableQueueOptions,
   type Delivery,
   type TaskBroker,
 } from '../../src/broker';
@@ -608,6 +609,50 @@ describe.each([
 });
 
 describe('RabbitMQ broker only', () => {
+  it('uses a queue an older tasker made with other arguments as it is', async () => {
+    const prefix = uniqueName('old');
+    const server = amqpBroker(prefix, 'old-queues-server', true);
+    const agent = amqpBroker(prefix, 'old-queues-agent', false);
+    const connection = await amqp.connect(AMQP_URL);
+    try {
+      await server.start();
+      await server.session.waitUntilConnected(5000);
+      // as tasker declared endpoint queues before they expired: no x-expires
+      const ch = await connection.createChannel();
+      const legacy = brokerNames.endpointQueue(prefix, 'worker', 'legacy');
+      await ch.assertQueue(legacy, durableQueueOptions(prefix));
+      const message = task(['legacy']);
+      // the first publish may find the declare refused (its channel reopens); the relay retries
+      await waitFor(
+        () =>
+          server.publishTask(message).then(
+            () => true,
+            () => false,
+          ),
+        (published) => published,
+        10_000,
+        'a publish to the old queue',
+      );
+      expect((await ch.checkQueue(legacy)).messageCount).toBe(1);
+      await agent.start();
+      const c = collector();
+      const sub = await agent.consumeTasks(
+        { endpoint: 'legacy', types: ['worker'], prefetch: 1 },
+        c.onTask,
+      );
+      await c.received(1);
+      expect(idOf(c.got[0])).toBe(message.id);
+      c.got[0]?.ack();
+      await sub.close();
+      await ch.close();
+    } finally {
+      await connection.close();
+      await agent.close();
+      await server.close();
+      await deleteBrokerTopology(prefix);
+    }
+  });
+
   it('lets an agent that starts before the server wait for the exchanges', async () => {
     const prefix = uniqueName('early');
     const agent = amqpBroker(prefix, 'early-agent', false);

@@ -107,6 +107,7 @@ describe('defaults', () => {
         prefetch: 32,
         stateDir: path.join(cwd, 'var', 'agent-state'),
         reportDelayMs: 200,
+        isolation: 'process',
       },
       log: { level: 'info' },
     });
@@ -582,6 +583,7 @@ describe('values', () => {
     ['agent: { prefetch: 0 }', 'agent.prefetch', 'must be at least 1'],
     ['agent: { endpoint: "bad name" }', 'agent.endpoint', 'must be 1-64 letters'],
     ['agent: { handlers_dir: [] }', 'agent.handlers_dir', 'at least one directory'],
+    ['agent: { isolation: thread }', 'agent.isolation', 'must be one of process, inline'],
     ['api: { tokens: [short] }', 'api.tokens[0]', 'at least 16 characters'],
     ['api: { tokens: [123] }', 'api.tokens[0]', 'must be a string'],
     ['log: { level: verbose }', 'log.level', 'must be one of debug, info, warn, error'],

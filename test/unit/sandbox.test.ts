@@ -195,6 +195,16 @@ describe('HandlerSandbox', () => {
     expect(pids.size).toBe(1);
   });
 
+  it('starts one process at a time while runs wait: a burst of short runs needs few', async () => {
+    const box = await sandbox(['pid'], 8);
+    const outcomes = await Promise.all(
+      Array.from({ length: 40 }, () => box.run(request('pid').request)),
+    );
+    const pids = new Set(outcomes.map((o) => (o.payload as { pid: number }).pid));
+    expect(outcomes.every((o) => o.status === 'DONE')).toBe(true);
+    expect(pids.size).toBeLessThan(8);
+  });
+
   it('gives up a run still waiting for a process when the agent shuts down', async () => {
     const box = await sandbox(['slow'], 1);
     const shutdown = new AbortController();
