@@ -22,7 +22,7 @@ import { createAgent, startHandlerRunner } from '../../src/cli/agent-command';
 import { loadConfig } from '../../src/config';
 import { WIRE_VERSION, type TaskMessage } from '../../src/domain';
 import { silentLogger } from '../../src/log';
-import { startServer, type ServerHandle } from '../../src/server';
+import { startServer, type ServerHandle } from '../../src/cli/server-process';
 import { createDb, migrateLatest } from '../../src/store';
 import {
   AMQP_URL,

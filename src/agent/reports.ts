@@ -4,14 +4,13 @@
  * publishes one message, and the recorder receives one delivery, for several tasks; an idle one
  * sends each event at once.
  */
+import { GroupCommit } from '../batch';
 import type { TaskBroker } from '../broker';
 import type { ResultEvent } from '../domain';
 
-interface Waiting {
+interface Report {
   event: ResultEvent;
   bytes: number;
-  sent: () => void;
-  failed: (err: unknown) => void;
 }
 
 export interface ReportLimits {
@@ -26,13 +25,14 @@ const LIMITS: ReportLimits = { maxEvents: 100, maxBytes: 256 * 1024 };
 const EVENT_OVERHEAD_BYTES = 600;
 
 export class ReportSender {
-  private waiting: Waiting[] = [];
-  private sending = false;
+  private readonly reports: GroupCommit<Report>;
 
-  constructor(
-    private readonly broker: TaskBroker,
-    private readonly limits: ReportLimits = LIMITS,
-  ) {}
+  constructor(broker: TaskBroker, limits: ReportLimits = LIMITS) {
+    this.reports = new GroupCommit<Report>(
+      (group) => broker.publishResults(group.map((report) => report.event)),
+      { take: (waiting) => takeGroup(waiting, limits) },
+    );
+  }
 
   /** Resolves once the broker confirmed the message that carried `event`. */
   send(event: ResultEvent): Promise<void> {
@@ -40,39 +40,19 @@ export class ReportSender {
       EVENT_OVERHEAD_BYTES +
       (JSON.stringify(event.payload)?.length ?? 0) +
       (event.errmsg?.length ?? 0);
-    return new Promise((sent, failed) => {
-      this.waiting.push({ event, bytes, sent, failed });
-      if (!this.sending) void this.pump();
-    });
+    return this.reports.add({ event, bytes });
   }
+}
 
-  private async pump(): Promise<void> {
-    this.sending = true;
-    while (this.waiting.length > 0) {
-      const group = this.takeGroup();
-      try {
-        await this.broker.publishResults(group.map((entry) => entry.event));
-        for (const entry of group) entry.sent();
-      } catch (err) {
-        for (const entry of group) entry.failed(err);
-      }
-    }
-    this.sending = false;
+/** The oldest reports that fit one message (the first always does). */
+function takeGroup(waiting: readonly Report[], limits: ReportLimits): number[] {
+  const group: number[] = [];
+  let bytes = 0;
+  for (const [i, report] of waiting.entries()) {
+    const full = group.length >= limits.maxEvents || bytes + report.bytes > limits.maxBytes;
+    if (group.length > 0 && full) break;
+    bytes += report.bytes;
+    group.push(i);
   }
-
-  private takeGroup(): Waiting[] {
-    let bytes = 0;
-    let count = 0;
-    for (const entry of this.waiting) {
-      if (
-        count > 0 &&
-        (count >= this.limits.maxEvents || bytes + entry.bytes > this.limits.maxBytes)
-      ) {
-        break;
-      }
-      bytes += entry.bytes;
-      count += 1;
-    }
-    return this.waiting.splice(0, count);
-  }
+  return group;
 }

@@ -8,16 +8,8 @@ import type { TaskBroker } from '../broker';
 import type { TaskerConfig, TaskTypeConfig } from '../config/types';
 import { NotFoundError, TaskerError } from '../domain';
 import type { Logger } from '../log';
-import type { TaskPublisher } from '../server/publish';
-import {
-  SentMarker,
-  TaskWriter,
-  findTask,
-  pingDatabase,
-  toTaskView,
-  type Db,
-  type TaskRow,
-} from '../store';
+import type { Intake } from '../server';
+import { findTask, pingDatabase, toTaskView, type Db } from '../store';
 import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { parseCreateTaskBody } from './validate';
@@ -26,10 +18,9 @@ export interface ApiDeps {
   db: Db;
   broker: TaskBroker;
   config: TaskerConfig;
-  publish: TaskPublisher;
+  /** what accepting a task does once the request is checked */
+  intake: Intake;
   log: Logger;
-  /** a task could not be published at once; the relay should look soon */
-  onPublishDeferred?: () => void;
 }
 
 function taskTypeOf(req: Request, config: TaskerConfig): TaskTypeConfig {
@@ -57,32 +48,9 @@ const requireJson: RequestHandler = (req, _res, next) => {
   next();
 };
 
-/** Publish right away, waiting at most `waitMs` for the confirm; false means "left to the relay". */
-async function publishNow(deps: ApiDeps, sent: SentMarker, task: TaskRow): Promise<boolean> {
-  const { broker, log, config } = deps;
-  if (!broker.isConnected) return false;
-  const confirmed = deps.publish(task).then(() => sent.mark(task.id).then(() => true));
-  // cleared once answered: a pending timer would keep this request's promises for publish_wait
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), config.api.publishWaitMs).unref();
-  });
-  try {
-    return await Promise.race([confirmed, timeout]);
-  } catch (err) {
-    log.warn('publish failed; the relay will retry', { task_id: task.id, err });
-    return false;
-  } finally {
-    clearTimeout(timer);
-    confirmed.catch(() => undefined);
-  }
-}
-
 export function createApp(deps: ApiDeps): express.Express {
-  const { config, db, log } = deps;
+  const { config, db, intake, log } = deps;
   const app = express();
-  const sent = new SentMarker(db);
-  const tasks = new TaskWriter(db);
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
@@ -112,27 +80,7 @@ export function createApp(deps: ApiDeps): express.Express {
 
   app.post('/:type', requireJson, json, async (req, res) => {
     const type = taskTypeOf(req, config);
-    const body = parseCreateTaskBody(req.body, config.api);
-    const now = new Date();
-    const { task, created } = await tasks.create({
-      type: type.name,
-      identifier: body.identifier,
-      payload: body.payload,
-      endpoints: body.endpoints,
-      deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
-      executionTimeoutMs: type.executionTimeoutMs,
-      now,
-      outboxDelayMs: config.api.publishWaitMs + config.broker.confirmTimeoutMs + 1000,
-    });
-    if (created) {
-      if (await publishNow(deps, sent, task)) {
-        task.status = 'SENT';
-        task.sent_at = new Date();
-      } else {
-        deps.onPublishDeferred?.();
-      }
-      log.info('task accepted', { task_id: task.id, type: task.type, status: task.status });
-    }
+    const { task, created } = await intake.accept(type, parseCreateTaskBody(req.body, config.api));
     res.status(created ? 201 : 200).json(toTaskView(task));
   });
 

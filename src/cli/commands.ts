@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { MemoryBroker } from '../broker';
 import { isInProcessBroker, type TaskerConfig } from '../config';
 import { createLogger, type Logger } from '../log';
-import { startServer, type ServerHandle } from '../server';
+import { startServer, type ServerHandle } from './server-process';
 import {
   createDb,
   databaseEngine,

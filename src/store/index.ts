@@ -13,22 +13,16 @@ export {
 } from './db';
 export { sqliteFile } from './sqlite';
 export { migrateLatest, migrateRollback, migrationStatus } from './migrate';
-export {
-  TaskWriter,
-  createTask,
-  findTask,
-  getTaskRow,
-  type CreateResult,
-  type NewTask,
-} from './tasks';
-export { SentMarker, markSent, relayDueTasks, type RelayOutcome } from './outbox';
-export { recordResultEvents, type RecordOutcome } from './results';
-export { sweepDeadlines, type SweepOutcome } from './sweeps';
+export { TaskWriter, createTask, type CreateResult, type NewTask } from './task-writer';
+export { findTask, findTaskRow, getTaskRow } from './task-queries';
+export { markSent, relayDueTasks, sentMarker, type RelayOutcome } from './outbox';
+export { recordResultEvents, type RecordOutcome } from './result-events';
+export { sweepDeadlines, type SweepOutcome } from './deadlines';
+export { taskEndpoints, parseJsonColumn, type ResponseRow, type TaskRow } from './rows';
 export {
   toTaskView,
   toResponseView,
   type ResponseView,
-  type TaskRow,
   type TaskView,
   type TaskWithResponses,
-} from './rows';
+} from './views';

@@ -4,6 +4,7 @@
  * (broker down, server crashed between commit and confirm), claiming rows with SKIP LOCKED so
  * several servers share the work.
  */
+import { GroupCommit } from '../batch';
 import { isTerminalTask } from '../domain';
 import { forUpdate, withTransaction, type Db } from './db';
 import type { TaskRow } from './rows';
@@ -38,39 +39,18 @@ export async function markSent(
   });
 }
 
+/** confirmed tasks marked SENT in one transaction at most */
+const MARK_SENT_GROUP = 500;
+
 /**
- * Marks confirmed tasks SENT in batches: confirms that arrive while one write runs are written
+ * Marks confirmed tasks SENT in groups: confirms that arrive while one write runs are written
  * together by the next, so concurrent requests share a transaction (and its fsync).
  */
-export class SentMarker {
-  private waiting: Array<{ id: number; done: () => void; failed: (err: unknown) => void }> = [];
-  private writing = false;
-
-  constructor(private readonly db: Db) {}
-
-  mark(taskId: number): Promise<void> {
-    return new Promise((done, failed) => {
-      this.waiting.push({ id: taskId, done, failed });
-      if (!this.writing) void this.write();
-    });
-  }
-
-  private async write(): Promise<void> {
-    this.writing = true;
-    while (this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, 500);
-      try {
-        await markSent(
-          this.db,
-          batch.map((entry) => entry.id),
-        );
-        for (const entry of batch) entry.done();
-      } catch (err) {
-        for (const entry of batch) entry.failed(err);
-      }
-    }
-    this.writing = false;
-  }
+export function sentMarker(db: Db): (taskId: number) => Promise<void> {
+  const marks = new GroupCommit<number>((ids) => markSent(db, ids), {
+    maxItems: MARK_SENT_GROUP,
+  });
+  return (taskId) => marks.add(taskId);
 }
 
 export interface RelayOutcome {

@@ -8,7 +8,7 @@ import type { HandleTask } from '../../src/agent';
 import { brokerNames, type TaskBroker } from '../../src/broker';
 import type { ResultEvent, TaskMessage } from '../../src/domain';
 import { createApp } from '../../src/api';
-import { startRecorder, startRelay, startSweeper, taskPublisher } from '../../src/server';
+import { Intake, startRecorder, startRelay, startSweeper, taskPublisher } from '../../src/server';
 import { Agent, inlineRunner } from '../../src/agent';
 import { AMQP_URL, createTestStack, waitFor, type TestStack } from '../helpers/stack';
 import { newBroker, testLog } from '../helpers/processes';
@@ -65,7 +65,8 @@ it('keeps one row per endpoint and runs each handler once when everything arrive
   closers.push(() => recorder.close());
   const sweeper = startSweeper(stack.db, 200, 1000, testLog);
   closers.push(() => sweeper.stop());
-  const app = createApp({ db: stack.db, broker, config: stack.config, publish, log: testLog });
+  const intake = new Intake({ db: stack.db, broker, config: stack.config, publish, log: testLog });
+  const app = createApp({ db: stack.db, broker, config: stack.config, intake, log: testLog });
   const http: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

@@ -5,7 +5,7 @@ import { Agent, inlineRunner, type HandleTask } from '../../src/agent';
 import { createBroker, type AmqpBroker } from '../../src/broker';
 import type { TaskerConfig } from '../../src/config';
 import { createLogger, silentLogger, type Logger } from '../../src/log';
-import { startServer, type ServerHandle } from '../../src/server';
+import { startServer, type ServerHandle } from '../../src/cli/server-process';
 import type { TaskWithResponses } from '../../src/store';
 import { waitFor } from './stack';
 

@@ -8,14 +8,21 @@ import request from 'supertest';
 import type { Express } from 'express';
 import { createApp } from '../../src/api';
 import type { AmqpBroker } from '../../src/broker';
-import { loadConfig } from '../../src/config';
-import { taskPublisher } from '../../src/server';
+import { loadConfig, type TaskerConfig } from '../../src/config';
+import { Intake, taskPublisher } from '../../src/server';
 import { createTestStack, type TestStack } from '../helpers/stack';
 import { newBroker, testLog } from '../helpers/processes';
 
 let stack: TestStack;
 let broker: AmqpBroker;
 let app: Express;
+
+/** The API over the test stack with `config`, as the server assembles it. */
+function apiFor(config: TaskerConfig): Express {
+  const publish = taskPublisher(broker, config.taskTypes);
+  const intake = new Intake({ db: stack.db, broker, config, publish, log: testLog });
+  return createApp({ db: stack.db, broker, config, intake, log: testLog });
+}
 
 beforeAll(async () => {
   stack = await createTestStack({
@@ -24,13 +31,7 @@ beforeAll(async () => {
   broker = newBroker(stack.config, 'api-test');
   await broker.start();
   await broker.session.waitUntilConnected(5000);
-  app = createApp({
-    db: stack.db,
-    broker,
-    config: stack.config,
-    publish: taskPublisher(broker, stack.config.taskTypes),
-    log: testLog,
-  });
+  app = apiFor(stack.config);
 });
 afterAll(async () => {
   await broker.close();
@@ -399,13 +400,7 @@ describe('bearer tokens', () => {
         set: `api.tokens=${token}`,
       },
     });
-    secured = createApp({
-      db: stack.db,
-      broker,
-      config,
-      publish: taskPublisher(broker, config.taskTypes),
-      log: testLog,
-    });
+    secured = apiFor(config);
   });
 
   it('401s a missing or wrong token and writes nothing', async () => {

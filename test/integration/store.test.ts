@@ -21,7 +21,7 @@ import {
   findTask,
   TaskWriter,
   type CreateResult,
-  SentMarker,
+  sentMarker,
   markSent,
   recordResultEvents,
   relayDueTasks,
@@ -603,12 +603,12 @@ describe.each([
     });
 
     it('marks concurrent confirms SENT in shared transactions', async () => {
-      const marker = new SentMarker(stack.db);
+      const mark = sentMarker(stack.db);
       const tasks = await Promise.all(
         Array.from({ length: 30 }, () => createTask(stack.db, newTask())),
       );
       const ids = tasks.map((t) => t.task.id);
-      await Promise.all(ids.map((id) => marker.mark(id)));
+      await Promise.all(ids.map((id) => mark(id)));
       const rows = await stack.db('tasks').whereIn('id', ids).select('status', 'sent_at');
       expect(rows.every((r) => r.status === 'SENT' && r.sent_at !== null)).toBe(true);
       expect(await stack.db('outbox').whereIn('task_id', ids)).toHaveLength(0);

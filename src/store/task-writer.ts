@@ -1,22 +1,16 @@
 /**
- * Accepting tasks and reading them back. A task, one PENDING response row per addressed
- * endpoint, and its outbox row are written in one transaction, so an accepted task is never
- * without its rows nor forgotten by the relay.
+ * Accepting tasks. A task, one PENDING response row per addressed endpoint, and its outbox row
+ * are written in one transaction, so an accepted task is never without its rows nor forgotten by
+ * the relay; under load, tasks are written in groups.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { ConflictError, UnavailableError, countResponses, pendingState } from '../domain';
 import type { Knex } from 'knex';
+import { GroupCommit } from '../batch';
+import { ConflictError, UnavailableError, countResponses, pendingState } from '../domain';
 import { asStoreError, isDuplicateKey, withTransaction, type Db } from './db';
-import { stateToRow } from './responses';
-import {
-  parseJsonColumn,
-  taskEndpoints,
-  toResponseView,
-  toTaskView,
-  type ResponseRow,
-  type TaskRow,
-  type TaskWithResponses,
-} from './rows';
+import { stateToRow } from './locked-tasks';
+import { parseJsonColumn, taskEndpoints, type ResponseRow, type TaskRow } from './rows';
+import { findTaskRow } from './task-queries';
 
 export interface NewTask {
   type: string;
@@ -186,8 +180,6 @@ interface Waiting {
   key: string;
   rows: number;
   bytes: number;
-  done: (result: CreateResult) => void;
-  failed: (err: unknown) => void;
 }
 
 export interface TaskWriterLimits {
@@ -214,89 +206,70 @@ const WRITER_LIMITS: TaskWriterLimits = {
 /** Tasks of a failed group written one by one at the same time, so they leave the pool some room. */
 const ONE_BY_ONE_PARALLEL = 4;
 
+type Settled = PromiseSettledResult<CreateResult>;
+
 /**
- * Accepts tasks in groups, the way InnoDB group-commits: tasks that arrive while a group is
- * being written go into the next, which writes them in one transaction with one statement per
- * table. Under load that turns some 5 round trips and a commit per task into 6 and one per
- * group; an idle server writes each task at once. A group that fails on identifiers that
- * already exist (a client retrying) answers those from the stored tasks and writes the rest
- * as a group again; any other failure writes its tasks one by one, so one task's outcome never
- * becomes another's.
+ * Accepts tasks in groups (GroupCommit): tasks that arrive while a group is being written go
+ * into the next, which writes them in one transaction with one statement per table. Under load
+ * that turns some 5 round trips and a commit per task into 6 and one per group; an idle server
+ * writes each task at once. A group that fails on identifiers that already exist (a client
+ * retrying) answers those from the stored tasks and writes the rest as a group again; any other
+ * failure writes its tasks one by one, so one task's outcome never becomes another's.
  */
 export class TaskWriter {
-  private waiting: Waiting[] = [];
-  private active = 0;
+  private readonly groups: GroupCommit<Waiting, CreateResult>;
 
   constructor(
     private readonly db: Db,
     private readonly limits: TaskWriterLimits = WRITER_LIMITS,
-  ) {}
+  ) {
+    this.groups = new GroupCommit((group) => this.write(group), {
+      parallel: limits.parallel,
+      take: (waiting) => this.takeGroup(waiting),
+    });
+  }
 
   create(input: NewTask): Promise<CreateResult> {
-    if (this.waiting.length >= this.limits.maxWaiting) {
+    if (this.groups.size >= this.limits.maxWaiting) {
       return Promise.reject(
         new UnavailableError(
           'database_unavailable',
-          `${this.waiting.length} tasks are waiting for the database; try again shortly`,
+          `${this.groups.size} tasks are waiting for the database; try again shortly`,
         ),
       );
     }
     const row = taskRow(input);
-    return new Promise((done, failed) => {
-      this.waiting.push({
-        input,
-        row,
-        key: taskKey(input.type, input.identifier),
-        rows: input.endpoints?.length ?? 0,
-        bytes: Buffer.byteLength(row.payload),
-        done,
-        failed,
-      });
-      this.pump();
+    return this.groups.add({
+      input,
+      row,
+      key: taskKey(input.type, input.identifier),
+      rows: input.endpoints?.length ?? 0,
+      bytes: Buffer.byteLength(row.payload),
     });
   }
 
-  private pump(): void {
-    while (this.active < this.limits.parallel && this.waiting.length > 0) {
-      const group = this.takeGroup();
-      this.active += 1;
-      void this.write(group).finally(() => {
-        this.active -= 1;
-        this.pump();
-      });
-    }
-  }
-
-  /** The next group in arrival order; a repeated identifier waits for a later group. */
-  private takeGroup(): Waiting[] {
+  /** The next group in arrival order, within the limits; a repeated identifier waits. */
+  private takeGroup(waiting: readonly Waiting[]): number[] {
     const { maxTasks, maxRows, maxPayloadBytes } = this.limits;
-    const group: Waiting[] = [];
+    const group: number[] = [];
     const keys = new Set<string>();
-    const rest: Waiting[] = [];
     let rows = 0;
     let bytes = 0;
-    for (const [i, entry] of this.waiting.entries()) {
-      if (group.length >= maxTasks) {
-        rest.push(...this.waiting.slice(i));
-        break;
-      }
+    for (const [i, entry] of waiting.entries()) {
+      if (group.length >= maxTasks) break;
       const fits =
         group.length === 0 ||
         (rows + entry.rows <= maxRows && bytes + entry.bytes <= maxPayloadBytes);
-      if (!fits || keys.has(entry.key)) {
-        rest.push(entry);
-        continue;
-      }
-      group.push(entry);
+      if (!fits || keys.has(entry.key)) continue;
+      group.push(i);
       keys.add(entry.key);
       rows += entry.rows;
       bytes += entry.bytes;
     }
-    this.waiting = rest;
     return group;
   }
 
-  private async write(group: Waiting[], retry = true): Promise<void> {
+  private async write(group: Waiting[], retry = true): Promise<Settled[]> {
     if (group.length > 1) {
       try {
         const tasks = await insertTasks(
@@ -304,10 +277,7 @@ export class TaskWriter {
           group.map((entry) => entry.input),
           group.map((entry) => entry.row),
         );
-        for (const [i, entry] of group.entries()) {
-          entry.done({ task: tasks[i] as TaskRow, created: true });
-        }
-        return;
+        return tasks.map((task) => ({ status: 'fulfilled', value: { task, created: true } }));
       } catch (err) {
         if (retry && isDuplicateKey(err)) {
           const stored = await storedIds(
@@ -317,67 +287,38 @@ export class TaskWriter {
           if (stored !== null && stored.size > 0) {
             const known = group.filter((entry) => stored.has(entry.key));
             const fresh = group.filter((entry) => !stored.has(entry.key));
-            await Promise.all([
+            const [old, created] = await Promise.all([
               oneByOne(known, (input) => existingTask(this.db, input)),
               this.write(fresh, false),
             ]);
-            return;
+            const byEntry = new Map<Waiting, Settled>();
+            known.forEach((entry, i) => byEntry.set(entry, old[i] as Settled));
+            fresh.forEach((entry, i) => byEntry.set(entry, created[i] as Settled));
+            return group.map((entry) => byEntry.get(entry) as Settled);
           }
         }
       }
     }
-    await oneByOne(group, (input) => createTask(this.db, input));
+    return oneByOne(group, (input) => createTask(this.db, input));
   }
 }
 
+/** Each entry written on its own, a few at a time; each settles alone. */
 async function oneByOne(
-  entries: Waiting[],
+  entries: readonly Waiting[],
   write: (input: NewTask) => Promise<CreateResult>,
-): Promise<void> {
+): Promise<Settled[]> {
+  const settled: Settled[] = new Array<Settled>(entries.length);
   let next = 0;
   const worker = async (): Promise<void> => {
-    for (let entry = entries[next++]; entry !== undefined; entry = entries[next++]) {
-      await write(entry.input).then(entry.done, entry.failed);
+    for (let i = next++; i < entries.length; i = next++) {
+      const entry = entries[i] as Waiting;
+      settled[i] = await write(entry.input).then(
+        (value): Settled => ({ status: 'fulfilled', value }),
+        (reason: unknown): Settled => ({ status: 'rejected', reason }),
+      );
     }
   };
   await Promise.all(Array.from({ length: Math.min(ONE_BY_ONE_PARALLEL, entries.length) }, worker));
-}
-
-export async function findTaskRow(
-  db: Db,
-  type: string,
-  identifier: string,
-): Promise<TaskRow | null> {
-  try {
-    const row = (await db('tasks').where({ type, identifier }).first()) as TaskRow | undefined;
-    return row ?? null;
-  } catch (err) {
-    throw asStoreError(err);
-  }
-}
-
-export async function getTaskRow(db: Db, id: number): Promise<TaskRow | null> {
-  try {
-    const row = (await db('tasks').where({ id }).first()) as TaskRow | undefined;
-    return row ?? null;
-  } catch (err) {
-    throw asStoreError(err);
-  }
-}
-
-export async function findTask(
-  db: Db,
-  type: string,
-  identifier: string,
-): Promise<TaskWithResponses | null> {
-  const task = await findTaskRow(db, type, identifier);
-  if (task === null) return null;
-  try {
-    const responses = (await db('task_responses')
-      .where({ task_id: task.id })
-      .orderBy('id')) as ResponseRow[];
-    return { task: toTaskView(task), taskResponseList: responses.map(toResponseView) };
-  } catch (err) {
-    throw asStoreError(err);
-  }
+  return settled;
 }

@@ -15,7 +15,7 @@ import {
   stateToRow,
   writeRows,
   writeTaskStates,
-} from './responses';
+} from './locked-tasks';
 
 export interface SweepOutcome {
   tasks: number;

@@ -1,0 +1,1 @@
+export { GroupCommit, type GroupCommitOptions, type GroupResults } from './group-commit';

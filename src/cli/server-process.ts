@@ -1,0 +1,150 @@
+/**
+ * `tasker server` as a process: the API and the server's background parts (relay, recorder,
+ * sweeper) in one process, each switchable, so several servers can share one database and
+ * broker. Starts even while the broker is down (tasks are accepted as CREATED and relayed
+ * later). close() drains in reverse order of start and is safe to call twice.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../api';
+import { createBroker, type TaskBroker } from '../broker';
+import type { TaskerConfig } from '../config';
+import type { Logger } from '../log';
+import { Intake, startRecorder, startRelay, startSweeper, taskPublisher } from '../server';
+import { createDb, type Db } from '../store';
+
+export interface ServerHandle {
+  /** the port the API listens on (0 when the API is off) */
+  readonly port: number;
+  readonly db: Db;
+  readonly broker: TaskBroker;
+  close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  /** a fatal broker error (refused credentials); the CLI exits on it */
+  onFatal?: (err: Error) => void;
+  /**
+   * A broker the caller started and will close (the in-process one `tasker up` shares with its
+   * agents). Without it the server connects to `config.broker.url` itself.
+   */
+  broker?: TaskBroker;
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export async function startServer(
+  config: TaskerConfig,
+  log: Logger,
+  options: ServerOptions = {},
+): Promise<ServerHandle> {
+  const cleanups: Array<() => Promise<void>> = [];
+  const db = createDb(config.database, { log: log.child({ part: 'database' }) });
+  cleanups.push(() => db.destroy());
+  let broker: TaskBroker;
+  let startBroker = (): Promise<void> => Promise.resolve();
+  if (options.broker === undefined) {
+    const amqp = createBroker(config.broker, {
+      connectionName: 'tasker-server',
+      declareTaskTypes: Object.keys(config.taskTypes),
+      log: log.child({ part: 'broker' }),
+    });
+    amqp.session.on('fatal', (err: Error) => options.onFatal?.(err));
+    cleanups.push(() => amqp.close());
+    startBroker = () => amqp.start();
+    broker = amqp;
+  } else {
+    broker = options.broker;
+  }
+
+  let port = 0;
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      for (const cleanup of cleanups.reverse()) {
+        try {
+          await cleanup();
+        } catch (err) {
+          log.warn('error while shutting down', { err });
+        }
+      }
+    })();
+    return closing;
+  };
+
+  try {
+    await startBroker();
+    const { server: parts } = config;
+    const publish = taskPublisher(broker, config.taskTypes);
+    const relay = parts.relay
+      ? startRelay(db, broker, publish, parts.relayIntervalMs, log.child({ part: 'relay' }))
+      : null;
+    if (relay) cleanups.push(() => relay.stop());
+    if (parts.recorder) {
+      const recorder = await startRecorder(
+        db,
+        broker,
+        {
+          batchSize: parts.recorderBatchSize,
+          prefetch: parts.recorderPrefetch,
+          agentUserPrefix: parts.authenticateAgents ? parts.agentUserPrefix : null,
+        },
+        log.child({ part: 'recorder' }),
+      );
+      cleanups.push(() => recorder.close());
+    }
+    if (parts.sweeper) {
+      const sweeper = startSweeper(
+        db,
+        parts.sweepIntervalMs,
+        parts.timeoutGraceMs,
+        log.child({ part: 'sweeper' }),
+      );
+      cleanups.push(() => sweeper.stop());
+    }
+    if (parts.api) {
+      const intake = new Intake({
+        db,
+        broker,
+        config,
+        publish,
+        log: log.child({ part: 'api' }),
+        onPublishDeferred: () => relay?.kick(),
+      });
+      const app = createApp({ db, broker, config, intake, log: log.child({ part: 'api' }) });
+      const server = createServer(app);
+      server.keepAliveTimeout = 5000;
+      await listen(server, config.api.port, config.api.host);
+      port = (server.address() as AddressInfo).port;
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+            setTimeout(() => server.closeAllConnections(), 5000).unref();
+          }),
+      );
+      log.info('api listening', { host: config.api.host, port });
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+
+  return {
+    get port() {
+      return port;
+    },
+    db,
+    broker,
+    close,
+  };
+}

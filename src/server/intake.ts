@@ -1,0 +1,90 @@
+/**
+ * Accepting a task, after the API has checked the request: write it (with one PENDING row per
+ * addressed endpoint and its outbox row, in one transaction), publish it, and mark it SENT once
+ * the broker confirmed it. When the broker is away or slow to confirm, the task is answered
+ * CREATED and left to the relay, which its outbox row already tells to publish it.
+ */
+import type { TaskBroker } from '../broker';
+import type { TaskerConfig, TaskTypeConfig } from '../config';
+import type { Logger } from '../log';
+import { TaskWriter, sentMarker, type Db, type TaskRow } from '../store';
+import type { TaskPublisher } from './publish';
+
+export interface TaskRequest {
+  identifier: string;
+  payload: unknown;
+  /** the addressed endpoints, or null for a broadcast */
+  endpoints: string[] | null;
+}
+
+export interface Accepted {
+  task: TaskRow;
+  /** false when the same task was accepted before (a client's retry) */
+  created: boolean;
+}
+
+export interface IntakeDeps {
+  db: Db;
+  broker: TaskBroker;
+  config: TaskerConfig;
+  publish: TaskPublisher;
+  log: Logger;
+  /** a task could not be published at once; the relay should look soon */
+  onPublishDeferred?: () => void;
+}
+
+export class Intake {
+  private readonly tasks: TaskWriter;
+  private readonly markSent: (taskId: number) => Promise<void>;
+
+  constructor(private readonly deps: IntakeDeps) {
+    this.tasks = new TaskWriter(deps.db);
+    this.markSent = sentMarker(deps.db);
+  }
+
+  async accept(type: TaskTypeConfig, request: TaskRequest): Promise<Accepted> {
+    const { config, log } = this.deps;
+    const now = new Date();
+    const { task, created } = await this.tasks.create({
+      type: type.name,
+      identifier: request.identifier,
+      payload: request.payload,
+      endpoints: request.endpoints,
+      deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
+      executionTimeoutMs: type.executionTimeoutMs,
+      now,
+      // the relay leaves the task alone while this request may still publish it itself
+      outboxDelayMs: config.api.publishWaitMs + config.broker.confirmTimeoutMs + 1000,
+    });
+    if (!created) return { task, created };
+    let accepted = task;
+    if (await this.publishNow(task)) {
+      accepted = { ...task, status: 'SENT', sent_at: new Date() };
+    } else {
+      this.deps.onPublishDeferred?.();
+    }
+    log.info('task accepted', { task_id: task.id, type: task.type, status: accepted.status });
+    return { task: accepted, created };
+  }
+
+  /** Publish and mark SENT, waiting at most `publish_wait`; false means "left to the relay". */
+  private async publishNow(task: TaskRow): Promise<boolean> {
+    const { broker, publish, config, log } = this.deps;
+    if (!broker.isConnected) return false;
+    const confirmed = publish(task).then(() => this.markSent(task.id).then(() => true));
+    // cleared once answered: a pending timer would keep this request's promises for publish_wait
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), config.api.publishWaitMs).unref();
+    });
+    try {
+      return await Promise.race([confirmed, timeout]);
+    } catch (err) {
+      log.warn('publish failed; the relay will retry', { task_id: task.id, err });
+      return false;
+    } finally {
+      clearTimeout(timer);
+      confirmed.catch(() => undefined);
+    }
+  }
+}
