@@ -1,0 +1,98 @@
+/**
+ * The recorder turns result events from the agents into response rows. It checks every message
+ * (messages.ts), writes a batch in one transaction, and acks only after the commit. A batch the
+ * database could not take goes back to the queue after a pause that grows while failures last,
+ * so an outage is no busy loop; when the batch failed for something in it rather than the
+ * database being away, its messages are written one by one (isolate.ts) to find the bad one,
+ * which then cannot hold back the others for ever.
+ */
+import type { Delivery, Subscription, TaskBroker } from '../../broker';
+import type { ResultEvent } from '../../domain';
+import type { Logger } from '../../log';
+import { failsEveryWrite, recordResultEvents, type Db } from '../../store';
+import { FailureCounts, isolateBadMessages, type WriteResult } from './isolate';
+import { acceptMessage, settleMessage, type Accepted } from './messages';
+
+export interface RecorderOptions {
+  batchSize: number;
+  prefetch: number;
+  lingerMs?: number;
+  /** when set, an event is trusted only if published by the broker user `<prefix><endpoint>` */
+  agentUserPrefix?: string | null;
+}
+
+/** the longest pause before a batch that could not be written goes back to the queue */
+const MAX_PAUSE_MS = 10_000;
+/** batches handed back in a row for a failure every write meets, before looking into one */
+const ISOLATE_AFTER_FAILURES = 3;
+
+/** The pause after `failures` batches in a row went back to the queue: 0.5 s, 1 s, 2 s … 10 s. */
+export function outagePauseMs(failures: number): number {
+  return Math.min(MAX_PAUSE_MS, 250 * 2 ** Math.min(failures, 6));
+}
+
+export async function startRecorder(
+  db: Db,
+  broker: TaskBroker,
+  options: RecorderOptions,
+  log: Logger,
+): Promise<Subscription> {
+  const agentUserPrefix = options.agentUserPrefix ?? null;
+  const failures = new FailureCounts();
+  /** batches handed back in a row */
+  let handedBack = 0;
+
+  const write = async (events: ResultEvent[]): Promise<WriteResult> => {
+    try {
+      const outcome = await recordResultEvents(db, events);
+      log.debug('recorded result events', {
+        applied: outcome.applied,
+        ignored: outcome.ignored,
+        orphaned: outcome.orphaned.length,
+      });
+      return { orphaned: outcome.orphaned };
+    } catch (error) {
+      return { error };
+    }
+  };
+  const settle = (message: Accepted, orphaned: ReadonlySet<ResultEvent>): void =>
+    settleMessage(message, orphaned, log);
+
+  const onBatch = async (deliveries: Delivery[]): Promise<void> => {
+    const accepted = deliveries
+      .map((delivery) => acceptMessage(delivery, agentUserPrefix, log))
+      .filter((a): a is Accepted => a !== null);
+    if (accepted.length === 0) return;
+    const batch = await write(accepted.flatMap((a) => a.events));
+    if (!('error' in batch)) {
+      const orphaned = new Set(batch.orphaned);
+      for (const message of accepted) settle(message, orphaned);
+      handedBack = 0;
+      return;
+    }
+    // A failure every write meets hands the batch back; after a few in a row, look anyway: a
+    // batch too large for a statement timeout or the lock table looks the same. The search
+    // stops at the first write when the database is in fact away.
+    const retry =
+      failsEveryWrite(batch.error) && handedBack < ISOLATE_AFTER_FAILURES
+        ? accepted
+        : await isolateBadMessages(accepted, batch.error, { write, settle, failures, log });
+    if (retry.length === 0) {
+      handedBack = 0;
+      return;
+    }
+    handedBack += 1;
+    const pause = outagePauseMs(handedBack);
+    log.warn('could not record result events; returning them to the queue', {
+      err: batch.error,
+      messages: retry.length,
+      pause_ms: pause,
+    });
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    for (const { delivery } of retry) delivery.requeue();
+  };
+  return broker.consumeResults(
+    { batchSize: options.batchSize, prefetch: options.prefetch, lingerMs: options.lingerMs ?? 10 },
+    onBatch,
+  );
+}
