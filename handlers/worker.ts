@@ -3,7 +3,7 @@
  * How long: `payload.seconds` if the task gives it, else $WORKER_SECONDS, else 20.
  * Reports progress every second and stops early if the agent aborts it.
  */
-import type { HandleTask } from '../src/agent';
+import type { HandleTask } from '../src';
 
 function durationSeconds(payload: unknown): number {
   const fromPayload = (payload as { seconds?: unknown } | null)?.seconds;

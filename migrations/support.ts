@@ -5,9 +5,9 @@
  * already compares bytes, trailing spaces included.
  */
 import type { Knex } from 'knex';
-import { engineOf } from '../src/store/db';
 
-const isMysql = (knex: Knex): boolean => engineOf(knex) === 'mysql';
+/** MySQL/MariaDB rather than SQLite (the migrations stand apart from the store they serve) */
+const isMysql = (knex: Knex): boolean => knex.client.config.client !== 'better-sqlite3';
 
 /** The byte-exact collation for identifier columns; null on SQLite, which needs none. */
 export async function exactCollation(knex: Knex): Promise<string | null> {

@@ -1,5 +1,5 @@
 /**
- * The handler contract, as in the seed: a module named after its task type exports
+ * The handler contract, as in the original tasker: a module named after its task type exports
  * `handle_task(task, response, ctx)`. It may set `response.payload`, `response.errnr` and
  * `response.errmsg` and return the response (or nothing), or throw: the task then FAILS with
  * the error's message. Handlers must be idempotent: after a crash a task runs again.

@@ -1,5 +1,5 @@
 /**
- * The HTTP API, in the seed's shape: POST /<type> creates a task, GET /<type>/<identifier>
+ * The HTTP API, in the original tasker's shape: POST /<type> creates a task, GET /<type>/<identifier>
  * returns it with every endpoint's response. Health checks stay open; everything else needs a
  * bearer token when tokens are configured.
  */
