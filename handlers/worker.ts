@@ -1,8 +1,10 @@
 /**
- * The seed's `worker` example: works for a while, then answers with a payload.
+ * The original tasker's `worker` example: works for a while, then answers with a payload.
  * How long: `payload.seconds` if the task gives it, else $WORKER_SECONDS, else 20.
- * Reports progress every second and stops early if the agent aborts it.
+ * Reports progress every second and stops as soon as the agent aborts it (timeout, cancel or
+ * shutdown): a handler that waits should always wait on `ctx.signal`, as this one does.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { HandleTask } from '../src';
 
 function durationSeconds(payload: unknown): number {
@@ -16,17 +18,8 @@ export const handle_task: HandleTask = async (task, response, ctx) => {
   const seconds = durationSeconds(task.payload);
   const steps = Math.max(1, Math.ceil(seconds));
   for (let step = 1; step <= steps; step += 1) {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(resolve, (seconds * 1000) / steps);
-      ctx.signal.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(timer);
-          reject(new Error('worker aborted'));
-        },
-        { once: true },
-      );
-    });
+    // rejects with an AbortError once the signal is aborted, and leaves no listener behind
+    await sleep((seconds * 1000) / steps, undefined, { signal: ctx.signal });
     ctx.progress(step, steps, `step ${step} of ${steps}`);
   }
   response.payload = { yiya: 'yippie', yeah: 1234123 };
