@@ -5,11 +5,6 @@
  *   import type { HandleTask } from 'tasker';
  *   export const handle_task: HandleTask = async (task, response, ctx) => { ... };
  */
-export type {
-  HandleTask,
-  HandlerContext,
-  HandlerResponse,
-  HandlerTask,
-} from './agent/contract';
+export type { HandleTask, HandlerContext, HandlerResponse, HandlerTask } from './agent/contract';
 export { TaskerError, coerceError, type ErrorCode } from './domain/errors';
 export { VERSION } from './version';

@@ -44,6 +44,8 @@ export interface AgentOptions {
   slotWaitMs?: number;
 }
 
+/** on close, how long running handlers may take to finish by default */
+export const DRAIN_TIMEOUT_MS = 30_000;
 // results kept to answer redeliveries without rerunning; older duplicates rerun (handlers are idempotent)
 const FINISHED_CACHE = 1000;
 const PROGRESS_INTERVAL_MS = 1000;
@@ -135,6 +137,11 @@ export class Agent {
     // every running handler listens to the shutdown signal for the length of its run; past
     // Node's default of 10 it would warn of a leak that is not one
     setMaxListeners(options.concurrency + 10, this.shutdown.signal);
+  }
+
+  /** Tasks whose handler runs now. */
+  get runningTasks(): number {
+    return this.running.size;
   }
 
   async start(): Promise<void> {
@@ -405,7 +412,7 @@ export class Agent {
       // tasks still waiting for a slot go back to the queue at once
       this.slots.close();
       const drain = Promise.all([...this.inFlight]);
-      const limit = this.options.drainTimeoutMs ?? 30_000;
+      const limit = this.options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         drain.then(() => false),

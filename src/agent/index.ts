@@ -1,4 +1,4 @@
-export { Agent, type AgentOptions } from './agent';
+export { Agent, DRAIN_TIMEOUT_MS, type AgentOptions } from './agent';
 export type {
   HandleTask,
   HandlerContext,

@@ -3,6 +3,7 @@
  */
 import {
   Agent,
+  DRAIN_TIMEOUT_MS,
   HandlerSandbox,
   findHandlerFiles,
   importHandler,
@@ -39,6 +40,13 @@ export async function startHandlerRunner(
     killGraceMs: KILL_GRACE_MS,
     log: log.child({ part: 'sandbox' }),
   });
+}
+
+/** What stopping waits for when `count` tasks run, or null when none does. */
+export function runningTasks(count: number): string | null {
+  if (count === 0) return null;
+  const tasks = count === 1 ? '1 running task' : `${count} running tasks`;
+  return `${tasks} to finish (at most ${DRAIN_TIMEOUT_MS / 1000} s)`;
 }
 
 /** An agent for `endpoint` as configured; several agents may share `runner` and `broker`. */
@@ -96,9 +104,15 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
     await broker.close().catch(() => undefined);
     throw err;
   }
-  onShutdownSignals(async () => {
-    await agent.close();
-    await runner.close();
-    await broker.close();
-  }, log);
+  const stop = onShutdownSignals(
+    async () => {
+      await agent.close();
+      await runner.close();
+      await broker.close();
+    },
+    log,
+    { waitingFor: () => runningTasks(agent.runningTasks) },
+  );
+  // started by `tasker up` (an IPC channel to it): when it goes, without a word, go too
+  if (process.send !== undefined) process.once('disconnect', () => stop('parent gone'));
 }

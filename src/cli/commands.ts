@@ -17,7 +17,8 @@ import {
   migrationStatus,
   sqliteFile,
 } from '../store';
-import { createAgent, startHandlerRunner } from './agent-command';
+import { DRAIN_TIMEOUT_MS } from '../agent';
+import { createAgent, runningTasks, startHandlerRunner } from './agent-command';
 import { exitOnFatal as fatal, onShutdownSignals } from './signals';
 
 export async function migrateCommand(
@@ -73,6 +74,8 @@ function describeStack(config: TaskerConfig): { storage: string; broker: string 
 
 interface Stoppable {
   stop(): Promise<void>;
+  /** what stopping waits for, in words, or null */
+  waitingFor(): string | null;
 }
 
 /** One agent per endpoint in this process, on the in-process broker. */
@@ -103,6 +106,7 @@ async function inProcessAgents(
         await server.close();
         await broker.close();
       },
+      waitingFor: () => runningTasks(agents.reduce((n, agent) => n + agent.runningTasks, 0)),
     },
   };
 }
@@ -119,10 +123,13 @@ async function agentProcesses(
   });
   let stopping = false;
   const children: ChildProcess[] = endpoints.map((endpoint) => {
+    // Each agent in a process group of its own: a signal to ours (Ctrl-C in the terminal, a
+    // supervisor stopping the group) reaches `up` alone, which passes it on once. The IPC
+    // channel is how an agent learns that `up` died without a word: it stops then too.
     const child = spawn(
       process.execPath,
       [process.argv[1] as string, 'agent', ...passthrough, '--endpoint', endpoint],
-      { stdio: 'inherit' },
+      { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], detached: true },
     );
     child.on('exit', (code, signal) => {
       if (!stopping) log.error('agent exited', { endpoint, code, signal });
@@ -143,6 +150,8 @@ async function agentProcesses(
         await Promise.all(children.map(stopChild));
         await server.close();
       },
+      waitingFor: () =>
+        `the agents to finish their running tasks (at most ${DRAIN_TIMEOUT_MS / 1000} s)`,
     },
   };
 }
@@ -179,5 +188,8 @@ export async function upCommand(
       `  agents:  ${endpoints.join(', ')} (task types ${Object.keys(config.taskTypes).join(', ')})`,
     ].join('\n'),
   );
-  onShutdownSignals(() => agents.stop(), log);
+  onShutdownSignals(() => agents.stop(), log, {
+    waitingFor: () => agents.waitingFor(),
+    tellTerminal: true,
+  });
 }
