@@ -1,6 +1,7 @@
 /**
  * Task status from its endpoint responses. Pure: the store feeds it rows, it returns the verdict.
  */
+import { requiredDone, type Share } from './rollout';
 import { isTerminalResponse, isTerminalTask, type ResponseStatus, type TaskStatus } from './states';
 
 export interface TaskCounts {
@@ -31,6 +32,10 @@ export interface AggregateInput {
   /** the delivery deadline has passed (matters only for open broadcasts) */
   deadlinePassed: boolean;
   responses: readonly ResponseSummary[];
+  /** DONE endpoints that make the task DONE, whatever the others did; null: all of them */
+  successThreshold?: Share | null;
+  /** its rollout was stopped by its error budget: FAILED once the rest is final */
+  stopped?: boolean;
 }
 
 export interface Aggregate {
@@ -70,15 +75,29 @@ export function countResponses(responses: readonly ResponseSummary[]): TaskCount
   return counts;
 }
 
-function verdict(responses: readonly ResponseSummary[]): TaskStatus {
+/**
+ * The final status of a task whose deciding endpoints are all final: DONE when enough of them
+ * are DONE (all, unless a success threshold says fewer); otherwise INCOMPLETE when one never
+ * got it, FAILED when one failed or timed out, CANCELLED when one was cancelled.
+ */
+function verdict(
+  responses: readonly ResponseSummary[],
+  threshold: Share | null,
+  stopped: boolean,
+): TaskStatus {
+  if (stopped) return 'FAILED';
+  const done = responses.filter((r) => r.status === 'DONE').length;
+  if (done >= requiredDone(threshold, responses.length)) return 'DONE';
   if (responses.some((r) => r.status === 'UNDELIVERED')) return 'INCOMPLETE';
   if (responses.some((r) => r.status === 'FAILED' || r.status === 'TIMED_OUT')) return 'FAILED';
+  if (responses.some((r) => r.status === 'CANCELLED')) return 'CANCELLED';
   return 'DONE';
 }
 
 /**
  * Decide the task's status.
- * - An addressed task is decided by its expected endpoints once all of them are terminal.
+ * - An addressed task is decided by its expected endpoints once all of them are terminal
+ *   (see `verdict`).
  * - An open broadcast is decided once its delivery deadline passed and everyone who answered is
  *   terminal; nobody answering at all is INCOMPLETE.
  * - Status never moves back: a terminal task stays terminal (a late fact may change which
@@ -89,11 +108,13 @@ export function aggregateStatus(input: AggregateInput): Aggregate {
   const deciding = input.addressed ? input.responses.filter((r) => r.expected) : input.responses;
   const allTerminal = deciding.every((r) => isTerminalResponse(r.status));
 
+  const threshold = input.successThreshold ?? null;
+  const stopped = input.stopped === true;
   let decided: TaskStatus | null = null;
   if (input.addressed) {
-    if (allTerminal) decided = verdict(deciding);
+    if (allTerminal) decided = verdict(deciding, threshold, stopped);
   } else if (input.deadlinePassed && allTerminal) {
-    decided = deciding.length === 0 ? 'INCOMPLETE' : verdict(deciding);
+    decided = deciding.length === 0 ? 'INCOMPLETE' : verdict(deciding, threshold, stopped);
   }
 
   if (decided !== null) return { status: decided, counts };

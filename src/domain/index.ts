@@ -5,3 +5,4 @@ export * from './fields';
 export * from './names';
 export * from './messages';
 export * from './transitions';
+export * from './rollout';

@@ -18,7 +18,14 @@ export const RESPONSE_STATUSES = [
 ] as const;
 export type ResponseStatus = (typeof RESPONSE_STATUSES)[number];
 
-export const TASK_STATUSES = ['CREATED', 'SENT', 'DONE', 'FAILED', 'INCOMPLETE'] as const;
+export const TASK_STATUSES = [
+  'CREATED',
+  'SENT',
+  'DONE',
+  'FAILED',
+  'INCOMPLETE',
+  'CANCELLED',
+] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 /** States an agent reports as the outcome of running a handler. */
@@ -41,7 +48,9 @@ export function isTerminalResponse(status: ResponseStatus): boolean {
 }
 
 export function isTerminalTask(status: TaskStatus): boolean {
-  return status === 'DONE' || status === 'FAILED' || status === 'INCOMPLETE';
+  return (
+    status === 'DONE' || status === 'FAILED' || status === 'INCOMPLETE' || status === 'CANCELLED'
+  );
 }
 
 export function isResponseStatus(value: unknown): value is ResponseStatus {
