@@ -7,16 +7,9 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  assertBuilt,
-  childEnv,
-  freePort,
-  runCli,
-  startCli,
-  waitForOutput,
-  type Child,
-} from '../helpers/cli';
-import { SEED_IDENTIFIER, curlApi } from '../helpers/curl';
+import { freePort } from '../support/ports';
+import { assertBuilt, childEnv, runCli, startCli, type Child } from '../support/child-processes';
+import { SEED_IDENTIFIER, curlApi } from '../support/curl';
 
 jest.setTimeout(60_000);
 
@@ -42,7 +35,8 @@ async function up(): Promise<Child> {
     childEnv({ WORKER_SECONDS: '1' }),
     workDir,
   );
-  await waitForOutput(child, 'tasker is up', 30_000);
+  // the start-up summary on stdout; the JSON log line on stderr says "tasker is up" first
+  await child.waitForOutput('tasker is up: API', 30_000);
   return child;
 }
 

@@ -5,19 +5,20 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestStack, uniqueName, waitFor, MYSQL_ROOT, type TestStack } from '../helpers/stack';
+import { uniqueName, MYSQL_ROOT } from '../support/services';
+import { createTestStack, type TestStack } from '../support/stack';
+import { waitFor } from '../support/waiting';
+import { freePort } from '../support/ports';
 import {
   ROOT,
   assertBuilt,
   childEnv,
-  freePort,
   runCli,
   startCli,
   waitForHttp,
-  waitForOutput,
   type Child,
-} from '../helpers/cli';
-import { SEED_IDENTIFIER, curlApi } from '../helpers/curl';
+} from '../support/child-processes';
+import { SEED_IDENTIFIER, curlApi } from '../support/curl';
 
 jest.setTimeout(60_000);
 
@@ -64,7 +65,7 @@ beforeAll(async () => {
       childEnv({ WORKER_SECONDS: '1' }),
     );
     agents.push(agent);
-    await waitForOutput(agent, 'agent consuming');
+    await agent.waitForOutput('agent consuming');
   }
 });
 
@@ -218,7 +219,7 @@ it('runs 12 handlers at once in one agent without a listener-leak warning', asyn
     'info',
   ]);
   agents.push(agent);
-  await waitForOutput(agent, 'agent consuming');
+  await agent.waitForOutput('agent consuming');
   // posted together, each running long enough for the rest to start on a busy machine
   await Promise.all(
     Array.from({ length: wide }, (_, i) =>

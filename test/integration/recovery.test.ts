@@ -3,23 +3,12 @@
  * MariaDB: nothing accepted is lost, requests fail fast while a dependency is down, and
  * everything recovers without a restart.
  */
-import {
-  AMQP_URL,
-  MYSQL_ROOT,
-  createTestStack,
-  uniqueName,
-  waitFor,
-  type TestStack,
-} from '../helpers/stack';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
-import {
-  getTask,
-  postTask,
-  startTestAgent,
-  startTestServer,
-  waitForTerminal,
-  type RunningAgent,
-} from '../helpers/processes';
+import { AMQP_URL, MYSQL_ROOT, uniqueName } from '../support/services';
+import { createTestStack, type TestStack } from '../support/stack';
+import { waitFor } from '../support/waiting';
+import { startTestAgent, startTestServer, type RunningAgent } from '../support/in-process';
+import { getTask, postTask, waitForTerminal } from '../support/api-client';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { handle_task as worker } from '../../handlers/worker';
 
 jest.setTimeout(60_000);
