@@ -8,8 +8,8 @@ import type { E2ePhase } from './phases/e2e';
 import type { PostPhase } from './phases/post';
 import type { SoakPhase } from './phases/soak';
 import type { WidthPhase } from './phases/width';
-import { formatCpu } from './lib/cpu';
-import { perUnit } from './lib/dbstatus';
+import { formatCpu } from './lib/cpu-meter';
+import { perUnit } from './lib/db-meter';
 import { fmtInt, fmtMb, fmtMs } from './lib/stats';
 
 export interface Results {

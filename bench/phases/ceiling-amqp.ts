@@ -11,8 +11,8 @@
  *   confirm latency is a floor under POST latency.
  */
 import * as amqp from 'amqplib';
-import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu';
-import { AMQP_URL, prefixFor } from '../lib/env';
+import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu-meter';
+import { AMQP_URL, prefixFor } from '../lib/run-resources';
 import { latency, rate, type Latency } from '../lib/stats';
 
 export interface AmqpCeilingOptions {

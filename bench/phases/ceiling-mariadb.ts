@@ -4,8 +4,8 @@
  * once, into a scratch table in a scratch database. Rows/s = rows inserted / wall time.
  */
 import type { Connection } from 'mysql2/promise';
-import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu';
-import { createDatabase, dbName, dropDatabase, mysqlRoot } from '../lib/env';
+import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu-meter';
+import { createDatabase, dbName, dropDatabase, mysqlRoot } from '../lib/run-resources';
 import { rate } from '../lib/stats';
 
 export interface MariaDbCeilingOptions {

@@ -2,12 +2,20 @@
  * Phase 3: end to end. N tasks × 10 endpoints, real agents running the noop handler; timed from
  * the first POST until SQL says every task is terminal (DONE, FAILED or INCOMPLETE).
  */
-import { endpointNames, postLoad, type PostLoadResult } from '../lib/http';
-import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu';
-import { startDbMeter } from '../lib/dbstatus';
-import { peakRss, sleep, type Child } from '../lib/proc';
-import { watchQueues } from '../lib/queues';
-import { TERMINAL, TYPE, startStack, taskStatusCounts, type StackOptions } from '../lib/stack';
+import { endpointNames, postLoad, type PostLoadResult } from '../lib/http-load';
+import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu-meter';
+import { startDbMeter } from '../lib/db-meter';
+import type { Child } from '../../test/support/child-processes';
+import { sleep } from '../../test/support/waiting';
+import { peakRss } from '../lib/run-processes';
+import { watchQueues } from '../lib/queue-watch';
+import {
+  TERMINAL,
+  TYPE,
+  startStack,
+  taskStatusCounts,
+  type StackOptions,
+} from '../lib/phase-stack';
 import { latency, rate, type Latency } from '../lib/stats';
 
 export type AgentMode = 'cli' | 'host';

@@ -2,12 +2,13 @@
  * Phase 2: POST throughput and latency against the real server, no agents running (the
  * endpoint queues just fill; the phase's queues are deleted at its end).
  */
-import { endpointNames, postLoad } from '../lib/http';
-import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu';
-import { startDbMeter } from '../lib/dbstatus';
-import { peakRss, sleep } from '../lib/proc';
-import { watchQueues } from '../lib/queues';
-import { TYPE, startStack, taskStatusCounts, type StackOptions } from '../lib/stack';
+import { endpointNames, postLoad } from '../lib/http-load';
+import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu-meter';
+import { startDbMeter } from '../lib/db-meter';
+import { sleep } from '../../test/support/waiting';
+import { peakRss } from '../lib/run-processes';
+import { watchQueues } from '../lib/queue-watch';
+import { TYPE, startStack, taskStatusCounts, type StackOptions } from '../lib/phase-stack';
 import { latency, rate, type Latency } from '../lib/stats';
 
 export interface PostPhaseOptions {

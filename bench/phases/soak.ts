@@ -34,10 +34,10 @@ import {
   prefixFor,
   removeScratchDir,
   scratchDir,
-} from '../lib/env';
-import { keepAliveAgent, request } from '../lib/http';
-import { sleep } from '../lib/proc';
-import { TYPE as STACK_TYPE } from '../lib/stack';
+} from '../lib/run-resources';
+import { keepAliveAgent, request } from '../lib/http-load';
+import { sleep } from '../../test/support/waiting';
+import { TYPE as STACK_TYPE } from '../lib/phase-stack';
 import { rate } from '../lib/stats';
 
 const TYPE = 'noop';

@@ -3,11 +3,13 @@
  * (a few bench/agents.js processes hosting many Agents each). Timed from the POST until SQL says
  * the task is DONE; then the GET of that task (1,000 responses) is timed.
  */
-import { endpointNames, keepAliveAgent, request, timedGets } from '../lib/http';
-import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu';
-import { peakRss, sleep, type Child } from '../lib/proc';
-import { watchQueues } from '../lib/queues';
-import { TYPE, startStack, TERMINAL, type StackOptions } from '../lib/stack';
+import { endpointNames, keepAliveAgent, request, timedGets } from '../lib/http-load';
+import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu-meter';
+import type { Child } from '../../test/support/child-processes';
+import { sleep } from '../../test/support/waiting';
+import { peakRss } from '../lib/run-processes';
+import { watchQueues } from '../lib/queue-watch';
+import { TYPE, startStack, TERMINAL, type StackOptions } from '../lib/phase-stack';
 import { latency, type Latency } from '../lib/stats';
 
 export interface WidthPhaseOptions {

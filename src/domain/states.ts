@@ -32,7 +32,7 @@ export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const FINISHED_STATUSES = ['DONE', 'FAILED', 'TIMED_OUT'] as const;
 export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
 
-const RESPONSE_RANK: Record<ResponseStatus, number> = {
+export const RESPONSE_RANK: Record<ResponseStatus, number> = {
   PENDING: 0,
   RECEIVED: 1,
   RUNNING: 2,

@@ -2,10 +2,10 @@
  * The broker killed (kill -9) or frozen (SIGSTOP) while clients post: every accepted task ends
  * final, nothing unexpected, no duplicate rows, no state moving back, no process crashing.
  */
+import { sleep } from '../support/waiting';
 import { Cluster, expectClean } from './cluster';
 import { rabbitmq } from './daemons';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const settings = [
   'task_types.worker.wait_for_endpoints_timeout=3m',
   'broker.reconnect_max_delay=2s',

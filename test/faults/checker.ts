@@ -6,6 +6,7 @@
  *   duplicates = more than one response row for one (task, endpoint)
  *   backwards  = a task or response state seen moving back
  */
+import { RESPONSE_RANK, isResponseStatus } from '../../src/domain';
 import type { Db } from '../../src/store';
 
 const TASK_RANK: Record<string, number> = {
@@ -15,16 +16,9 @@ const TASK_RANK: Record<string, number> = {
   FAILED: 2,
   INCOMPLETE: 2,
 };
-const RESPONSE_RANK: Record<string, number> = {
-  PENDING: 0,
-  RECEIVED: 1,
-  RUNNING: 2,
-  UNDELIVERED: 3,
-  DONE: 4,
-  FAILED: 4,
-  TIMED_OUT: 4,
-  CANCELLED: 4,
-};
+/** A response row's place in its forward order (src/domain's), 0 for what is not a status. */
+const responseRank = (status: string): number =>
+  isResponseStatus(status) ? RESPONSE_RANK[status] : 0;
 
 export interface Verdict {
   accepted: number;
@@ -97,7 +91,7 @@ export class Observer {
     for (const { task_id, endpoint, status } of rows) {
       const key = `${task_id}/${endpoint}`;
       const before = this.rows.get(key);
-      if (before !== undefined && (RESPONSE_RANK[status] ?? 0) < (RESPONSE_RANK[before] ?? 0)) {
+      if (before !== undefined && responseRank(status) < responseRank(before)) {
         // the one allowed move: a late result replacing the UNDELIVERED verdict
         if (!(before === 'UNDELIVERED' && ['DONE', 'FAILED', 'TIMED_OUT'].includes(status))) {
           this.note('response', key, before, status);

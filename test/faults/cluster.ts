@@ -6,16 +6,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ROOT,
-  childEnv,
-  freePort,
-  startCli,
-  waitForHttp,
-  waitForOutput,
-  type Child,
-} from '../helpers/cli';
-import { createTestStack, waitFor, type StackOptions, type TestStack } from '../helpers/stack';
+import { createTestStack, type StackOptions, type TestStack } from '../support/stack';
+import { waitFor } from '../support/waiting';
+import { freePort } from '../support/ports';
+import { ROOT, childEnv, startCli, waitForHttp, type Child } from '../support/child-processes';
 import { Observer, check, taskKey, type Verdict } from './checker';
 
 export interface ClusterOptions extends StackOptions {
@@ -93,7 +87,7 @@ export class Cluster {
       childEnv({ WORKER_SECONDS: '0' }),
     );
     this.agents.set(endpoint, agent);
-    if (options.consuming !== false) await waitForOutput(agent, 'agent consuming', 60_000);
+    if (options.consuming !== false) await agent.waitForOutput('agent consuming', 60_000);
     return agent;
   }
 

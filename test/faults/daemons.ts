@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as amqp from 'amqplib';
 import knex from 'knex';
-import { AMQP_URL } from '../helpers/stack';
+import { AMQP_URL } from '../support/services';
 
 const run = promisify(execFile);
 

@@ -2,10 +2,9 @@
  * The database killed (kill -9) while clients post: requests fail fast with 503 while it is
  * down, the server recovers without a restart, and nothing accepted is lost.
  */
+import { sleep } from '../support/waiting';
 import { Cluster, expectClean } from './cluster';
 import { mariadb } from './daemons';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 afterAll(async () => {
   await mariadb.start();

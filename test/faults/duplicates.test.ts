@@ -10,8 +10,10 @@ import type { ResultEvent, TaskMessage } from '../../src/domain';
 import { createApp } from '../../src/api';
 import { Intake, startRecorder, startRelay, startSweeper, taskPublisher } from '../../src/server';
 import { Agent, inlineRunner } from '../../src/agent';
-import { AMQP_URL, createTestStack, waitFor, type TestStack } from '../helpers/stack';
-import { newBroker, testLog } from '../helpers/processes';
+import { AMQP_URL } from '../support/services';
+import { createTestStack, type TestStack } from '../support/stack';
+import { waitFor } from '../support/waiting';
+import { newBroker, testLog } from '../support/in-process';
 import { Observer, check, taskKey } from './checker';
 import type { Server } from 'node:http';
 

@@ -2,11 +2,10 @@
  * tasker's own processes dying at the worst moments: the server between commit and publish,
  * an agent in the middle of a handler, and a handler that kills its agent every time.
  */
-import { AMQP_URL, waitFor } from '../helpers/stack';
-import { startTcpProxy } from '../helpers/tcp-proxy';
+import { AMQP_URL } from '../support/services';
+import { sleep, waitFor } from '../support/waiting';
+import { startTcpProxy } from '../support/tcp-proxy';
 import { Cluster, expectClean } from './cluster';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function responseOf(cluster: Cluster, identifier: string) {
   return (await cluster.stack

@@ -3,23 +3,15 @@
  * a thousand durable queues bound to the type's fanout exchange for good, each taking a copy of
  * every later task. Their queues must expire, and live endpoints must not notice.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { waitFor } from '../helpers/stack';
+import { listBrokerNames } from '../support/services';
+import { sleep, waitFor } from '../support/waiting';
 import { Cluster, expectClean } from './cluster';
 
-const run = promisify(execFile);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const QUEUE_EXPIRES_MS = 12_000;
 
 /** The prefix's queues as rabbitmqctl lists them (listing does not renew a queue's expiry). */
 async function queues(prefix: string): Promise<string[]> {
-  const { stdout } = await run('rabbitmqctl', ['list_queues', '-q', '--no-table-headers', 'name']);
-  return stdout
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((name) => name.startsWith(`${prefix}.`))
-    .sort();
+  return (await listBrokerNames('queues', `${prefix}.`)).sort();
 }
 
 it('lets the queues of made-up endpoints expire, and live endpoints never notice', async () => {

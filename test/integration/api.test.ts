@@ -10,8 +10,8 @@ import { createApp } from '../../src/api';
 import type { AmqpBroker } from '../../src/broker';
 import { loadConfig, type TaskerConfig } from '../../src/config';
 import { Intake, taskPublisher } from '../../src/server';
-import { createTestStack, type TestStack } from '../helpers/stack';
-import { newBroker, testLog } from '../helpers/processes';
+import { createTestStack, type TestStack } from '../support/stack';
+import { newBroker, testLog } from '../support/in-process';
 
 let stack: TestStack;
 let broker: AmqpBroker;

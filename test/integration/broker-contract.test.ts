@@ -20,9 +20,10 @@ import {
   type ResultEvent,
   type TaskMessage,
 } from '../../src/domain';
-import { resultEvent as result } from '../helpers/messages';
-import { AMQP_URL, deleteBrokerTopology, uniqueName, waitFor } from '../helpers/stack';
-import { testLog } from '../helpers/processes';
+import { AMQP_URL, deleteBrokerNames, uniqueName } from '../support/services';
+import { waitFor } from '../support/waiting';
+import { testLog } from '../support/in-process';
+import { resultEvent as result } from '../support/messages';
 
 jest.setTimeout(20_000);
 
@@ -114,7 +115,7 @@ async function rabbitmq(): Promise<Fixture> {
     cleanup: async () => {
       await broker.close();
       await connection.close();
-      await deleteBrokerTopology(prefix);
+      await deleteBrokerNames(`${prefix}.`);
     },
   };
 }
@@ -649,7 +650,7 @@ describe('RabbitMQ broker only', () => {
       await connection.close();
       await agent.close();
       await server.close();
-      await deleteBrokerTopology(prefix);
+      await deleteBrokerNames(`${prefix}.`);
     }
   });
 
@@ -684,7 +685,7 @@ describe('RabbitMQ broker only', () => {
     } finally {
       await agent.close();
       await server.close();
-      await deleteBrokerTopology(prefix);
+      await deleteBrokerNames(`${prefix}.`);
     }
   });
 });

@@ -10,15 +10,11 @@ import { WIRE_VERSION, type TaskMessage } from '../../src/domain';
 import { createLogger } from '../../src/log';
 import { handle_task as backup } from '../../handlers/backup';
 import { handle_task as worker } from '../../handlers/worker';
-import { AMQP_URL, createTestStack, waitFor, type TestStack } from '../helpers/stack';
-import {
-  getTask,
-  postTask,
-  startTestAgent,
-  startTestServer,
-  waitForTerminal,
-  type RunningAgent,
-} from '../helpers/processes';
+import { AMQP_URL } from '../support/services';
+import { createTestStack, type TestStack } from '../support/stack';
+import { waitFor } from '../support/waiting';
+import { startTestAgent, startTestServer, type RunningAgent } from '../support/in-process';
+import { getTask, postTask, waitForTerminal } from '../support/api-client';
 
 let stack: TestStack;
 let server: Awaited<ReturnType<typeof startTestServer>>;

@@ -8,9 +8,11 @@ import type { ResultEvent } from '../../src/domain';
 import { createLogger } from '../../src/log';
 import { startRecorder } from '../../src/server/recorder';
 import { createDb, createTask, type Db } from '../../src/store';
-import { resultEvent } from '../helpers/messages';
-import { startTcpProxy } from '../helpers/tcp-proxy';
-import { createTestStack, uniqueName, waitFor, type TestStack } from '../helpers/stack';
+import { uniqueName } from '../support/services';
+import { createTestStack, type TestStack } from '../support/stack';
+import { waitFor } from '../support/waiting';
+import { resultEvent } from '../support/messages';
+import { startTcpProxy } from '../support/tcp-proxy';
 
 let stack: TestStack;
 

@@ -3,23 +3,12 @@
  * MariaDB: nothing accepted is lost, requests fail fast while a dependency is down, and
  * everything recovers without a restart.
  */
-import {
-  AMQP_URL,
-  MYSQL_ROOT,
-  createTestStack,
-  uniqueName,
-  waitFor,
-  type TestStack,
-} from '../helpers/stack';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
-import {
-  getTask,
-  postTask,
-  startTestAgent,
-  startTestServer,
-  waitForTerminal,
-  type RunningAgent,
-} from '../helpers/processes';
+import { AMQP_URL, MYSQL_ROOT, uniqueName } from '../support/services';
+import { createTestStack, type TestStack } from '../support/stack';
+import { waitFor } from '../support/waiting';
+import { startTestAgent, startTestServer, type RunningAgent } from '../support/in-process';
+import { getTask, postTask, waitForTerminal } from '../support/api-client';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { handle_task as worker } from '../../handlers/worker';
 
 jest.setTimeout(60_000);
@@ -112,16 +101,10 @@ it('keeps an agent working across a broker connection loss', async () => {
 it('answers 503 quickly while the database is down, and recovers without a restart', async () => {
   dbProxy.cut();
   const started = Date.now();
-  const res = await fetch(`${server.url}/worker`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ identifier: 'db-down-1', endpoints: ['r1'] }),
-  });
+  const res = await postTask(server.url, 'worker', { identifier: 'db-down-1', endpoints: ['r1'] });
   const elapsed = Date.now() - started;
   expect(res.status).toBe(503);
-  expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
-    'database_unavailable',
-  );
+  expect((res.body as { error: { code: string } }).error.code).toBe('database_unavailable');
   expect(elapsed).toBeLessThan(5000);
   const get = await fetch(`${server.url}/worker/anything`);
   expect(get.status).toBe(503);

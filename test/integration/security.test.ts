@@ -9,16 +9,11 @@ import * as amqp from 'amqplib';
 import { brokerNames } from '../../src/broker';
 import { WIRE_VERSION, type ResultEvent } from '../../src/domain';
 import { handle_task as worker } from '../../handlers/worker';
-import { createTestStack, waitFor, type TestStack } from '../helpers/stack';
-import {
-  getTask,
-  postTask,
-  startTestAgent,
-  startTestServer,
-  waitForTerminal,
-  type RunningAgent,
-} from '../helpers/processes';
-import { ROOT } from '../helpers/cli';
+import { createTestStack, type TestStack } from '../support/stack';
+import { waitFor } from '../support/waiting';
+import { ROOT } from '../support/child-processes';
+import { startTestAgent, startTestServer, type RunningAgent } from '../support/in-process';
+import { getTask, postTask, waitForTerminal } from '../support/api-client';
 
 const run = promisify(execFile);
 jest.setTimeout(120_000);

@@ -33,9 +33,9 @@ import { TIMESTAMP_COLUMNS } from '../../src/store/sqlite';
 import { ConflictError, RESULT_LIMITS, UnavailableError } from '../../src/domain';
 import { createLogger, type Logger } from '../../src/log';
 import type { DatabaseConfig } from '../../src/config/types';
-import { resultEvent as event } from '../helpers/messages';
+import { createTestStack } from '../support/stack';
+import { resultEvent as event } from '../support/messages';
 import { migrations } from '../../migrations';
-import { createTestStack } from '../helpers/stack';
 
 interface StoreFixture {
   db: Db;

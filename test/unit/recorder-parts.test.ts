@@ -15,7 +15,7 @@ import {
 } from '../../src/server/recorder/isolate';
 import { acceptMessage, settleMessage, type Accepted } from '../../src/server/recorder/messages';
 import { outagePauseMs } from '../../src/server/recorder';
-import { resultEvent } from '../helpers/messages';
+import { resultEvent } from '../support/messages';
 
 interface FakeDelivery extends Delivery {
   settled: 'ack' | 'requeue' | 'deadLetter' | null;

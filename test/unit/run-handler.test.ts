@@ -21,7 +21,8 @@ import {
   type ResultEvent,
 } from '../../src/domain';
 import { silentLogger } from '../../src/log';
-import { resultEvent } from '../helpers/messages';
+import { resultEvent } from '../support/messages';
+import { sleep } from '../support/waiting';
 
 // the leak test below needs gc(); exposed here so the suite runs with plain `jest`
 setFlagsFromString('--expose-gc');
@@ -52,10 +53,6 @@ function run(
   shutdown: AbortSignal = new AbortController().signal,
 ): Promise<Outcome> {
   return runHandler(handler, TASK, CTX, timeoutMs, shutdown);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Resolves with 'still running' if `promise` has not settled within `ms`. */

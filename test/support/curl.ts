@@ -4,9 +4,10 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { isTerminalTask } from '../../src/domain';
 import type { TaskWithResponses } from '../../src/store';
-import { ROOT } from './cli';
-import { waitFor } from './stack';
+import { ROOT } from './child-processes';
+import { waitFor } from './waiting';
 
 const exec = promisify(execFile);
 
@@ -41,7 +42,7 @@ export function curlApi(port: () => number): CurlApi {
     terminal: (type, identifier) =>
       waitFor(
         () => get(type, identifier),
-        (t) => ['DONE', 'FAILED', 'INCOMPLETE'].includes(t.task.status),
+        (t) => isTerminalTask(t.task.status),
         20_000,
         `${type}/${identifier} to finish`,
       ),

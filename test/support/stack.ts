@@ -2,20 +2,12 @@
  * Per-test-file isolation on the shared MariaDB and RabbitMQ: a fresh database and a unique
  * exchange/queue prefix, both removed afterwards. A missing service fails the test loudly.
  */
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import * as amqp from 'amqplib';
 import { loadConfig, type TaskerConfig } from '../../src/config';
 import { createDb, ensureDatabase, migrateLatest, type Db } from '../../src/store';
-
-const run = promisify(execFile);
-
-export const MYSQL_ROOT = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
-export const AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+import { AMQP_URL, MYSQL_ROOT, deleteBrokerNames, uniqueName } from './services';
 
 export interface TestStack {
   config: TaskerConfig;
@@ -25,10 +17,6 @@ export interface TestStack {
   /** flags that make a child `tasker` process use this stack */
   cliFlags: string[];
   cleanup(): Promise<void>;
-}
-
-export function uniqueName(kind: string): string {
-  return `${kind}${randomBytes(4).toString('hex')}`;
 }
 
 export interface StackOptions {
@@ -79,55 +67,8 @@ export async function createTestStack(options: StackOptions = {}): Promise<TestS
     cleanup: async () => {
       await db.raw(`DROP DATABASE IF EXISTS \`${dbName}\``);
       await db.destroy();
-      await deleteBrokerTopology(prefix);
+      await deleteBrokerNames(`${prefix}.`);
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
-}
-
-/** Delete every queue and exchange whose name starts with `<prefix>.`. */
-export async function deleteBrokerTopology(prefix: string): Promise<void> {
-  const list = async (what: string): Promise<string[]> => {
-    const { stdout } = await run('rabbitmqctl', [
-      'list_' + what,
-      '-q',
-      '--no-table-headers',
-      'name',
-    ]);
-    return stdout
-      .split('\n')
-      .map((line) => line.trim())
-      .filter((name) => name.startsWith(`${prefix}.`));
-  };
-  const [queues, exchanges] = [await list('queues'), await list('exchanges')];
-  const connection = await amqp.connect(AMQP_URL);
-  try {
-    const ch = await connection.createChannel();
-    for (const queue of queues) await ch.deleteQueue(queue);
-    for (const exchange of exchanges) await ch.deleteExchange(exchange);
-    await ch.close();
-  } finally {
-    await connection.close();
-  }
-}
-
-/** Poll `probe` until it returns a value that `done` accepts, or fail after `timeoutMs`. */
-export async function waitFor<T>(
-  probe: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 15_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await probe();
-    if (done(last)) return last;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }

@@ -3,7 +3,7 @@
  * fsyncs (MariaDB 10.11 counts redo-log fsyncs in Innodb_data_fsyncs) and row-lock waits, to tell
  * how much database work each task costs. Global: anything else using the server counts too.
  */
-import { mysqlRoot } from './env';
+import { mysqlRoot } from './run-resources';
 
 const COUNTERS = [
   'Questions',

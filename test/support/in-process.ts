@@ -1,13 +1,12 @@
 /**
- * In-process server and agents wired to a test stack, and a small HTTP poller.
+ * The server and agents inside the test process, wired to a test stack (for real processes see
+ * child-processes.ts).
  */
 import { Agent, inlineRunner, type HandleTask } from '../../src/agent';
 import { createBroker, type AmqpBroker } from '../../src/broker';
 import type { TaskerConfig } from '../../src/config';
 import { createLogger, silentLogger, type Logger } from '../../src/log';
 import { startServer, type ServerHandle } from '../../src/cli/server-process';
-import type { TaskWithResponses } from '../../src/store';
-import { waitFor } from './stack';
 
 export const testLog: Logger = process.env.TEST_LOG
   ? createLogger('debug', { test: true })
@@ -84,44 +83,4 @@ export async function startTestAgent(
       await broker.close();
     },
   };
-}
-
-export async function getTask(
-  baseUrl: string,
-  type: string,
-  identifier: string,
-): Promise<TaskWithResponses> {
-  const res = await fetch(`${baseUrl}/${type}/${encodeURIComponent(identifier)}`);
-  if (res.status !== 200)
-    throw new Error(`GET ${type}/${identifier}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as TaskWithResponses;
-}
-
-export async function postTask(
-  baseUrl: string,
-  type: string,
-  body: unknown,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${baseUrl}/${type}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-const TERMINAL = ['DONE', 'FAILED', 'INCOMPLETE'];
-
-export function waitForTerminal(
-  baseUrl: string,
-  type: string,
-  identifier: string,
-  timeoutMs = 20_000,
-): Promise<TaskWithResponses> {
-  return waitFor(
-    () => getTask(baseUrl, type, identifier),
-    (found) => TERMINAL.includes(found.task.status),
-    timeoutMs,
-    `${type}/${identifier} to finish`,
-  );
 }

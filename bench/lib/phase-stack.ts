@@ -3,23 +3,25 @@
  * real CLI, and the real `tasker server` process; agents are started with the same flags.
  */
 import type { Connection } from 'mysql2/promise';
+import { TASK_STATUSES, isTerminalTask } from '../../src/domain';
+import { CLI, waitForHttp, type Child } from '../../test/support/child-processes';
+import { freePort } from '../../test/support/ports';
+import { deleteBrokerNames } from '../../test/support/services';
+import { peakRss, startLogged } from './run-processes';
 import {
   AGENTS_HOST,
   AMQP_URL,
-  CLI,
   HANDLERS_DIR,
   deployedAgentNodeArgs,
   createDatabase,
   dbName,
-  deleteBrokerNames,
   dropDatabase,
   mysqlRoot,
   mysqlUrl,
   prefixFor,
   removeScratchDir,
   scratchDir,
-} from './env';
-import { freePort, peakRss, startNode, waitForHttp, type Child } from './proc';
+} from './run-resources';
 
 export const TYPE = 'noop';
 
@@ -75,19 +77,19 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
     TYPE,
     ...set.flatMap((entry) => ['--set', entry]),
   ];
-  const migrate = startNode(`${part}-migrate`, CLI, ['migrate', ...flags]);
+  const migrate = startLogged(`${part}-migrate`, CLI, ['migrate', ...flags]);
   await new Promise<void>((resolve) => migrate.process.once('exit', () => resolve()));
-  if (migrate.process.exitCode !== 0) throw new Error(`migrate failed:\n${migrate.tail()}`);
+  if (migrate.process.exitCode !== 0) throw new Error(`migrate failed:\n${migrate.output()}`);
 
   const port = await freePort();
-  const server = startNode(
+  const server = startLogged(
     `${part}-server`,
     CLI,
     ['server', ...flags, '--host', '127.0.0.1', '--port', String(port)],
     options.serverNodeArgs ?? [],
   );
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${baseUrl}/readyz`, server);
+  await waitForHttp(`${baseUrl}/readyz`, server, 20_000);
   const sql = await mysqlRoot(db);
   const agents: Child[] = [];
 
@@ -100,7 +102,7 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
     sql,
     flags,
     startCliAgent: (endpoint, extra = []) => {
-      const child = startNode(
+      const child = startLogged(
         `${part}-agent-${endpoint}`,
         CLI,
         ['agent', ...flags, '--handlers', HANDLERS_DIR, '--endpoint', endpoint, ...extra],
@@ -110,7 +112,7 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
       return child;
     },
     startAgentHost: async (name, endpoints, agentsPerConnection) => {
-      const child = startNode(
+      const child = startLogged(
         `${part}-${name}`,
         AGENTS_HOST,
         [
@@ -136,7 +138,7 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
       await server.stop();
       await sql.end().catch(() => undefined);
       await dropDatabase(db).catch(() => undefined);
-      await deleteBrokerNames(`${prefix}.`).catch(() => undefined);
+      await deleteBrokerNames(`${prefix}.`, AMQP_URL).catch(() => undefined);
       removeScratchDir(stateDir);
     },
   };
@@ -152,10 +154,5 @@ export async function taskStatusCounts(sql: Connection): Promise<Record<string, 
   return counts;
 }
 
-export const TERMINAL = ['DONE', 'FAILED', 'INCOMPLETE'];
-
-export function nonTerminal(counts: Record<string, number>): number {
-  return Object.entries(counts)
-    .filter(([status]) => !TERMINAL.includes(status))
-    .reduce((sum, [, n]) => sum + n, 0);
-}
+/** DONE, FAILED and INCOMPLETE: src/domain's, as a list for SQL */
+export const TERMINAL: string[] = TASK_STATUSES.filter(isTerminalTask);

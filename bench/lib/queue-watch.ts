@@ -3,8 +3,8 @@
  * agents consume yet, and how many messages wait where.
  */
 import * as amqp from 'amqplib';
-import { AMQP_URL } from './env';
-import { sleep } from './proc';
+import { AMQP_URL } from './run-resources';
+import { sleep } from '../../test/support/waiting';
 
 export interface QueueWatch {
   /** messages ready in each queue (0 for a queue that does not exist) */

@@ -1,21 +1,16 @@
 /**
- * Where the services and the built CLI are, unique names for what a run creates, and the
- * scratch resources (databases, exchange/queue prefixes) it must remove again.
+ * What a run needs and leaves behind: where the services and the bench's own scripts are, unique
+ * names for what a run creates, and the scratch resources (databases, exchange/queue prefixes,
+ * directories) it must remove again.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-import * as amqp from 'amqplib';
+import { join } from 'node:path';
 import mysql from 'mysql2/promise';
+import { ROOT } from '../../test/support/child-processes';
+import { deleteBrokerNames } from '../../test/support/services';
 
-const run = promisify(execFile);
-
-/** dist/bench/lib → the repository root */
-export const ROOT = resolve(__dirname, '..', '..', '..');
-export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const AGENTS_HOST = join(ROOT, 'dist', 'bench', 'agents.js');
 /** the source directory: noop.js is plain JavaScript and is not compiled */
 export const HANDLERS_DIR = join(ROOT, 'bench', 'handlers');
@@ -34,6 +29,7 @@ export function deployedAgentNodeArgs(): string[] {
   return words.slice(1, script);
 }
 
+/** The bench's services; the tests read TEST_MYSQL_URL and TEST_AMQP_URL instead. */
 export const MYSQL_ROOT = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 export const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -103,42 +99,6 @@ export async function dropDatabase(name: string): Promise<void> {
   }
 }
 
-/** Queue and exchange names on the broker that start with `stem`. */
-export async function listBrokerNames(
-  stem: string,
-): Promise<{ queues: string[]; exchanges: string[] }> {
-  const list = async (what: 'queues' | 'exchanges'): Promise<string[]> => {
-    const { stdout } = await run(
-      'rabbitmqctl',
-      [`list_${what}`, '-q', '--no-table-headers', 'name'],
-      {
-        maxBuffer: 64 * 1024 * 1024,
-      },
-    );
-    return stdout
-      .split('\n')
-      .map((line) => line.trim())
-      .filter((name) => name.startsWith(stem));
-  };
-  return { queues: await list('queues'), exchanges: await list('exchanges') };
-}
-
-/** Delete every queue and exchange whose name starts with `stem` (deleting a queue drops its messages). */
-export async function deleteBrokerNames(stem: string): Promise<number> {
-  const { queues, exchanges } = await listBrokerNames(stem);
-  if (queues.length + exchanges.length === 0) return 0;
-  const connection = await amqp.connect(AMQP_URL);
-  try {
-    const ch = await connection.createChannel();
-    for (const queue of queues) await ch.deleteQueue(queue);
-    for (const exchange of exchanges) await ch.deleteExchange(exchange);
-    await ch.close();
-  } finally {
-    await connection.close();
-  }
-  return queues.length + exchanges.length;
-}
-
 /** Remove everything this run created: its databases, broker names and scratch directories. */
 export async function cleanupRun(log: (line: string) => void): Promise<void> {
   for (const dir of [...scratchDirs]) removeScratchDir(dir);
@@ -150,7 +110,7 @@ export async function cleanupRun(log: (line: string) => void): Promise<void> {
     }
   }
   try {
-    const removed = await deleteBrokerNames(RUN_ID);
+    const removed = await deleteBrokerNames(RUN_ID, AMQP_URL);
     if (removed > 0) log(`deleted ${removed} queues/exchanges named ${RUN_ID}*`);
   } catch (err) {
     log(`could not delete queues/exchanges ${RUN_ID}*: ${String(err)}`);

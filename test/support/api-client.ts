@@ -1,0 +1,45 @@
+/**
+ * The task API over fetch, for tests that start the server themselves.
+ */
+import { isTerminalTask } from '../../src/domain';
+import type { TaskWithResponses } from '../../src/store';
+import { waitFor } from './waiting';
+
+export async function getTask(
+  baseUrl: string,
+  type: string,
+  identifier: string,
+): Promise<TaskWithResponses> {
+  const res = await fetch(`${baseUrl}/${type}/${encodeURIComponent(identifier)}`);
+  if (res.status !== 200)
+    throw new Error(`GET ${type}/${identifier}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as TaskWithResponses;
+}
+
+export async function postTask(
+  baseUrl: string,
+  type: string,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${baseUrl}/${type}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** GET until the task is DONE, FAILED or INCOMPLETE. */
+export function waitForTerminal(
+  baseUrl: string,
+  type: string,
+  identifier: string,
+  timeoutMs = 20_000,
+): Promise<TaskWithResponses> {
+  return waitFor(
+    () => getTask(baseUrl, type, identifier),
+    (found) => isTerminalTask(found.task.status),
+    timeoutMs,
+    `${type}/${identifier} to finish`,
+  );
+}
