@@ -9,7 +9,6 @@ export type {
   ApiConfig,
   BrokerConfig,
   DatabaseConfig,
-  LogLevel,
   ServerConfig,
   TaskerConfig,
   TaskTypeConfig,

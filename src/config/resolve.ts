@@ -11,17 +11,16 @@ import type {
   ApiConfig,
   BrokerConfig,
   DatabaseConfig,
-  LogLevel,
   ServerConfig,
   TaskerConfig,
   TaskTypeConfig,
 } from './types';
+import { LOG_LEVELS, type LogLevel } from '../log';
 import { sqliteFile } from '../store/sqlite';
 import { TASK_TYPES } from './keys';
 import type { Layer } from './layers';
 import { parseBoolean, parseBytes, parseDuration, parseInteger } from './units';
 
-const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 const PREFIX_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
 const MIN_TOKEN_LENGTH = 16;
 

@@ -3,8 +3,7 @@
  * (src/config/load.ts) from defaults < YAML file < TASKER_* environment < CLI flags; every value
  * here is validated and has its unit in its name.
  */
-
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+import type { LogLevel } from '../log';
 
 export interface TaskTypeConfig {
   name: string;
