@@ -4,6 +4,7 @@
 export { findPackageRoot, loadConfig, type LoadConfigOptions } from './load';
 export { isInProcessBroker } from './resolve';
 export { parseBoolean, parseBytes, parseDuration } from './units';
+export { sqliteFile } from './urls';
 export type {
   AgentConfig,
   ApiConfig,

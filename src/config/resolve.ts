@@ -16,9 +16,9 @@ import type {
   TaskTypeConfig,
 } from './types';
 import { LOG_LEVELS, type LogLevel } from '../log';
-import { sqliteFile } from '../store/sqlite';
 import { TASK_TYPES } from './keys';
 import type { Layer } from './layers';
+import { sqliteFile } from './urls';
 import { parseBoolean, parseBytes, parseDuration, parseInteger } from './units';
 
 const PREFIX_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
