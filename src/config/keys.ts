@@ -68,10 +68,10 @@ const KEY_ALIASES: Record<string, string> = {
   'api.max_payload': 'api.max_payload_bytes',
 };
 
-/** The seed's top-level sections, read by the file layer but not native. */
-export const SEED_SECTIONS = ['manager', 'rabbitmq'];
+/** The original tasker's top-level sections, read by the file layer but not native. */
+export const ORIGINAL_SECTIONS = ['manager', 'rabbitmq'];
 
-export const TOP_LEVEL_KEYS: readonly string[] = [TASK_TYPES, ...SECTIONS, ...SEED_SECTIONS];
+export const TOP_LEVEL_KEYS: readonly string[] = [TASK_TYPES, ...SECTIONS, ...ORIGINAL_SECTIONS];
 
 export function isSection(name: string): name is Section {
   return Object.hasOwn(SECTION_KEYS, name);

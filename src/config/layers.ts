@@ -1,13 +1,13 @@
 /**
  * Turning each source (defaults, file, environment, flags) into a layer: a flat map from a
  * setting's dotted path to its raw value and where it came from. Unknown names are rejected here,
- * and the seed's keys (`manager.db.uri`, `manager.message_queue.*`) are mapped to native paths.
+ * and the original tasker's keys (`manager.db.uri`, `manager.message_queue.*`) are mapped to native paths.
  * Values stay raw; src/config/resolve.ts parses and validates the merged result.
  */
 import { ConfigError } from '../domain/errors';
 import { describeType, isPlainObject, type Fail } from '../domain/fields';
 import {
-  SEED_SECTIONS,
+  ORIGINAL_SECTIONS,
   TASK_TYPES,
   TOP_LEVEL_KEYS,
   TYPE_KEYS,
@@ -21,7 +21,7 @@ import {
   unknownKeyProblem,
   type Section,
 } from './keys';
-import { seedManagerSettings } from './seed';
+import { originalManagerSettings } from './original-keys';
 
 export interface Setting {
   value: unknown;
@@ -66,11 +66,11 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
   for (const [key, value] of Object.entries(tree)) {
     if (key === TASK_TYPES) readTaskTypes(value, layer, origin);
     else if (isSection(key)) readSection(key, value, layer, origin);
-    else if (!SEED_SECTIONS.includes(key)) {
+    else if (!ORIGINAL_SECTIONS.includes(key)) {
       throw fail(key, unknownKeyProblem(key, TOP_LEVEL_KEYS, ''));
     }
   }
-  // after the native sections, so a seed key and its native twin in one file are caught
+  // after the native sections, so an original key and its native twin in one file are caught
   if (tree.manager !== undefined) readManager(tree.manager, layer, origin);
   return layer;
 }
@@ -141,11 +141,11 @@ function readTaskTypes(value: unknown, layer: Layer, origin: string): void {
   }
 }
 
-/** The seed's `manager` section, mapped onto database.* and broker.* */
+/** The original tasker's `manager` section, mapped onto database.* and broker.* */
 function readManager(value: unknown, layer: Layer, origin: string): void {
   const fail = failFrom(origin);
-  for (const { seedPath, path, value: item } of seedManagerSettings(value, fail)) {
-    if (layer.has(path)) throw fail(seedPath, `sets the same thing as ${path}; give only one`);
+  for (const { originalPath, path, value: item } of originalManagerSettings(value, fail)) {
+    if (layer.has(path)) throw fail(originalPath, `sets the same thing as ${path}; give only one`);
     put(layer, path, item, origin);
   }
 }

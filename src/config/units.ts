@@ -30,7 +30,7 @@ function show(value: unknown): string {
 }
 
 /**
- * A duration in milliseconds. A number (or a bare numeric string) means SECONDS, as in the seed's
+ * A duration in milliseconds. A number (or a bare numeric string) means SECONDS, as in the original tasker's
  * `wait_for_endpoints_timeout: 60`; a string may carry a unit: "250ms", "30s", "5m", "2h".
  */
 export function parseDuration(value: unknown): number {

@@ -182,7 +182,7 @@ describe('finding the file', () => {
 });
 
 describe('task types', () => {
-  it('accepts the seed list form', () => {
+  it('accepts the original list form', () => {
     const config = loadYaml(
       'task_types: [worker, backup]\napi:\n  wait_for_endpoints_timeout: 20\n',
     );
@@ -254,7 +254,7 @@ api:
   });
 });
 
-describe('seed keys', () => {
+describe("the original tasker's keys", () => {
   it('maps manager.db.uri and ignores manager.db.verbose and rabbitmq.*', () => {
     const config = loadYaml(`
 task_types: [worker]
@@ -268,7 +268,7 @@ rabbitmq: { user: admin, password: "\${NOT_SET}", anything: [1, 2] }
     expect(config.taskTypes.worker.waitForEndpointsTimeoutMs).toBe(30_000);
   });
 
-  it('builds the broker url from the seed message_queue parts, exchange as prefix', () => {
+  it('builds the broker url from the original message_queue parts, exchange as prefix', () => {
     const config = loadYaml(`
 task_types: [worker]
 manager:
@@ -295,7 +295,7 @@ manager:
     ).toBe('amqps://x@y/v');
   });
 
-  it('rejects a seed key and its native twin together, and unknown seed keys', () => {
+  it('rejects an original key and its native twin together, and unknown original keys', () => {
     const both =
       'task_types: [w]\ndatabase: { url: "mysql://a/b" }\nmanager: { db: { uri: "mysql://c/d" } }\n';
     expect(configError(() => loadYaml(both)).key).toBe('manager.db.uri');

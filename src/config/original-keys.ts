@@ -1,5 +1,5 @@
 /**
- * The seed's `manager` section, kept working: `manager.db.uri` is the database url, and
+ * The original tasker's `manager` section, kept working: `manager.db.uri` is the database url, and
  * `manager.message_queue` (pika-style host/port/username/password/virtual_host/exchange, or a
  * url) becomes broker.url and broker.prefix. `rabbitmq.*` is skipped by the caller.
  */
@@ -8,7 +8,7 @@ import { unknownKeyProblem } from './keys';
 import { parseInteger } from './units';
 
 const MANAGER_KEYS = ['db', 'message_queue'];
-/** `verbose` was unused in the seed already; it is accepted and ignored. */
+/** `verbose` was unused in the original tasker already; it is accepted and ignored. */
 const DB_KEYS = ['uri', 'url', 'verbose'];
 const MESSAGE_QUEUE_KEYS = [
   'url',
@@ -23,9 +23,9 @@ const MESSAGE_QUEUE_KEYS = [
   'exchange',
 ];
 
-export interface SeedSetting {
-  /** the seed key, for messages */
-  seedPath: string;
+export interface OriginalSetting {
+  /** the original tasker's key, for messages */
+  originalPath: string;
   /** the native setting it sets */
   path: string;
   value: unknown;
@@ -51,7 +51,7 @@ function either(obj: Record<string, unknown>, a: string, b: string, path: string
   return obj[a] ?? obj[b] ?? undefined;
 }
 
-export function seedManagerSettings(value: unknown, fail: Fail): SeedSetting[] {
+export function originalManagerSettings(value: unknown, fail: Fail): OriginalSetting[] {
   const manager = mapping(value, 'manager', fail);
   rejectUnknown(manager, MANAGER_KEYS, 'manager', fail);
   const db = mapping(manager.db, 'manager.db', fail);
@@ -60,13 +60,13 @@ export function seedManagerSettings(value: unknown, fail: Fail): SeedSetting[] {
   rejectUnknown(mq, MESSAGE_QUEUE_KEYS, 'manager.message_queue', fail);
   return [
     {
-      seedPath: 'manager.db.uri',
+      originalPath: 'manager.db.uri',
       path: 'database.url',
       value: either(db, 'uri', 'url', 'manager.db', fail),
     },
-    { seedPath: 'manager.message_queue', path: 'broker.url', value: messageQueueUrl(mq, fail) },
-    // the seed named its exchanges "<exchange>.<task type>", which is what our prefix does
-    { seedPath: 'manager.message_queue.exchange', path: 'broker.prefix', value: mq.exchange },
+    { originalPath: 'manager.message_queue', path: 'broker.url', value: messageQueueUrl(mq, fail) },
+    // the original tasker named its exchanges "<exchange>.<task type>", which is what our prefix does
+    { originalPath: 'manager.message_queue.exchange', path: 'broker.prefix', value: mq.exchange },
   ].filter((setting) => setting.value !== undefined && setting.value !== null);
 }
 
@@ -76,7 +76,7 @@ function part(value: unknown, path: string, fail: Fail): string | undefined {
   throw fail(path, `must be a string, got ${describeType(value)}`);
 }
 
-/** broker.url from the seed's parts, or the given url; undefined when neither is there. */
+/** broker.url from the original tasker's parts, or the given url; undefined when neither is there. */
 function messageQueueUrl(mq: Record<string, unknown>, fail: Fail): unknown {
   const base = 'manager.message_queue';
   const url = either(mq, 'url', 'uri', base, fail);
