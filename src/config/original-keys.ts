@@ -1,118 +1,60 @@
 /**
- * The original tasker's `manager` section, kept working: `manager.db.uri` is the database url, and
+ * The original tasker's configuration keys, kept working: `manager.db.uri` is database.url, and
  * `manager.message_queue` (pika-style host/port/username/password/virtual_host/exchange, or a
- * url) becomes broker.url and broker.prefix. `rabbitmq.*` is skipped by the caller.
+ * url) becomes broker.url and broker.prefix. Its `rabbitmq` section is read and ignored.
  */
-import { describeType, isPlainObject, type Fail } from '../domain/fields';
-import { unknownKeyProblem } from './keys';
-import { parseInteger } from './units';
+import { describeType, type Fail } from '../domain/fields';
+import { int } from './kinds';
 
-const MANAGER_KEYS = ['db', 'message_queue'];
-/** `verbose` was unused in the original tasker already; it is accepted and ignored. */
-const DB_KEYS = ['uri', 'url', 'verbose'];
-const MESSAGE_QUEUE_KEYS = [
-  'url',
-  'uri',
-  'host',
-  'port',
-  'user',
-  'username',
-  'password',
-  'vhost',
-  'virtual_host',
-  'exchange',
-];
+export const MQ = 'manager.message_queue';
+const PORT = int(null, 'the broker port', { min: 1, max: 65535 });
 
-export interface OriginalSetting {
-  /** the original tasker's key, for messages */
-  originalPath: string;
-  /** the native setting it sets */
-  path: string;
-  value: unknown;
-}
+/** Sections a file may hold that are read and ignored (`${VAR}` in them is not filled either). */
+export const IGNORED_SECTIONS = ['rabbitmq'];
+/** The original tasker's groups of keys. */
+export const ORIGINAL_GROUPS = ['manager', 'manager.db', MQ];
 
-function mapping(value: unknown, path: string, fail: Fail): Record<string, unknown> {
-  if (value === null || value === undefined) return {};
-  if (!isPlainObject(value)) throw fail(path, `must be a mapping, got ${describeType(value)}`);
-  return value;
-}
+/** Each original spelling, and the setting it sets; null: accepted and ignored. */
+export const ORIGINAL_KEYS: Record<string, string | null> = {
+  'api.max_payload': 'api.max_payload_bytes',
+  'manager.db.uri': 'database.url',
+  'manager.db.url': 'database.url',
+  'manager.db.verbose': null, // unused in the original tasker already
+  [`${MQ}.url`]: 'broker.url',
+  [`${MQ}.uri`]: 'broker.url',
+  // the original tasker named its exchanges "<exchange>.<task type>", which is what our prefix does
+  [`${MQ}.exchange`]: 'broker.prefix',
+};
 
-function rejectUnknown(obj: Record<string, unknown>, known: string[], path: string, fail: Fail) {
-  for (const key of Object.keys(obj)) {
-    if (!known.includes(key))
-      throw fail(`${path}.${key}`, unknownKeyProblem(key, known, `${path}.`));
+/** The parts broker.url is built from, under `manager.message_queue.`, by their spellings. */
+export const URL_PARTS: Record<string, string> = {
+  [`${MQ}.host`]: 'host',
+  [`${MQ}.port`]: 'port',
+  [`${MQ}.user`]: 'username',
+  [`${MQ}.username`]: 'username',
+  [`${MQ}.password`]: 'password',
+  [`${MQ}.vhost`]: 'virtual_host',
+  [`${MQ}.virtual_host`]: 'virtual_host',
+};
+
+/** broker.url from the parts given under `manager.message_queue`, by their URL_PARTS names. */
+export function brokerUrl(parts: Record<string, unknown>, fail: Fail): string {
+  const text = (part: string): string | undefined => {
+    const value = parts[part];
+    if (value === undefined || typeof value === 'string') return value;
+    if (typeof value === 'number') return String(value);
+    throw fail(`${MQ}.${part}`, `must be a string, got ${describeType(value)}`);
+  };
+  const host = text('host') ?? '127.0.0.1';
+  const [user, password, vhost] = [text('username'), text('password'), text('virtual_host')];
+  const at = { path: `${MQ}.port`, fail, cwd: '' };
+  const port = parts.port === undefined ? '' : `:${PORT.parse(parts.port, at)}`;
+  if (user === undefined && password !== undefined) {
+    throw fail(`${MQ}.password`, 'needs a username');
   }
-}
-
-function either(obj: Record<string, unknown>, a: string, b: string, path: string, fail: Fail) {
-  if (obj[a] != null && obj[b] != null) {
-    throw fail(`${path}.${b}`, `is another name for ${path}.${a}; give only one`);
-  }
-  return obj[a] ?? obj[b] ?? undefined;
-}
-
-export function originalManagerSettings(value: unknown, fail: Fail): OriginalSetting[] {
-  const manager = mapping(value, 'manager', fail);
-  rejectUnknown(manager, MANAGER_KEYS, 'manager', fail);
-  const db = mapping(manager.db, 'manager.db', fail);
-  rejectUnknown(db, DB_KEYS, 'manager.db', fail);
-  const mq = mapping(manager.message_queue, 'manager.message_queue', fail);
-  rejectUnknown(mq, MESSAGE_QUEUE_KEYS, 'manager.message_queue', fail);
-  return [
-    {
-      originalPath: 'manager.db.uri',
-      path: 'database.url',
-      value: either(db, 'uri', 'url', 'manager.db', fail),
-    },
-    { originalPath: 'manager.message_queue', path: 'broker.url', value: messageQueueUrl(mq, fail) },
-    // the original tasker named its exchanges "<exchange>.<task type>", which is what our prefix does
-    { originalPath: 'manager.message_queue.exchange', path: 'broker.prefix', value: mq.exchange },
-  ].filter((setting) => setting.value !== undefined && setting.value !== null);
-}
-
-function part(value: unknown, path: string, fail: Fail): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string' || typeof value === 'number') return String(value);
-  throw fail(path, `must be a string, got ${describeType(value)}`);
-}
-
-/** broker.url from the original tasker's parts, or the given url; undefined when neither is there. */
-function messageQueueUrl(mq: Record<string, unknown>, fail: Fail): unknown {
-  const base = 'manager.message_queue';
-  const url = either(mq, 'url', 'uri', base, fail);
-  const host = part(mq.host, `${base}.host`, fail);
-  const port = mq.port ?? undefined;
-  const user = part(either(mq, 'username', 'user', base, fail), `${base}.username`, fail);
-  const password = part(mq.password, `${base}.password`, fail);
-  const vhost = part(either(mq, 'virtual_host', 'vhost', base, fail), `${base}.virtual_host`, fail);
-  const hasParts = [host, port, user, password, vhost].some((item) => item !== undefined);
-  if (url !== undefined) {
-    if (hasParts) throw fail(base, 'give either url or host/port/username/password/virtual_host');
-    return url;
-  }
-  if (!hasParts) return undefined;
-
-  let portText = '';
-  if (port !== undefined) {
-    let number: number;
-    try {
-      number = parseInteger(port);
-    } catch (error) {
-      throw fail(`${base}.port`, (error as Error).message);
-    }
-    if (number < 1 || number > 65535) throw fail(`${base}.port`, 'must be from 1 to 65535');
-    portText = `:${number}`;
-  }
-  const hostName = host ?? '127.0.0.1';
-  const hostText = hostName.includes(':') ? `[${hostName}]` : hostName;
-  let credentials = '';
-  if (user !== undefined) {
-    const secret = password === undefined ? '' : `:${encodeURIComponent(password)}`;
-    credentials = `${encodeURIComponent(user)}${secret}@`;
-  } else if (password !== undefined) {
-    throw fail(`${base}.password`, 'needs a username');
-  }
+  const secret = password === undefined ? '' : `:${encodeURIComponent(password)}`;
+  const credentials = user === undefined ? '' : `${encodeURIComponent(user)}${secret}@`;
   // amqplib takes the vhost from the path; an empty path is the default vhost "/"
-  const vhostText = vhost === undefined || vhost === '/' ? '' : `/${encodeURIComponent(vhost)}`;
-  return `amqp://${credentials}${hostText}${portText}${vhostText}`;
+  const path = vhost === undefined || vhost === '/' ? '' : `/${encodeURIComponent(vhost)}`;
+  return `amqp://${credentials}${host.includes(':') ? `[${host}]` : host}${port}${path}`;
 }

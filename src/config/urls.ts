@@ -28,3 +28,9 @@ export function sqliteFile(url: string, cwd = process.cwd()): string {
     throw new Error(`the sqlite: url names no file; write ${SQLITE_FORMS}`);
   return path.resolve(cwd, file);
 }
+
+/** The url as every part of tasker (and `tasker up`'s agents) should see it: sqlite: made absolute. */
+export function absoluteDatabaseUrl(url: string, cwd: string): string {
+  if (!url.startsWith('sqlite:')) return url;
+  return `sqlite://${sqliteFile(url, cwd).split('/').map(encodeURIComponent).join('/')}`;
+}
