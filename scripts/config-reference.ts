@@ -6,14 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  DECLARED,
-  SETTING_FLAGS,
-  TASK_TYPES,
-  TYPE_SETTINGS,
-  envName,
-  findPackageRoot,
-} from '../src/config';
+import { DECLARED, SETTING_FLAGS, TASK_TYPES, TYPE_SETTINGS, envName } from '../src/config';
+import { findPackageRoot } from '../src/package';
 
 export const DOC_FILE = path.join(findPackageRoot(), 'docs', 'configuration.md');
 const BEGIN = '<!-- reference: generated from src/config/settings.ts by npm run docs:config -->';

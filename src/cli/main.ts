@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config';
 import { coerceError } from '../domain';
-import { VERSION } from '../version';
+import { VERSION } from '../package';
 import { COMMAND_OPTIONS, SETTING_OPTIONS, usage } from './usage';
 
 /** Flags that configure every process; `up` hands them on to the agents it starts. */

@@ -3,9 +3,9 @@
  * < TASKER_* environment < CLI flags, and validated once: every failure is a ConfigError naming
  * the key.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../domain/errors';
+import { findPackageRoot } from '../package';
 import { locateConfigFile, readConfigFile } from './file';
 import {
   layerFromDefaults,
@@ -31,31 +31,6 @@ export interface LoadConfigOptions {
 }
 
 const MODE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-
-let packageRoot: string | undefined;
-
-function packageName(dir: string): unknown {
-  try {
-    return (
-      JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown }
-    ).name;
-  } catch {
-    return undefined; // no (readable) package.json here
-  }
-}
-
-/**
- * The tasker package's directory: the first directory above this module whose package.json is
- * named "tasker". Works from src/config (ts-jest) and from dist/src/config (compiled).
- */
-export function findPackageRoot(): string {
-  if (packageRoot !== undefined) return packageRoot;
-  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if (packageName(dir) === 'tasker') return (packageRoot = dir);
-  }
-  // not found (e.g. the package.json was renamed): the layout of dist/src/config
-  return (packageRoot = path.resolve(__dirname, '..', '..', '..'));
-}
 
 export function loadConfig(options: LoadConfigOptions = {}): TaskerConfig {
   const env = options.env ?? process.env;
