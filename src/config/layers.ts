@@ -5,8 +5,8 @@
  */
 import { ConfigError } from '../domain/errors';
 import { describeType, isPlainObject, type Fail } from '../domain/fields';
-import { IGNORED_SECTIONS, MQ, ORIGINAL_GROUPS, ORIGINAL_KEYS, URL_PARTS } from './original-keys';
-import { brokerUrl } from './original-keys';
+import { IGNORED_SECTIONS, MQ, ORIGINAL_GROUPS, ORIGINAL_SECTIONS } from './original-keys';
+import { ORIGINAL_KEYS, URL_PARTS, brokerUrl } from './original-keys';
 import { DECLARED, SETTING_FLAGS, SECTIONS, TASK_TYPES, TYPE_SETTINGS, envName } from './settings';
 
 /** A raw value, and where it came from: a file, "env NAME", "flag --name" or "defaults". */
@@ -15,11 +15,8 @@ export type Layer = Map<string, { value: unknown; origin: string }>;
 /** TASKER_* variables that choose the mode and the file, read by the loader. */
 const NON_SETTING_ENV = ['TASKER_MODE', 'TASKER_CONFIG'];
 const GROUPS = [...Object.keys(SECTIONS), ...ORIGINAL_GROUPS];
-const TOP_LEVEL = [
-  TASK_TYPES,
-  ...GROUPS.filter((name) => !name.includes('.')),
-  ...IGNORED_SECTIONS,
-];
+const TOP_LEVEL = [TASK_TYPES, ...Object.keys(SECTIONS), ...ORIGINAL_SECTIONS];
+/** Every name a file may hold below the top level, for "did you mean". */
 const IN_FILES = [
   ...GROUPS,
   ...DECLARED.keys(),

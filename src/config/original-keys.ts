@@ -9,9 +9,10 @@ import { int } from './kinds';
 export const MQ = 'manager.message_queue';
 const PORT = int(null, 'the broker port', { min: 1, max: 65535 });
 
-/** Sections a file may hold that are read and ignored (`${VAR}` in them is not filled either). */
+/** The original tasker's top-level sections; `rabbitmq` is ignored (`${VAR}` in it is not filled). */
+export const ORIGINAL_SECTIONS = ['manager', 'rabbitmq'];
 export const IGNORED_SECTIONS = ['rabbitmq'];
-/** The original tasker's groups of keys. */
+/** The groups of the original tasker's keys. */
 export const ORIGINAL_GROUPS = ['manager', 'manager.db', MQ];
 
 /** Each original spelling, and the setting it sets; null: accepted and ignored. */

@@ -338,6 +338,16 @@ describe('unknown keys', () => {
       'api.max_payload',
     );
   });
+
+  it('refuses a key and its other name in either order, also among the original spellings', () => {
+    expect(
+      configError(() => loadYaml('api: { max_payload: 2, max_payload_bytes: 1 }\n')).message,
+    ).toContain(
+      'config api.max_payload_bytes: sets the same thing as api.max_payload; give only one',
+    );
+    const twins = 'manager: { message_queue: { user: a, username: b } }\n';
+    expect(configError(() => loadYaml(twins)).key).toBe('manager.message_queue.username');
+  });
 });
 
 describe('interpolation', () => {
