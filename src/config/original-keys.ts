@@ -1,7 +1,8 @@
 /**
- * The original tasker's configuration keys, kept working: `manager.db.uri` is database.url, and
+ * The original tasker's configuration keys, kept working: `manager.db.uri` is database.url,
  * `manager.message_queue` (pika-style host/port/username/password/virtual_host/exchange, or a
- * url) becomes broker.url and broker.prefix. Its `rabbitmq` section is read and ignored.
+ * url) becomes broker.url and broker.prefix, and `api.max_payload` is api.max_payload_bytes. Its
+ * `rabbitmq` section is read and ignored.
  */
 import { describeType, type Fail } from '../domain/fields';
 import { int } from './kinds';
