@@ -17,7 +17,7 @@ import {
   type TaskMessage,
 } from '../domain';
 import type { Logger } from '../log';
-import { VERSION } from '../version';
+import { VERSION } from '../package';
 import { AttemptJournal } from './attempts';
 import { lockStateDir, type DirLock } from './lock';
 import { ReportSender } from './reports';

@@ -20,7 +20,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { TaskerError } from '../domain';
 import type { Logger } from '../log';
-import { findPackageRoot } from '../config/load';
+import { findPackageRoot } from '../package';
 import { TIMEOUT_ERRNR, type Outcome } from './run';
 import type { HandlerRunner, RunRequest } from './runner';
 import type { ChildMessage, ParentMessage } from './sandbox-protocol';

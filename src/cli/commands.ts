@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { MemoryBroker } from '../broker';
-import { isInProcessBroker, type TaskerConfig } from '../config';
+import { isInProcessBroker, sqliteFile, type TaskerConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { startServer, type ServerHandle } from './server-process';
 import {
@@ -15,7 +15,6 @@ import {
   migrateLatest,
   migrateRollback,
   migrationStatus,
-  sqliteFile,
 } from '../store';
 import { DRAIN_TIMEOUT_MS } from '../agent';
 import { createAgent, runningTasks, startHandlerRunner } from './agent-command';

@@ -5,62 +5,8 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config';
 import { coerceError } from '../domain';
-import { VERSION } from '../version';
-
-const USAGE = `usage: tasker <command> [options]
-
-commands:
-  server              run the API, relay, recorder and sweeper
-  agent               run an endpoint agent (needs --endpoint)
-  migrate             install or update the database schema
-  migrate --rollback  undo the last migration batch (--all: every migration)
-  migrate --status    list applied and pending migrations
-  up                  development: migrate, run the server and agents for --agents
-                      (default console1,console2); with broker memory: all in this process
-
-options:
-  -m, --mode MODE         config/<MODE>.yaml (default: $TASKER_MODE or development)
-  -c, --config FILE       read this YAML file instead
-      --port N            API port
-      --host ADDR         API listen address
-      --database-url URL  mysql://user:pass@host:3306/db, or sqlite:FILE
-      --broker-url URL    amqp://user:pass@host:5672/vhost, or memory: (up only)
-      --prefix NAME       exchange and queue name prefix
-      --endpoint NAME     the agent's endpoint name
-      --handlers DIRS     comma-separated handler directories (agent)
-      --types LIST        comma-separated task types (replaces the configured set)
-      --concurrency N     tasks an agent runs at once
-      --prefetch N        deliveries an agent holds, running --concurrency of them
-      --log-level LEVEL   debug, info, warn or error
-      --set KEY=VALUE     any config key, e.g. --set server.relay=false (repeatable)
-      --migrate           server: migrate the schema before starting
-  -h, --help              this text
-  -v, --version           print the version
-`;
-
-const OPTIONS = {
-  mode: { type: 'string', short: 'm' },
-  config: { type: 'string', short: 'c' },
-  port: { type: 'string' },
-  host: { type: 'string' },
-  'database-url': { type: 'string' },
-  'broker-url': { type: 'string' },
-  prefix: { type: 'string' },
-  endpoint: { type: 'string' },
-  handlers: { type: 'string' },
-  types: { type: 'string' },
-  concurrency: { type: 'string' },
-  prefetch: { type: 'string' },
-  'log-level': { type: 'string' },
-  set: { type: 'string', multiple: true },
-  agents: { type: 'string' },
-  migrate: { type: 'boolean' },
-  rollback: { type: 'boolean' },
-  all: { type: 'boolean' },
-  status: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'v' },
-} as const;
+import { VERSION } from '../package';
+import { COMMAND_OPTIONS, SETTING_OPTIONS, usage } from './usage';
 
 /** Flags that configure every process; `up` hands them on to the agents it starts. */
 const SHARED = ['mode', 'config', 'database-url', 'broker-url', 'prefix', 'types', 'log-level'];
@@ -68,7 +14,7 @@ const SHARED = ['mode', 'config', 'database-url', 'broker-url', 'prefix', 'types
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: OPTIONS,
+    options: { ...SETTING_OPTIONS, ...COMMAND_OPTIONS },
     allowPositionals: true,
   });
   if (values.version) {
@@ -77,7 +23,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const command = positionals[0];
   if (values.help || command === undefined || command === 'help') {
-    console.log(USAGE);
+    console.log(usage());
     return;
   }
   const flags: Record<string, string | undefined> = {};

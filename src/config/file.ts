@@ -5,144 +5,94 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadAll as loadYamlDocuments, YAMLException } from 'js-yaml';
+import { loadAll, YAMLException } from 'js-yaml';
 import { ConfigError } from '../domain/errors';
 import { describeType, isPlainObject } from '../domain/fields';
+import { IGNORED_SECTIONS } from './original-keys';
 
-export interface ConfigFileContents {
-  /** the parsed top-level mapping, with `${VAR}` references already replaced */
-  tree: Record<string, unknown>;
-  /** names of the environment variables the file referenced */
-  referenced: Set<string>;
-}
+const fileError = (problem: string) => new ConfigError('config', problem);
+const isFile = (file: string) => fs.existsSync(file) && fs.statSync(file).isFile();
 
-/** Sections whose content tasker ignores, so their strings are not interpolated either. */
-const UNREAD_SECTIONS = ['rabbitmq'];
-
-function isFile(file: string): boolean {
-  try {
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
+/** The file to read, or null when the mode has none; an explicit file must exist. */
+export function locateConfigFile(
+  configFile: string | undefined,
+  { mode, cwd, packageRoot }: { mode: string; cwd: string; packageRoot: string },
+): string | null {
+  if (configFile !== undefined) {
+    const file = path.resolve(cwd, configFile);
+    if (!isFile(file)) throw fileError(`file ${file} not found`);
+    return file;
   }
+  const name = path.join('config', `${mode}.yaml`);
+  return [path.join(cwd, name), path.join(packageRoot, name)].find(isFile) ?? null;
 }
 
 /**
- * The file to read, or null when the mode has none. An explicit `configFile` must exist; it is
- * resolved against `cwd`.
+ * The file's top-level mapping (an empty file is an empty one) with `${VAR}` references filled,
+ * and the names of the variables it referenced.
  */
-export function locateConfigFile(where: {
-  configFile: string | undefined;
-  mode: string;
-  cwd: string;
-  packageRoot: string;
-}): string | null {
-  if (where.configFile !== undefined) {
-    const file = path.resolve(where.cwd, where.configFile);
-    if (!isFile(file)) throw new ConfigError('config', `file ${file} not found`);
-    return file;
-  }
-  const name = path.join('config', `${where.mode}.yaml`);
-  const candidates = [path.join(where.cwd, name), path.join(where.packageRoot, name)];
-  return candidates.find(isFile) ?? null;
-}
-
-/** Read and parse one YAML file; an empty file is an empty mapping. */
-export function readConfigFile(file: string, env: NodeJS.ProcessEnv): ConfigFileContents {
+export function readConfigFile(file: string, env: NodeJS.ProcessEnv) {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError('config', `cannot read ${file}: ${(error as Error).message}`);
+    throw fileError(`cannot read ${file}: ${(error as Error).message}`);
   }
-  const parsed = parseYaml(text, file);
+  let documents: unknown[];
+  try {
+    documents = loadAll(text, { filename: file });
+  } catch (error) {
+    if (!(error instanceof YAMLException)) throw fileError(`cannot parse ${file}: ${error}`);
+    const where = error.mark
+      ? ` at line ${error.mark.line + 1}, column ${error.mark.column + 1}`
+      : '';
+    throw fileError(`cannot parse ${file}${where}: ${error.reason}`);
+  }
+  if (documents.length > 1) {
+    throw fileError(`${file} holds ${documents.length} YAML documents, expected one`);
+  }
+  const top = documents[0] ?? {};
+  if (!isPlainObject(top)) {
+    throw fileError(`${file} must hold a mapping of sections, got ${describeType(top)}`);
+  }
   const referenced = new Set<string>();
-  const tree: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(parsed)) {
-    tree[key] = UNREAD_SECTIONS.includes(key)
-      ? value
-      : interpolateTree(value, key, { env, referenced, file });
-  }
+  const fill = (value: unknown, keyPath: string): unknown => {
+    if (typeof value === 'string') return interpolate(value, keyPath, { file, env, referenced });
+    if (Array.isArray(value)) return value.map((item, index) => fill(item, `${keyPath}[${index}]`));
+    if (!isPlainObject(value)) return value;
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, fill(v, `${keyPath}.${k}`)]),
+    );
+  };
+  const tree = Object.fromEntries(
+    Object.entries(top).map(([key, value]) => [
+      key,
+      IGNORED_SECTIONS.includes(key) ? value : fill(value, key),
+    ]),
+  );
   return { tree, referenced };
 }
 
-function parseYaml(text: string, file: string): Record<string, unknown> {
-  let documents: unknown[];
-  try {
-    documents = loadYamlDocuments(text, { filename: file });
-  } catch (error) {
-    if (error instanceof YAMLException) {
-      const where = error.mark
-        ? ` at line ${error.mark.line + 1}, column ${error.mark.column + 1}`
-        : '';
-      throw new ConfigError('config', `cannot parse ${file}${where}: ${error.reason}`);
-    }
-    throw new ConfigError('config', `cannot parse ${file}: ${(error as Error).message}`);
-  }
-  if (documents.length > 1) {
-    throw new ConfigError(
-      'config',
-      `${file} holds ${documents.length} YAML documents, expected one`,
-    );
-  }
-  const top = documents[0] ?? null;
-  if (top === null) return {};
-  if (!isPlainObject(top)) {
-    throw new ConfigError(
-      'config',
-      `${file} must hold a mapping of sections, got ${describeType(top)}`,
-    );
-  }
-  return top;
-}
-
-interface InterpolationContext {
-  env: NodeJS.ProcessEnv;
-  referenced: Set<string>;
-  file: string;
-}
-
-function interpolateTree(value: unknown, keyPath: string, context: InterpolationContext): unknown {
-  if (typeof value === 'string') return interpolate(value, keyPath, context);
-  if (Array.isArray(value)) {
-    return value.map((item, index) => interpolateTree(item, `${keyPath}[${index}]`, context));
-  }
-  if (isPlainObject(value)) {
-    const result: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) {
-      result[key] = interpolateTree(item, `${keyPath}.${key}`, context);
-    }
-    return result;
-  }
-  return value;
-}
-
-const REFERENCE = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
-
 /**
  * Replace `${NAME}` (must be set, may be empty) and `${NAME:-default}` (default when unset or
- * empty, as in the shell). The result is always a string; the key's parser converts it.
+ * empty, as in the shell). The result is a string; the setting's kind converts it.
  */
-function interpolate(text: string, keyPath: string, context: InterpolationContext): string {
-  const fail = (problem: string) => new ConfigError(keyPath, `${problem} [${context.file}]`);
-  let result = '';
-  let rest = text;
-  for (let start = rest.indexOf('${'); start >= 0; start = rest.indexOf('${')) {
-    const end = rest.indexOf('}', start + 2);
-    if (end < 0) throw fail('has "${" without a closing "}"');
-    const inner = rest.slice(start + 2, end);
-    const match = REFERENCE.exec(inner);
+function interpolate(
+  text: string,
+  keyPath: string,
+  { file, env, referenced }: { file: string; env: NodeJS.ProcessEnv; referenced: Set<string> },
+): string {
+  const fail = (problem: string) => new ConfigError(keyPath, `${problem} [${file}]`);
+  return text.replace(/\$\{([^}]*)(\}?)/g, (_, inner: string, closed: string) => {
+    if (closed === '') throw fail('has "${" without a closing "}"');
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s.exec(inner);
     if (!match)
       throw fail(`has a bad reference "\${${inner}}" (use \${NAME} or \${NAME:-default})`);
     const [, name, fallback] = match;
-    context.referenced.add(name);
-    const value = context.env[name];
-    let replacement: string;
-    if (value !== undefined && (fallback === undefined || value !== '')) replacement = value;
-    else if (fallback !== undefined) replacement = fallback;
-    else throw fail(`environment variable ${name} is not set`);
-    result += rest.slice(0, start) + replacement;
-    rest = rest.slice(end + 1);
-  }
-  return result + rest;
+    referenced.add(name);
+    const value = env[name];
+    if (value !== undefined && (fallback === undefined || value !== '')) return value;
+    if (fallback !== undefined) return fallback;
+    throw fail(`environment variable ${name} is not set`);
+  });
 }

@@ -1,15 +1,17 @@
 /**
  * Public surface of the config module: load once at start, then pass the typed result around.
  */
-export { findPackageRoot, loadConfig, type LoadConfigOptions } from './load';
+export { loadConfig, type LoadConfigOptions } from './load';
 export { isInProcessBroker } from './resolve';
-export { parseBoolean, parseBytes, parseDuration } from './units';
+/** the declarations, for `tasker --help` and the reference in docs/configuration.md */
+export { DECLARED, SETTING_FLAGS, TASK_TYPES, TYPE_SETTINGS, envName } from './settings';
+export { parseBoolean, parseBytes, parseDuration } from './kinds';
+export { sqliteFile } from './urls';
 export type {
   AgentConfig,
   ApiConfig,
   BrokerConfig,
   DatabaseConfig,
-  LogLevel,
   ServerConfig,
   TaskerConfig,
   TaskTypeConfig,

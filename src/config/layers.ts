@@ -1,153 +1,153 @@
 /**
- * Turning each source (defaults, file, environment, flags) into a layer: a flat map from a
- * setting's dotted path to its raw value and where it came from. Unknown names are rejected here,
- * and the seed's keys (`manager.db.uri`, `manager.message_queue.*`) are mapped to native paths.
- * Values stay raw; src/config/resolve.ts parses and validates the merged result.
+ * Each source of settings (defaults, file, environment, flags) as a layer: a map from a setting's
+ * dotted path to its raw value and where it came from. Unknown names are refused here, with a
+ * "did you mean"; src/config/resolve.ts parses the merged values.
  */
 import { ConfigError } from '../domain/errors';
 import { describeType, isPlainObject, type Fail } from '../domain/fields';
-import {
-  SEED_SECTIONS,
-  TASK_TYPES,
-  TOP_LEVEL_KEYS,
-  TYPE_KEYS,
-  NON_SETTING_ENV,
-  allSettingPaths,
-  canonicalKey,
-  closest,
-  isSection,
-  sectionKeys,
-  settingEnvNames,
-  unknownKeyProblem,
-  type Section,
-} from './keys';
-import { seedManagerSettings } from './seed';
+import { IGNORED_SECTIONS, MQ, ORIGINAL_GROUPS, ORIGINAL_SECTIONS } from './original-keys';
+import { ORIGINAL_KEYS, URL_PARTS, brokerUrl } from './original-keys';
+import { DECLARED, SETTING_FLAGS, SECTIONS, TASK_TYPES, TYPE_SETTINGS, envName } from './settings';
 
-export interface Setting {
-  value: unknown;
-  /** where the value came from, for messages: a file path, "env NAME", "flag --name" */
-  origin: string;
-}
+/** A raw value, and where it came from: a file, "env NAME", "flag --name" or "defaults". */
+export type Layer = Map<string, { value: unknown; origin: string }>;
 
-export type Layer = Map<string, Setting>;
-
-/** Settings that may be given as a YAML list; every other setting is a single value. */
-const LIST_SETTINGS = ['api.tokens', 'agent.handlers_dir', TASK_TYPES];
-
-/** Long CLI flags that set one setting each. */
-const FLAG_SETTINGS: Record<string, string> = {
-  port: 'api.port',
-  host: 'api.host',
-  'database-url': 'database.url',
-  'broker-url': 'broker.url',
-  prefix: 'broker.prefix',
-  endpoint: 'agent.endpoint',
-  handlers: 'agent.handlers_dir',
-  types: TASK_TYPES,
-  concurrency: 'agent.concurrency',
-  prefetch: 'agent.prefetch',
-  'log-level': 'log.level',
-};
+/** TASKER_* variables that choose the mode and the file, read by the loader. */
+const NON_SETTING_ENV = ['TASKER_MODE', 'TASKER_CONFIG'];
+const GROUPS = [...Object.keys(SECTIONS), ...ORIGINAL_GROUPS];
+const TOP_LEVEL = [TASK_TYPES, ...Object.keys(SECTIONS), ...ORIGINAL_SECTIONS];
+/** Every name a file may hold below the top level, for "did you mean". */
+const IN_FILES = [
+  ...GROUPS,
+  ...DECLARED.keys(),
+  ...Object.keys({ ...ORIGINAL_KEYS, ...URL_PARTS }),
+];
 
 export function failFrom(origin: string): Fail {
   return (path, problem) => new ConfigError(path, `${problem} [${origin}]`);
 }
 
 export function mergeLayers(layers: Layer[]): Layer {
-  const merged: Layer = new Map();
-  for (const layer of layers) for (const [path, setting] of layer) merged.set(path, setting);
-  return merged;
+  return new Map(layers.flatMap((layer) => [...layer]));
 }
 
-/** A layer from a YAML-shaped tree (a config file, or the built-in defaults). */
-export function layerFromTree(tree: Record<string, unknown>, origin: string): Layer {
-  const layer: Layer = new Map();
-  const fail = failFrom(origin);
-  for (const [key, value] of Object.entries(tree)) {
-    if (key === TASK_TYPES) readTaskTypes(value, layer, origin);
-    else if (isSection(key)) readSection(key, value, layer, origin);
-    else if (!SEED_SECTIONS.includes(key)) {
-      throw fail(key, unknownKeyProblem(key, TOP_LEVEL_KEYS, ''));
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, substitution);
     }
+    previous = current;
   }
-  // after the native sections, so a seed key and its native twin in one file are caught
-  if (tree.manager !== undefined) readManager(tree.manager, layer, origin);
+  return previous[b.length];
+}
+
+/** The closest candidate within a small edit distance, for "did you mean" hints. */
+function closest(name: string, candidates: Iterable<string>): string | null {
+  let best: string | null = null;
+  let bestDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
+  for (const candidate of candidates) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best;
+}
+
+/** "unknown key", with a hint when a known name is close (a type's own keys for task_types.*). */
+function unknownKey(name: string, known: Iterable<string>): string {
+  const [first, type] = name.split('.');
+  if (first === TASK_TYPES && type !== undefined) {
+    known = Object.keys(TYPE_SETTINGS).map((key) => `${TASK_TYPES}.${type}.${key}`);
+  }
+  const guess = closest(name, known);
+  return guess === null ? 'unknown key' : `unknown key (did you mean ${guess}?)`;
+}
+
+/** The setting a name sets (null: none, it is ignored); undefined when the name is unknown. */
+function settingPath(name: string): string | null | undefined {
+  if (DECLARED.has(name)) return name;
+  if (Object.hasOwn(ORIGINAL_KEYS, name)) return ORIGINAL_KEYS[name];
+  const [first, , key, ...rest] = name.split('.');
+  const perType =
+    first === TASK_TYPES && rest.length === 0 && Object.hasOwn(TYPE_SETTINGS, key ?? '');
+  return perType ? name : undefined;
+}
+
+/** The built-in defaults, as declared; a null default stays, meaning "unset". */
+export function layerFromDefaults(packageRoot: string): Layer {
+  const layer: Layer = new Map();
+  for (const [path, { default: value }] of DECLARED) {
+    const computed: unknown = typeof value === 'function' ? value(packageRoot) : value;
+    layer.set(path, { value: computed, origin: 'defaults' });
+  }
   return layer;
 }
 
-function put(layer: Layer, path: string, value: unknown, origin: string): void {
-  if (value === null || value === undefined) return;
-  if (isPlainObject(value)) throw failFrom(origin)(path, 'must be a single value, not a mapping');
-  if (Array.isArray(value) && !LIST_SETTINGS.includes(path)) {
-    throw failFrom(origin)(path, 'must be a single value, not a list');
-  }
-  layer.set(path, { value, origin });
-}
-
-function mapping(value: unknown, path: string, origin: string): Record<string, unknown> {
-  if (value === null || value === undefined) return {};
-  if (!isPlainObject(value)) {
-    throw failFrom(origin)(path, `must be a mapping, got ${describeType(value)}`);
-  }
-  return value;
-}
-
-function readSection(section: Section, value: unknown, layer: Layer, origin: string): void {
-  for (const [key, item] of Object.entries(mapping(value, section, origin))) {
-    const canonical = canonicalKey(section, key);
-    if (canonical === null) {
-      const problem = unknownKeyProblem(key, sectionKeys(section), `${section}.`);
-      throw failFrom(origin)(`${section}.${key}`, problem);
-    }
-    const path = `${section}.${canonical}`;
-    if (canonical !== key && layer.has(path)) {
-      throw failFrom(origin)(`${section}.${key}`, `is another name for ${path}; give only one`);
-    }
-    put(layer, path, item, origin);
-  }
-}
-
-/** `task_types: [worker, backup]` or `task_types: { worker: { max_deliveries: 3 }, backup: }` */
-function readTaskTypes(value: unknown, layer: Layer, origin: string): void {
+/**
+ * A layer from a config file's top-level mapping. Task types come as a list (`[worker, backup]`)
+ * or as a mapping from each name to its settings (`{ worker: { max_deliveries: 3 }, backup: }`).
+ */
+export function layerFromTree(tree: Record<string, unknown>, origin: string): Layer {
+  const layer: Layer = new Map();
   const fail = failFrom(origin);
-  if (value === null || value === undefined) return;
-  if (Array.isArray(value)) {
-    value.forEach((name, index) => {
-      if (typeof name !== 'string') {
+  const givenAs = new Map<string, string>(); // setting path → the name this file gave it
+  const urlParts: Record<string, unknown> = {};
+  const claim = (path: string, name: string) => {
+    const twin = givenAs.get(path);
+    if (twin !== undefined) throw fail(name, `sets the same thing as ${twin}; give only one`);
+    givenAs.set(path, name);
+  };
+  const put = (path: string, name: string, value: unknown) => {
+    if (isPlainObject(value)) throw fail(name, 'must be a single value, not a mapping');
+    if (Array.isArray(value) && !DECLARED.get(path)?.list) {
+      throw fail(name, 'must be a single value, not a list');
+    }
+    claim(path, name);
+    layer.set(path, { value, origin });
+  };
+  const visit = (name: string, value: unknown): void => {
+    if (value === null || value === undefined || IGNORED_SECTIONS.includes(name)) return;
+    if (name === TASK_TYPES && !Array.isArray(value)) return visitTaskTypes(value);
+    const path = settingPath(name);
+    if (path === null) return; // an original key that tasker ignores
+    if (path !== undefined) return put(path, name, value);
+    if (Object.hasOwn(URL_PARTS, name)) {
+      claim(`${MQ}.${URL_PARTS[name]}`, name);
+      urlParts[URL_PARTS[name]] = value;
+      return;
+    }
+    if (!GROUPS.includes(name)) {
+      throw fail(name, unknownKey(name, name.includes('.') ? IN_FILES : TOP_LEVEL));
+    }
+    if (!isPlainObject(value)) throw fail(name, `must be a mapping, got ${describeType(value)}`);
+    for (const [key, item] of Object.entries(value)) visit(`${name}.${key}`, item);
+  };
+  const visitTaskTypes = (types: unknown) => {
+    if (!isPlainObject(types)) {
+      throw fail(TASK_TYPES, 'must be a list of names or a mapping from name to settings');
+    }
+    put(TASK_TYPES, TASK_TYPES, Object.keys(types));
+    for (const [type, settings] of Object.entries(types)) {
+      const typePath = `${TASK_TYPES}.${type}`;
+      if (settings !== null && !isPlainObject(settings)) {
         throw fail(
-          `${TASK_TYPES}[${index}]`,
-          `must be a task type name, got ${describeType(name)}`,
+          typePath,
+          `must be a mapping of settings or empty, got ${describeType(settings)}`,
         );
       }
-    });
-    put(layer, TASK_TYPES, value, origin);
-    return;
-  }
-  if (!isPlainObject(value)) {
-    throw fail(TASK_TYPES, 'must be a list of names or a mapping from name to settings');
-  }
-  put(layer, TASK_TYPES, Object.keys(value), origin);
-  for (const [name, settings] of Object.entries(value)) {
-    const typePath = `${TASK_TYPES}.${name}`;
-    if (settings !== null && !isPlainObject(settings)) {
-      throw fail(typePath, `must be a mapping of settings or empty, got ${describeType(settings)}`);
+      for (const [key, item] of Object.entries(settings ?? {})) visit(`${typePath}.${key}`, item);
     }
-    for (const [key, item] of Object.entries(settings ?? {})) {
-      if (!TYPE_KEYS.includes(key)) {
-        throw fail(`${typePath}.${key}`, unknownKeyProblem(key, TYPE_KEYS, `${typePath}.`));
-      }
-      put(layer, `${typePath}.${key}`, item, origin);
+  };
+  for (const [key, value] of Object.entries(tree)) visit(key, value);
+  if (Object.keys(urlParts).length > 0) {
+    if (givenAs.get('broker.url')?.startsWith(MQ)) {
+      throw fail(MQ, 'give either url or host/port/username/password/virtual_host');
     }
+    put('broker.url', MQ, brokerUrl(urlParts, fail));
   }
-}
-
-/** The seed's `manager` section, mapped onto database.* and broker.* */
-function readManager(value: unknown, layer: Layer, origin: string): void {
-  const fail = failFrom(origin);
-  for (const { seedPath, path, value: item } of seedManagerSettings(value, fail)) {
-    if (layer.has(path)) throw fail(seedPath, `sets the same thing as ${path}; give only one`);
-    put(layer, path, item, origin);
-  }
+  return layer;
 }
 
 /**
@@ -156,35 +156,27 @@ function readManager(value: unknown, layer: Layer, origin: string): void {
  */
 export function layerFromEnv(env: NodeJS.ProcessEnv, referenced: ReadonlySet<string>): Layer {
   const layer: Layer = new Map();
-  const known = settingEnvNames();
+  const known = new Map([...DECLARED.keys()].map((path) => [envName(path), path]));
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('TASKER_') || value === undefined) continue;
     if (NON_SETTING_ENV.includes(name) || referenced.has(name)) continue;
     const path = known.get(name);
     if (path === undefined) {
       const guess = closest(name, [...known.keys(), ...NON_SETTING_ENV]);
-      const hint = guess === null ? '' : ` (did you mean ${guess}?)`;
-      throw new ConfigError(name, `unknown environment variable${hint}`);
+      throw new ConfigError(
+        name,
+        `unknown environment variable${guess ? ` (did you mean ${guess}?)` : ''}`,
+      );
     }
     layer.set(path, { value, origin: `env ${name}` });
   }
   return layer;
 }
 
-/** The dotted path `--set` accepts for `name`, or null: section keys, task_types, per-type keys. */
-function settablePath(name: string): string | null {
-  if (name === TASK_TYPES) return TASK_TYPES;
-  const parts = name.split('.');
-  if (parts.length === 3 && parts[0] === TASK_TYPES && TYPE_KEYS.includes(parts[2])) return name;
-  if (parts.length !== 2 || !isSection(parts[0])) return null;
-  const key = canonicalKey(parts[0], parts[1]);
-  return key === null ? null : `${parts[0]}.${key}`;
-}
-
 /**
- * CLI flags, already parsed into long-name → string. Flags that are not settings (mode, config,
- * command options) are left to the CLI. `set` holds `section.key=value` lines; named flags win
- * over `set` lines for the same setting.
+ * CLI flags, parsed into long name → string: the declared flags, and `set` with one
+ * `section.key=value` per line. Other flags (mode, config, a command's own) are left to the CLI;
+ * a named flag wins over a `--set` line for the same setting.
  */
 export function layerFromFlags(flags: Record<string, string | undefined>): Layer {
   const layer: Layer = new Map();
@@ -194,16 +186,13 @@ export function layerFromFlags(flags: Record<string, string | undefined>): Layer
     const equals = line.indexOf('=');
     const name = equals < 0 ? '' : line.slice(0, equals).trim();
     if (name === '') throw fail('set', `expected section.key=value, got "${line.trim()}"`);
-    const path = settablePath(name);
-    if (path === null) {
-      const guess = closest(name, [...allSettingPaths(), TASK_TYPES]);
-      throw fail(name, guess === null ? 'unknown key' : `unknown key (did you mean ${guess}?)`);
-    }
+    const path = settingPath(name);
+    if (!path) throw fail(name, unknownKey(name, DECLARED.keys()));
     layer.set(path, { value: line.slice(equals + 1).trim(), origin: 'flag --set' });
   }
-  for (const [flag, path] of Object.entries(FLAG_SETTINGS)) {
-    const value = flags[flag];
-    if (value !== undefined) layer.set(path, { value, origin: `flag --${flag}` });
+  for (const { name, path } of SETTING_FLAGS) {
+    const value = flags[name];
+    if (value !== undefined) layer.set(path, { value, origin: `flag --${name}` });
   }
   return layer;
 }

@@ -2,7 +2,10 @@
  * Structured logging: one JSON object per line on stderr, so logs from the server and many
  * agents can be collected and searched. Deliberately tiny; swap for pino if you need transports.
  */
-import type { LogLevel } from '../config/types';
+
+/** Levels from the most to the least verbose; a logger emits its own level and those after it. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;

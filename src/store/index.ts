@@ -11,7 +11,6 @@ export {
   type Db,
   type Engine,
 } from './db';
-export { sqliteFile } from './sqlite';
 export { migrateLatest, migrateRollback, migrationStatus } from './migrate';
 export { TaskWriter, createTask, type CreateResult, type NewTask } from './task-writer';
 export { findTask, findTaskRow, getTaskRow } from './task-queries';

@@ -1,37 +1,14 @@
 /**
  * The embedded engine: one SQLite file through better-sqlite3, for a single machine. What SQLite
- * needs beyond knex's defaults is settled here: where the file is, the connection's pragmas, and
- * reading timestamps back as Dates (knex stores Date bindings in SQLite as epoch milliseconds).
+ * needs beyond knex's defaults is settled here: the file's directory (src/config/urls.ts says
+ * which file a url names), the connection's pragmas, and reading timestamps back as Dates (knex
+ * stores Date bindings in SQLite as epoch milliseconds).
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import type { DatabaseConfig } from '../config/types';
-
-const SQLITE_FORMS = 'sqlite:PATH (from the working directory) or sqlite:///ABSOLUTE/PATH';
-
-/**
- * The file a `sqlite:` url names, made absolute against `cwd`. `sqlite:///ABSOLUTE` is a URL, so
- * percent-escapes in it are decoded; `sqlite:PATH` is taken as written.
- */
-export function sqliteFile(url: string, cwd = process.cwd()): string {
-  let file = url.slice('sqlite:'.length);
-  if (url.startsWith('sqlite://')) {
-    const parsed = new URL(url);
-    // sqlite://var/x.db would silently mean /x.db on host "var"
-    if (parsed.host !== '') {
-      throw new Error(`the sqlite: url names a host (${parsed.host}); write ${SQLITE_FORMS}`);
-    }
-    try {
-      file = decodeURIComponent(parsed.pathname);
-    } catch {
-      throw new Error(`the sqlite: url has a malformed %-escape; write ${SQLITE_FORMS}`);
-    }
-  }
-  if (file === '' || file === '/')
-    throw new Error(`the sqlite: url names no file; write ${SQLITE_FORMS}`);
-  return path.resolve(cwd, file);
-}
+import { sqliteFile } from '../config/urls';
 
 /**
  * Make the directory the SQLite file goes in (the file itself comes with the first connection);

@@ -12,7 +12,6 @@ import {
   databaseEngine,
   ensureDatabase,
   isDatabaseUnavailable,
-  sqliteFile,
   migrateLatest,
   migrateRollback,
   migrationStatus,
@@ -28,6 +27,7 @@ import {
   sweepDeadlines,
   type NewTask,
 } from '../../src/store';
+import { sqliteFile } from '../../src/config';
 import { forUpdate } from '../../src/store/db';
 import { TIMESTAMP_COLUMNS } from '../../src/store/sqlite';
 import { ConflictError, RESULT_LIMITS, UnavailableError } from '../../src/domain';

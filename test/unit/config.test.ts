@@ -182,7 +182,7 @@ describe('finding the file', () => {
 });
 
 describe('task types', () => {
-  it('accepts the seed list form', () => {
+  it('accepts the original list form', () => {
     const config = loadYaml(
       'task_types: [worker, backup]\napi:\n  wait_for_endpoints_timeout: 20\n',
     );
@@ -254,7 +254,7 @@ api:
   });
 });
 
-describe('seed keys', () => {
+describe("the original tasker's keys", () => {
   it('maps manager.db.uri and ignores manager.db.verbose and rabbitmq.*', () => {
     const config = loadYaml(`
 task_types: [worker]
@@ -268,7 +268,7 @@ rabbitmq: { user: admin, password: "\${NOT_SET}", anything: [1, 2] }
     expect(config.taskTypes.worker.waitForEndpointsTimeoutMs).toBe(30_000);
   });
 
-  it('builds the broker url from the seed message_queue parts, exchange as prefix', () => {
+  it('builds the broker url from the original message_queue parts, exchange as prefix', () => {
     const config = loadYaml(`
 task_types: [worker]
 manager:
@@ -295,7 +295,7 @@ manager:
     ).toBe('amqps://x@y/v');
   });
 
-  it('rejects a seed key and its native twin together, and unknown seed keys', () => {
+  it('rejects an original key and its native twin together, and unknown original keys', () => {
     const both =
       'task_types: [w]\ndatabase: { url: "mysql://a/b" }\nmanager: { db: { uri: "mysql://c/d" } }\n';
     expect(configError(() => loadYaml(both)).key).toBe('manager.db.uri');
@@ -337,6 +337,16 @@ describe('unknown keys', () => {
     expect(configError(() => loadYaml('api: { max_payload_bytes: 1, max_payload: 2 }\n')).key).toBe(
       'api.max_payload',
     );
+  });
+
+  it('refuses a key and its other name in either order, also among the original spellings', () => {
+    expect(
+      configError(() => loadYaml('api: { max_payload: 2, max_payload_bytes: 1 }\n')).message,
+    ).toContain(
+      'config api.max_payload_bytes: sets the same thing as api.max_payload; give only one',
+    );
+    const twins = 'manager: { message_queue: { user: a, username: b } }\n';
+    expect(configError(() => loadYaml(twins)).key).toBe('manager.message_queue.username');
   });
 });
 

@@ -1,8 +1,7 @@
 /**
  * The structured logger, checked through its `write` parameter: one JSON object per line.
  */
-import { createLogger, silentLogger, type Logger } from '../../src/log';
-import type { LogLevel } from '../../src/config/types';
+import { createLogger, silentLogger, type LogLevel, type Logger } from '../../src/log';
 
 function capture(
   level: LogLevel,

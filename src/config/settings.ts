@@ -1,0 +1,158 @@
+/**
+ * Every setting, declared once: YAML key, kind (type, unit, bounds), default, one line of doc and
+ * its CLI flag if it has one. The rest derives from this file: validation, the TaskerConfig type
+ * (src/config/types.ts), TASKER_* names, the flags and `tasker --help`, docs/configuration.md.
+ *
+ * To add a setting, add a line to its section, e.g. in `agent`:
+ *     heartbeat: duration('10s', 'how often the agent tells the server it is alive'),
+ * YAML `agent.heartbeat`, env TASKER_AGENT_HEARTBEAT and `--set agent.heartbeat=…` then set it,
+ * and the code reads `config.agent.heartbeatMs`: the key in camelCase plus its kind's unit (Ms,
+ * Bytes, Seconds) unless the key ends with it. `flag: '--name ARG'` gives it a flag of its own.
+ * A setting each task type may override goes in TYPE_SETTINGS; a rule between settings goes in
+ * checkRules (src/config/resolve.ts). Then run `npm run docs:config`.
+ */
+import path from 'node:path';
+import { checkEndpoint, checkTaskType } from '../domain/names';
+import { LOG_LEVELS } from '../log';
+import { bool, bytes, dir, dirs, duration, int, list, oneOf, seconds, string, url } from './kinds';
+import type { At, Setting } from './kinds';
+import { absoluteDatabaseUrl } from './urls';
+
+const MIN_TOKEN_LENGTH = 16;
+const PREFIX = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
+const PREFIX_HINT = 'must be 1-64 letters, digits, "_" or "-", starting with a letter or digit';
+/** AMQP's prefetch count is a 16-bit field */
+const PREFETCH = { min: 1, max: 65535 };
+
+/** Messages name a token by its position: they never echo one. */
+function checkTokens(tokens: string[], at: At): string[] {
+  for (const [index, token] of tokens.entries()) {
+    const fail = (problem: string) => at.fail(`${at.path}[${index}]`, problem);
+    if (token.length < MIN_TOKEN_LENGTH) {
+      throw fail(`must be at least ${MIN_TOKEN_LENGTH} characters`);
+    }
+    if (/\s/.test(token)) throw fail('must not contain whitespace');
+  }
+  return tokens;
+}
+
+function checkTaskTypes(names: string[], at: At): string[] {
+  for (const [index, name] of names.entries()) {
+    checkTaskType(name, `${at.path}.${name}`, at.fail);
+    if (names.indexOf(name) < index) {
+      throw at.fail(`${at.path}.${name}`, 'is listed more than once');
+    }
+  }
+  return names;
+}
+
+/** The task types: a YAML list, or a mapping from each name to its TYPE_SETTINGS. */
+export const TASK_TYPES = 'task_types';
+export const TASK_TYPE_NAMES = list(null, 'the task types, one exchange and API route each', {
+  flag: '--types LIST',
+  check: checkTaskTypes,
+});
+
+/** What each task type may set under `task_types.<name>.`; `api.<key>` is the default for all. */
+export const TYPE_SETTINGS = {
+  wait_for_endpoints_timeout: duration('60s', 'delivery deadline, then UNDELIVERED'),
+  // below RabbitMQ's default consumer_timeout of 30 min
+  execution_timeout: duration('25m', 'a handler running longer is aborted: TIMED_OUT'),
+  max_deliveries: int(5, 'deliveries to an endpoint before FAILED', { min: 1, max: 100 }),
+};
+
+export const SECTIONS = {
+  api: {
+    host: string('0.0.0.0', 'API listen address', { flag: '--host ADDR' }),
+    port: int(8888, 'API port; 0: any free port', { min: 0, max: 65535, flag: '--port N' }),
+    body_limit: bytes('1mb', 'largest request body'),
+    max_payload_bytes: bytes('512kb', 'largest task payload'),
+    max_endpoints: int(1000, 'most endpoints one task may name', { min: 1 }),
+    max_identifier_length: int(255, 'longest task identifier', { min: 1 }),
+    tokens: list([], 'bearer tokens; none: no authentication', { check: checkTokens }),
+    publish_wait: duration('2s', "how long a POST waits for the broker's confirm (else CREATED)"),
+  },
+  database: {
+    url: url('mysql://root@127.0.0.1:3306/tasker', 'mysql://…, or sqlite:FILE', {
+      schemes: ['mysql://', 'sqlite:'],
+      flag: '--database-url URL',
+      check: (url, at) => absoluteDatabaseUrl(url, at.cwd),
+    }),
+    pool_min: int(0, 'connections kept open', { min: 0 }),
+    pool_max: int(10, 'connections per process', { min: 1 }),
+    acquire_timeout: duration('2s', 'a request waiting longer for a connection: 503'),
+    create_database: bool(false, 'create the database if missing (development)'),
+  },
+  broker: {
+    url: url('amqp://guest:guest@127.0.0.1:5672', 'amqp://…, amqps://…, or memory:', {
+      schemes: ['amqp://', 'amqps://', 'memory:'],
+      flag: '--broker-url URL',
+    }),
+    prefix: string('tasker', 'exchange and queue name prefix', {
+      flag: '--prefix NAME',
+      pattern: PREFIX,
+      patternHint: PREFIX_HINT,
+    }),
+    heartbeat: seconds('30s', 'AMQP heartbeat, whole seconds'),
+    confirm_timeout: duration('5s', 'unconfirmed by then: the outbox keeps the task'),
+    reconnect_initial_delay: duration('500ms', 'first wait before reconnecting'),
+    reconnect_max_delay: duration('30s', 'longest wait between reconnections'),
+    queue_expires: duration('1h', 'an endpoint queue unused this long is deleted'),
+  },
+  server: {
+    api: bool(true, 'serve the HTTP API'),
+    relay: bool(true, 'publish the tasks of the outbox'),
+    recorder: bool(true, 'record the results agents send'),
+    sweeper: bool(true, 'mark missed deadlines UNDELIVERED or TIMED_OUT'),
+    relay_interval: duration('1s', 'how often the relay looks for tasks'),
+    sweep_interval: duration('1s', 'how often the sweeper looks for missed deadlines'),
+    recorder_batch_size: int(200, 'result events written in one transaction', { min: 1 }),
+    recorder_prefetch: int(1000, 'result messages the recorder holds', PREFETCH),
+    timeout_grace: duration('1m', 'silence past execution_timeout before TIMED_OUT'),
+    authenticate_agents: bool(false, "accept results only from the endpoint's broker user"),
+    agent_user_prefix: string('tasker-agent-', 'broker user of an endpoint: <prefix><endpoint>'),
+  },
+  agent: {
+    endpoint: string(null, "this agent's endpoint name; tasker agent needs one", {
+      flag: '--endpoint NAME',
+      check: (endpoint, at) => checkEndpoint(endpoint, at.path, at.fail),
+    }),
+    handlers_dir: dirs(
+      (packageRoot: string) => [path.join(packageRoot, 'dist', 'handlers')],
+      'directories of <type>.js handlers, first match wins',
+      { flag: '--handlers DIRS' },
+    ),
+    concurrency: int(4, 'tasks run at once', { min: 1, max: 1000, flag: '--concurrency N' }),
+    prefetch: int(32, 'deliveries held, at least concurrency', {
+      ...PREFETCH,
+      flag: '--prefetch N',
+    }),
+    state_dir: dir('var/agent-state', 'where the attempt journal survives restarts'),
+    report_delay: duration('200ms', 'a handler still running then is reported RUNNING'),
+    isolation: oneOf(['process', 'inline'], 'process', 'run handlers in a child process or inline'),
+  },
+  log: {
+    level: oneOf(LOG_LEVELS, 'info', 'least severe level logged', { flag: '--log-level LEVEL' }),
+  },
+};
+
+/** Every setting by its dotted path; TYPE_SETTINGS appear under `api.`. */
+const GROUPS: Record<string, Record<string, Setting>> = {
+  ...SECTIONS,
+  api: { ...TYPE_SETTINGS, ...SECTIONS.api },
+};
+export const DECLARED: ReadonlyMap<string, Setting> = new Map([
+  [TASK_TYPES, TASK_TYPE_NAMES],
+  ...Object.entries(GROUPS).flatMap(([section, settings]) =>
+    Object.entries(settings).map(([key, setting]) => [`${section}.${key}`, setting] as const),
+  ),
+]);
+
+/** "api.port" → "TASKER_API_PORT" */
+export const envName = (path: string) => `TASKER_${path.replace(/\./g, '_').toUpperCase()}`;
+
+/** The settings with a flag of their own: `--<name> <arg>` sets `path`. */
+export const SETTING_FLAGS = [...DECLARED].flatMap(([path, { flag, doc }]) => {
+  const [name, arg] = flag?.split(' ') ?? [];
+  return name === undefined ? [] : [{ name: name.slice(2), arg, path, doc }];
+});
