@@ -2,7 +2,8 @@
  * The layering of src/, checked by `npm run lint`: a module imports only from its own folder
  * and from the layers below it.
  *
- *   domain, batch         pure types, state rules, the group-commit helper
+ *   domain, batch,        pure types, state rules, the group-commit helper, the package's
+ *   package.ts            own directory and version
  *   log                   structured logging
  *   config                settings, loaded once
  *   store | broker        MySQL/SQLite through knex | RabbitMQ or the in-process broker
@@ -14,7 +15,7 @@
  * migrations/ is data for the store and imports nothing from src/.
  */
 const LAYERS = [
-  ['domain', 'batch', 'version\\.ts'],
+  ['domain', 'batch', 'package\\.ts'],
   ['log'],
   ['config'],
   ['store', 'broker'],

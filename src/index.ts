@@ -7,4 +7,4 @@
  */
 export type { HandleTask, HandlerContext, HandlerResponse, HandlerTask } from './agent/contract';
 export { TaskerError, coerceError, type ErrorCode } from './domain/errors';
-export { VERSION } from './version';
+export { VERSION } from './package';

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { findPackageRoot } from '../../src/config';
+import { findPackageRoot } from '../../src/package';
 import { sleep } from './waiting';
 
 /** The repository, from test/support under ts-jest as from dist/test/support in the bench. */
