@@ -8,6 +8,14 @@ import * as createTasks from './20261122000001_create_tasks';
 import * as createTaskResponses from './20261122000002_create_task_responses';
 import * as createOutbox from './20261122000003_create_outbox';
 import * as addLastHeardAt from './20261130000001_add_task_responses_last_heard_at';
+import * as addTaskRounds from './20261201000001_add_tasks_rounds_and_rollout';
+import * as addResponseRounds from './20261201000002_add_task_responses_rounds';
+import * as fillResponseDeliverBy from './20261201000003_fill_task_responses_deliver_by';
+import * as createResponseHistory from './20261201000004_create_response_history';
+import * as addOutboxKind from './20261201000005_add_outbox_kind';
+import * as dropOutboxTaskIdUnique from './20261201000006_drop_outbox_task_id_unique';
+import * as addListingIndexes from './20261201000007_add_listing_indexes';
+import * as addEndpointIndex from './20261201000008_add_task_responses_endpoint_index';
 
 export interface Migration {
   name: string;
@@ -20,4 +28,12 @@ export const migrations: readonly Migration[] = [
   { name: '20261122000002_create_task_responses', ...createTaskResponses },
   { name: '20261122000003_create_outbox', ...createOutbox },
   { name: '20261130000001_add_task_responses_last_heard_at', ...addLastHeardAt },
+  { name: '20261201000001_add_tasks_rounds_and_rollout', ...addTaskRounds },
+  { name: '20261201000002_add_task_responses_rounds', ...addResponseRounds },
+  { name: '20261201000003_fill_task_responses_deliver_by', ...fillResponseDeliverBy },
+  { name: '20261201000004_create_response_history', ...createResponseHistory },
+  { name: '20261201000005_add_outbox_kind', ...addOutboxKind },
+  { name: '20261201000006_drop_outbox_task_id_unique', ...dropOutboxTaskIdUnique },
+  { name: '20261201000007_add_listing_indexes', ...addListingIndexes },
+  { name: '20261201000008_add_task_responses_endpoint_index', ...addEndpointIndex },
 ];

@@ -4,6 +4,7 @@
 #   scripts/broker-users.sh server USER [PASSWORD]   full rights on <prefix>.* (declares topology)
 #   scripts/broker-users.sh agent ENDPOINT [PASSWORD]
 #       user <agent-user-prefix><ENDPOINT>: may declare, bind and read only its own queues
+#       (and its control queue <prefix>.control.<ENDPOINT>, for cancels)
 #       <prefix>.<type>.<ENDPOINT>, and publish only to <prefix>.results (and <prefix>.dead,
 #       which RabbitMQ requires of whoever declares a queue that dead-letters there). It
 #       cannot publish tasks, read another endpoint's queue, or see other endpoints' results.
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 
 ctl() { rabbitmqctl -q "$@"; }
@@ -104,10 +105,11 @@ case "$1" in
     password=$(password_of "${@:3}")
     ensure_vhost
     ensure_user "$user" "$password"
+    control_queue="${p}\\.control\\.${e}"
     ctl set_permissions -p "$vhost" "$user" \
-      "^${own_queues}\$" \
-      "^(${p}\\.results|${p}\\.dead|${own_queues})\$" \
-      "^(${own_queues}|${task_exchanges})\$"
+      "^(${own_queues}|${control_queue})\$" \
+      "^(${p}\\.results|${p}\\.dead|${own_queues}|${control_queue})\$" \
+      "^(${own_queues}|${task_exchanges}|${p}\\.control|${control_queue})\$"
     echo "agent user $user: own queues ${prefix}.<type>.$2, publishes to ${prefix}.results"
     ;;
   delete)

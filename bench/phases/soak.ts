@@ -115,6 +115,7 @@ function taskMessage(id: number): TaskMessage {
     deliver_by: new Date(now + 600_000).toISOString(),
     execution_timeout_ms: 30_000,
     max_deliveries: 5,
+    round: 1,
   };
 }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Delivery, Subscription, TaskBroker } from '../broker';
 import {
   WIRE_VERSION,
+  parseControlMessage,
   parseTaskMessage,
   taskExpiresAt,
   type AgentInfo,
@@ -22,7 +23,7 @@ import { AttemptJournal } from './attempts';
 import { lockStateDir, type DirLock } from './lock';
 import { ReportSender } from './reports';
 import type { HandlerTask } from './contract';
-import { progressReport, type Outcome } from './run';
+import { CANCELLED_ERRNR, CancelRequest, progressReport, type Outcome } from './run';
 import type { HandlerRunner } from './runner';
 
 export interface AgentOptions {
@@ -66,6 +67,9 @@ const WAITED = Symbol('waited');
 const SHUTDOWN = Symbol('shutdown');
 
 type Execution = ResultEvent | typeof LATE | typeof WAITED | typeof SHUTDOWN;
+
+/** A task's run in a round: what the agent's memory of runs is keyed by. */
+const runKey = (task: Pick<TaskMessage, 'id' | 'round'>): string => `${task.id}:${task.round}`;
 
 /** At most `size` handlers at once; the rest wait in arrival order, and are refused on close. */
 class Slots {
@@ -120,8 +124,13 @@ export class Agent {
   private readonly slots: Slots;
   private readonly shutdown = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly finished = new Map<number, ResultEvent>();
-  private readonly running = new Map<number, Promise<Execution>>();
+  /** by runKey: a retry's round is another run */
+  private readonly finished = new Map<string, ResultEvent>();
+  private readonly running = new Map<string, Promise<Execution>>();
+  /** what stops each running handler: the agent's shutdown, or a cancel of its task */
+  private readonly stops = new Map<string, AbortController>();
+  /** runs cancelled here, with why and until when a copy may still arrive */
+  private readonly cancelled = new Map<string, { reason: string; until: number }>();
   private readonly info: AgentInfo = { hostname: hostname(), pid: process.pid, version: VERSION };
   private readonly stateDir: string;
   private lock: DirLock | null = null;
@@ -149,8 +158,10 @@ export class Agent {
     await this.claimStateDir();
     const prefetch = Math.max(concurrency, this.options.prefetch ?? concurrency);
     try {
-      this.subscription = await broker.consumeTasks({ endpoint, types, prefetch }, (delivery) =>
-        this.track(this.onDelivery(delivery)),
+      this.subscription = await broker.consumeTasks(
+        { endpoint, types, prefetch },
+        (delivery) => this.track(this.onDelivery(delivery)),
+        (delivery) => this.onControl(delivery),
       );
     } catch (err) {
       await this.releaseStateDir();
@@ -192,7 +203,7 @@ export class Agent {
   private event(
     task: TaskMessage,
     attempt: number,
-    fields: Pick<ResultEvent, 'event' | 'status'> & Partial<ResultEvent>,
+    fields: Pick<ResultEvent, 'event' | 'status'> & Partial<Omit<ResultEvent, 'round'>>,
   ): ResultEvent {
     return {
       v: WIRE_VERSION,
@@ -207,6 +218,7 @@ export class Agent {
       attempt,
       agent: this.info,
       ...fields,
+      round: task.round,
     };
   }
 
@@ -225,9 +237,15 @@ export class Agent {
       delivery.ack();
       return;
     }
-    const known = this.finished.get(task.id);
+    const known = this.finished.get(runKey(task));
     if (known !== undefined) {
       await this.report(delivery, task, known);
+      return;
+    }
+    const cancel = this.cancelReason(task);
+    if (cancel !== null) {
+      // cancelled before it started here: never run, and said so
+      await this.report(delivery, task, this.cancelledEvent(task, 0, cancel));
       return;
     }
     if (this.isLate(task)) {
@@ -238,11 +256,12 @@ export class Agent {
       return;
     }
     // A duplicate of a task this agent is running now waits for that run instead of a second.
-    let result = this.running.get(task.id);
+    const key = runKey(task);
+    let result = this.running.get(key);
     if (result === undefined) {
       result = this.execute(task, delivery.redelivered);
-      this.running.set(task.id, result);
-      void result.finally(() => this.running.delete(task.id));
+      this.running.set(key, result);
+      void result.finally(() => this.running.delete(key));
     }
     const event = await result;
     if (event === SHUTDOWN) {
@@ -282,12 +301,54 @@ export class Agent {
     }
   }
 
+  /**
+   * A cancel for some of this type's endpoints: remember it for copies still to come, and stop
+   * the run if it is running here. Acked at once: a cancel is asked again by nobody.
+   */
+  private onControl(delivery: Delivery): void {
+    delivery.ack();
+    let message;
+    try {
+      message = parseControlMessage(delivery.content);
+    } catch (err) {
+      this.log.warn('ignoring an invalid control message', { err });
+      return;
+    }
+    if (message.endpoints !== null && !message.endpoints.includes(this.options.endpoint)) return;
+    const key = runKey({ id: message.task_id, round: message.round });
+    const now = Date.now();
+    for (const [known, { until }] of this.cancelled) if (until <= now) this.cancelled.delete(known);
+    this.cancelled.set(key, { reason: message.reason, until: Date.parse(message.expires_at) });
+    if (this.cancelled.size > FINISHED_CACHE) {
+      this.cancelled.delete(this.cancelled.keys().next().value as string);
+    }
+    const stop = this.stops.get(key);
+    this.log.info('task cancelled', { task_id: message.task_id, running: stop !== undefined });
+    stop?.abort(new CancelRequest(message.reason));
+  }
+
+  /** Why the task was cancelled here, or null. */
+  private cancelReason(task: TaskMessage): string | null {
+    return this.cancelled.get(runKey(task))?.reason ?? null;
+  }
+
+  private cancelledEvent(task: TaskMessage, attempt: number, reason: string): ResultEvent {
+    return this.event(task, Math.max(1, attempt), {
+      event: 'finished',
+      status: 'CANCELLED',
+      errnr: CANCELLED_ERRNR,
+      errmsg: `cancelled: ${reason}`,
+    });
+  }
+
   /** Wait for a handler slot, count the run, run the handler, and return the finished event. */
   private async execute(task: TaskMessage, redelivered: boolean): Promise<Execution> {
     const slot = await this.slots.acquire(this.options.slotWaitMs ?? SLOT_WAIT_LIMIT_MS);
     if (slot === 'closed') return SHUTDOWN;
     if (slot === 'waited') return WAITED;
     try {
+      const cancel = this.cancelReason(task);
+      if (cancel !== null) return this.cancelledEvent(task, 0, cancel);
       if (this.isLate(task)) {
         this.log.warn('task waited past its delivery deadline; not running it', {
           task_id: task.id,
@@ -360,6 +421,14 @@ export class Agent {
       created_at: task.created_at,
       deliver_by: task.deliver_by,
     };
+    // one controller per run, aborted by a cancel of the task or by the agent's shutdown (not
+    // AbortSignal.any(), which keeps every combined signal alive: see run.ts)
+    const key = runKey(task);
+    const stop = new AbortController();
+    const onShutdown = (): void => stop.abort(this.shutdown.signal.reason);
+    if (this.shutdown.signal.aborted) onShutdown();
+    else this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+    this.stops.set(key, stop);
     try {
       log.debug('running task');
       const outcome = await this.options.runner.run({
@@ -367,7 +436,7 @@ export class Agent {
         endpoint: this.options.endpoint,
         attempt,
         timeoutMs: task.execution_timeout_ms,
-        signal: this.shutdown.signal,
+        signal: stop.signal,
         log,
         progress,
       });
@@ -375,17 +444,19 @@ export class Agent {
       return outcome;
     } finally {
       clearTimeout(started);
+      this.stops.delete(key);
+      this.shutdown.signal.removeEventListener('abort', onShutdown);
     }
   }
 
   /** Publish the finished event, and ack the task only once the broker confirmed it. */
   private async report(delivery: Delivery, task: TaskMessage, event: ResultEvent): Promise<void> {
-    this.remember(task.id, event);
+    this.remember(runKey(task), event);
     for (let i = 1; i <= PUBLISH_RETRIES; i += 1) {
       try {
         await this.reports.send(event);
         delivery.ack();
-        this.journal.clear(task.id);
+        this.journal.clear(task);
         return;
       } catch (err) {
         this.log.warn('could not report a result yet', { task_id: task.id, try: i, err });
@@ -396,9 +467,9 @@ export class Agent {
     delivery.requeue();
   }
 
-  private remember(taskId: number, event: ResultEvent): void {
-    this.finished.delete(taskId);
-    this.finished.set(taskId, event);
+  private remember(key: string, event: ResultEvent): void {
+    this.finished.delete(key);
+    this.finished.set(key, event);
     if (this.finished.size > FINISHED_CACHE) {
       const oldest = this.finished.keys().next().value;
       if (oldest !== undefined) this.finished.delete(oldest);

@@ -5,7 +5,7 @@
  * nothing, and their `redelivered` flag does not tell a task that ran from one that only waited
  * in the agent's prefetch.
  *
- * One line per run start, `<task id> <created_at> <expires_at> <count>`, written with one
+ * One line per run start, `<task id> <created_at> <expires_at> <count> <round>`, written with one
  * synchronous append to a file kept open. Finished tasks are forgotten in memory; the file is
  * rewritten with what is still open every few thousand lines, and on open. An entry is kept
  * until its task message expires (its delivery deadline plus its execution timeout): until then
@@ -25,12 +25,16 @@ import { join } from 'node:path';
 
 export interface CountedTask {
   id: number;
+  /** a retry's new round is counted afresh */
+  round: number;
   created_at: string;
   /** when the task message expires: no redelivery comes after it */
   expires_at: string;
 }
 
 interface Entry {
+  id: number;
+  round: number;
   createdAt: string;
   expiresAt: string;
   count: number;
@@ -42,7 +46,8 @@ const OPEN_HERE = new Set<string>();
 
 export class AttemptJournal {
   private readonly file: string;
-  private entries = new Map<number, Entry>();
+  /** by `<task id>:<round>` */
+  private entries = new Map<string, Entry>();
   private fd: number | null = null;
   private linesSinceCompaction = 0;
 
@@ -72,12 +77,21 @@ export class AttemptJournal {
       if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
     }
     for (const line of text.split('\n')) {
-      const [id, createdAt, expiresAt, count] = line.split(' ');
+      // lines from before rounds have no fifth field: round 1
+      const [id, createdAt, expiresAt, count, round = '1'] = line.split(' ');
       const taskId = Number(id);
       const runs = Number(count);
       if (!Number.isSafeInteger(taskId) || !Number.isSafeInteger(runs) || runs < 1) continue;
       if (createdAt === undefined || expiresAt === undefined) continue;
-      this.entries.set(taskId, { createdAt, expiresAt, count: runs });
+      const taskRound = Number(round);
+      if (!Number.isSafeInteger(taskRound) || taskRound < 1) continue;
+      this.entries.set(keyOf(taskId, taskRound), {
+        id: taskId,
+        round: taskRound,
+        createdAt,
+        expiresAt,
+        count: runs,
+      });
     }
     const fd = this.compact();
     OPEN_HERE.add(this.file);
@@ -87,12 +101,12 @@ export class AttemptJournal {
   /** Rewrite the file with what is still open; the old descriptor stays usable if this fails. */
   private compact(): number {
     const now = Date.now();
-    const kept = new Map<number, Entry>();
+    const kept = new Map<string, Entry>();
     let text = '';
-    for (const [id, entry] of this.entries) {
+    for (const [key, entry] of this.entries) {
       if (Date.parse(entry.expiresAt) <= now) continue;
-      kept.set(id, entry);
-      text += line(id, entry);
+      kept.set(key, entry);
+      text += line(entry);
     }
     const temp = `${this.file}.${process.pid}.tmp`;
     writeFileSync(temp, text);
@@ -114,17 +128,20 @@ export class AttemptJournal {
    */
   start(task: CountedTask, redelivered: boolean): number {
     const fd = this.ensureOpen();
-    const known = this.entries.get(task.id);
+    const key = keyOf(task.id, task.round);
+    const known = this.entries.get(key);
     const before = redelivered && known?.createdAt === task.created_at ? known.count : 0;
     const entry: Entry = {
+      id: task.id,
+      round: task.round,
       createdAt: task.created_at,
       expiresAt: task.expires_at,
       count: before + 1,
     };
-    this.entries.set(task.id, entry);
+    this.entries.set(key, entry);
     // No fsync: the count must survive the agent process dying, which the page cache does;
     // losing it to a power cut only gives a poison task a few more tries.
-    writeSync(fd, line(task.id, entry));
+    writeSync(fd, line(entry));
     this.linesSinceCompaction += 1;
     if (this.linesSinceCompaction >= Math.max(COMPACT_AFTER_LINES, 2 * this.entries.size)) {
       this.compact();
@@ -133,14 +150,14 @@ export class AttemptJournal {
   }
 
   /** Whether a run of this task started here before (and was not finished and acked since). */
-  hasStarted(task: Pick<CountedTask, 'id' | 'created_at'>): boolean {
+  hasStarted(task: Pick<CountedTask, 'id' | 'round' | 'created_at'>): boolean {
     this.ensureOpen();
-    return this.entries.get(task.id)?.createdAt === task.created_at;
+    return this.entries.get(keyOf(task.id, task.round))?.createdAt === task.created_at;
   }
 
   /** The task is finished and acked: forget its count. */
-  clear(taskId: number): void {
-    this.entries.delete(taskId);
+  clear(task: Pick<CountedTask, 'id' | 'round'>): void {
+    this.entries.delete(keyOf(task.id, task.round));
   }
 
   close(): void {
@@ -151,6 +168,8 @@ export class AttemptJournal {
   }
 }
 
-function line(id: number, entry: Entry): string {
-  return `${id} ${entry.createdAt} ${entry.expiresAt} ${entry.count}\n`;
+const keyOf = (id: number, round: number): string => `${id}:${round}`;
+
+function line(entry: Entry): string {
+  return `${entry.id} ${entry.createdAt} ${entry.expiresAt} ${entry.count} ${entry.round}\n`;
 }

@@ -25,6 +25,30 @@ export interface Outcome {
 
 /** errnr reported when a handler runs past its execution timeout */
 export const TIMEOUT_ERRNR = -1;
+/** errnr of an endpoint whose task was cancelled */
+export const CANCELLED_ERRNR = -2;
+
+/**
+ * The abort reason of a run the operator cancelled (any other abort is the agent shutting
+ * down): the run ends CANCELLED instead of being handed back.
+ */
+export class CancelRequest extends Error {
+  override name = 'CancelRequest';
+  constructor(readonly reason: string) {
+    super(`cancelled: ${reason}`);
+  }
+}
+
+/** The outcome of a run cancelled before it finished. */
+export function cancelledOutcome(reason: string, detail = ''): Outcome {
+  return {
+    status: 'CANCELLED',
+    errnr: CANCELLED_ERRNR,
+    errmsg: truncate(`cancelled: ${reason}${detail}`),
+    payload: null,
+    abandoned: false,
+  };
+}
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A short description of any value, for messages; never throws. */
@@ -126,6 +150,17 @@ export function checkResponse(value: unknown, response: HandlerResponse): Outcom
   };
 }
 
+/** A run stopped by `stop`: cancelled by the operator, or abandoned for a shutdown. */
+function stoppedOutcome(stop: AbortSignal): Outcome {
+  const reason: unknown = stop.reason;
+  if (reason instanceof CancelRequest) return cancelledOutcome(reason.reason);
+  return { ...failed(1, 'agent shut down'), abandoned: true };
+}
+
+/**
+ * Run one handler call. `stop` aborts it: with a CancelRequest as its reason the run ends
+ * CANCELLED, with any other (the agent shutting down) it is abandoned and the task handed back.
+ */
 export async function runHandler(
   handler: HandleTask,
   task: HandlerTask,
@@ -133,8 +168,8 @@ export async function runHandler(
   timeoutMs: number,
   shutdown: AbortSignal,
 ): Promise<Outcome> {
-  // shutting down before the handler started: hand the task back without running it
-  if (shutdown.aborted) return { ...failed(1, 'agent shut down'), abandoned: true };
+  // stopped before the handler started: not run at all
+  if (shutdown.aborted) return stoppedOutcome(shutdown);
   // One controller per run, aborted by its timer or by shutdown. Not AbortSignal.any() over the
   // agent's long-lived shutdown signal: that keeps every run's combined signal alive once it has
   // a listener (nodejs/node#55328): 3-4 KB per task for the life of the agent.
@@ -169,11 +204,11 @@ export async function runHandler(
           abandoned: false,
         };
       }
-      return { ...failed(1, 'agent shut down'), abandoned: true };
+      return stoppedOutcome(shutdown);
     }
     return checkResponse(settled.value, response);
   } catch (thrown) {
-    if (shutdown.aborted) return { ...failed(1, 'agent shut down'), abandoned: true };
+    if (shutdown.aborted) return stoppedOutcome(shutdown);
     const err = coerceError(thrown);
     const errnr = (err as { errnr?: unknown }).errnr;
     const code = isErrnr(errnr) && errnr !== 0 ? errnr : 1;

@@ -13,7 +13,10 @@ export interface RunRequest {
   endpoint: string;
   attempt: number;
   timeoutMs: number;
-  /** aborted when the agent shuts down: the run is abandoned and the task handed back */
+  /**
+   * aborted when the agent shuts down (the run is abandoned and the task handed back) or, with
+   * a CancelRequest as its reason, when the task is cancelled (the run ends CANCELLED)
+   */
   signal: AbortSignal;
   log: Logger;
   /** what the handler passed to ctx.progress(), unchecked */

@@ -7,7 +7,7 @@
 import { createLogger, type Logger } from '../log';
 import type { HandleTask } from './contract';
 import { importHandler } from './loader';
-import { runHandler } from './run';
+import { CancelRequest, runHandler } from './run';
 import type { ChildMessage, ParentMessage } from './sandbox-protocol';
 
 /** ctx.progress() reaches the agent at most this often; the agent throttles what it reports */
@@ -99,7 +99,13 @@ process.on('message', (message: ParentMessage) => {
       void run(message);
       break;
     case 'abort':
-      running.get(message.id)?.abort(new Error(message.reason));
+      running
+        .get(message.id)
+        ?.abort(
+          message.cause === 'cancel'
+            ? new CancelRequest(message.reason)
+            : new Error(message.reason),
+        );
       break;
   }
 });

@@ -17,8 +17,11 @@ export type ParentMessage =
       attempt: number;
       timeoutMs: number;
     }
-  /** abort the run's ctx.signal; the handler should stop and the run is abandoned */
-  | { kind: 'abort'; id: number; reason: string };
+  /**
+   * abort the run's ctx.signal; the handler should stop: the run is abandoned (shutdown) or
+   * CANCELLED (cancel, with the operator's reason)
+   */
+  | { kind: 'abort'; id: number; cause: 'shutdown' | 'cancel'; reason: string };
 
 export type ChildMessage =
   /** the process is up and takes runs */

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { TaskerError } from '../domain';
 import type { Logger } from '../log';
 import { findPackageRoot } from '../package';
-import { TIMEOUT_ERRNR, type Outcome } from './run';
+import { CancelRequest, TIMEOUT_ERRNR, cancelledOutcome, type Outcome } from './run';
 import type { HandlerRunner, RunRequest } from './runner';
 import type { ChildMessage, ParentMessage } from './sandbox-protocol';
 
@@ -47,7 +47,7 @@ interface ActiveRun {
   id: number;
   request: RunRequest;
   /** why the agent killed the child, if it did */
-  killedFor: 'timeout' | 'shutdown' | null;
+  killedFor: 'timeout' | 'shutdown' | 'cancel' | null;
   settle(outcome: Outcome): void;
 }
 
@@ -204,6 +204,16 @@ export class HandlerSandbox implements HandlerRunner {
       run.settle(abandoned());
       return;
     }
+    if (run.killedFor === 'cancel') {
+      const reason: unknown = run.request.signal.reason;
+      run.settle(
+        cancelledOutcome(
+          reason instanceof CancelRequest ? reason.reason : 'cancelled',
+          `; the handler did not stop within ${this.options.killGraceMs} ms and its process was killed`,
+        ),
+      );
+      return;
+    }
     const { timeoutMs } = run.request;
     if (run.killedFor === 'timeout') {
       run.settle({
@@ -240,9 +250,11 @@ export class HandlerSandbox implements HandlerRunner {
         abandoned: this.closed,
       });
     }
-    return this.acquire(request.signal).then((worker) =>
-      worker === null ? abandoned() : this.runIn(worker, file, request),
-    );
+    return this.acquire(request.signal).then((worker) => {
+      if (worker !== null) return this.runIn(worker, file, request);
+      const reason: unknown = request.signal.reason;
+      return reason instanceof CancelRequest ? cancelledOutcome(reason.reason) : abandoned();
+    });
   }
 
   /** A free child, or the next to come free or be started; null if aborted while waiting. */
@@ -300,15 +312,22 @@ export class HandlerSandbox implements HandlerRunner {
     const { log, killGraceMs } = this.options;
     return new Promise<Outcome>((resolve) => {
       const timers: NodeJS.Timeout[] = [];
-      const kill = (reason: 'timeout' | 'shutdown'): void => {
+      const kill = (reason: 'timeout' | 'shutdown' | 'cancel'): void => {
         if (worker.run !== run) return;
         run.killedFor = reason;
         log.warn('killing a handler process that did not stop', { task_id: request.task.id });
         worker.child.kill('SIGKILL');
       };
       const onAbort = (): void => {
-        this.post(worker, { kind: 'abort', id, reason: 'agent shutting down' });
-        timers.push(setTimeout(() => kill('shutdown'), killGraceMs));
+        const reason: unknown = request.signal.reason;
+        const cancel = reason instanceof CancelRequest;
+        this.post(worker, {
+          kind: 'abort',
+          id,
+          cause: cancel ? 'cancel' : 'shutdown',
+          reason: cancel ? reason.reason : 'agent shutting down',
+        });
+        timers.push(setTimeout(() => kill(cancel ? 'cancel' : 'shutdown'), killGraceMs));
       };
       const run: ActiveRun = {
         id,

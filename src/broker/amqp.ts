@@ -10,6 +10,7 @@ import {
   UnavailableError,
   encodeResultEvents,
   taskExpiresAt,
+  type ControlMessage,
   type ResultEvent,
   type TaskMessage,
 } from '../domain';
@@ -271,6 +272,7 @@ export class AmqpBroker implements TaskBroker {
     exchange: string,
     content: Buffer,
     options: amqp.Options.Publish,
+    routingKey = '',
   ): Promise<void> {
     await this.acquireSlot();
     try {
@@ -282,7 +284,7 @@ export class AmqpBroker implements TaskBroker {
           () => reject(this.unavailable(`no confirm within ${this.options.confirmTimeoutMs} ms`)),
           this.options.confirmTimeoutMs,
         );
-        const ok = ch.publish(exchange, '', content, options, (err: unknown) => {
+        const ok = ch.publish(exchange, routingKey, content, options, (err: unknown) => {
           clearTimeout(timer);
           if (err === null || err === undefined) resolve();
           else reject(new UnavailableError('broker_unavailable', 'broker did not confirm', err));
@@ -323,6 +325,27 @@ export class AmqpBroker implements TaskBroker {
       timestamp: Math.floor(Date.now() / 1000),
       appId: 'tasker',
     });
+  }
+
+  async publishControl(message: ControlMessage): Promise<void> {
+    if (!this.isConnected) throw this.unavailable('not connected');
+    const exchange = names.controlExchange(this.prefix);
+    await this.declareOnce(exchange, (ch) => declareCommon(ch, this.prefix));
+    const ttl = Math.max(1, Date.parse(message.expires_at) - Date.now());
+    await this.confirmPublish(
+      exchange,
+      Buffer.from(JSON.stringify(message)),
+      {
+        persistent: true,
+        contentType: 'application/json',
+        messageId: `${message.kind}-${message.task_id}-${message.round}`,
+        type: message.kind,
+        expiration: String(ttl),
+        timestamp: Math.floor(Date.now() / 1000),
+        appId: 'tasker',
+      },
+      message.type,
+    );
   }
 
   publishResult(event: ResultEvent): Promise<void> {
@@ -408,21 +431,35 @@ export class AmqpBroker implements TaskBroker {
   consumeTasks(
     options: ConsumeTasksOptions,
     onTask: (delivery: Delivery) => Promise<void>,
+    onControl?: (delivery: Delivery) => void,
   ): Promise<Subscription> {
     return this.subscribe(
       async (ch, managed, consume) => {
         await ch.prefetch(options.prefetch);
-        for (const type of options.types) {
-          await checkAgentExchanges(ch, this.prefix, type);
-          const queue = await this.declareEndpointQueue(type, options.endpoint, ch);
-          await consume(queue, (message) => {
+        const consumeQueue = (queue: string, handle: (delivery: Delivery) => void) =>
+          consume(queue, (message) => {
             if (message === null) {
               this.log.warn('broker cancelled our consumer; reopening', { queue });
               void ch.close().catch(() => undefined);
               return;
             }
-            void onTask(managed.delivery(ch, message));
+            handle(managed.delivery(ch, message));
           });
+        for (const type of options.types) {
+          await checkAgentExchanges(ch, this.prefix, type);
+          const queue = await this.declareEndpointQueue(type, options.endpoint, ch);
+          await consumeQueue(queue, (delivery) => void onTask(delivery));
+        }
+        if (onControl !== undefined) {
+          const control = names.controlQueue(this.prefix, options.endpoint);
+          await ch.assertQueue(
+            control,
+            endpointQueueOptions(this.prefix, this.options.queueExpiresMs),
+          );
+          for (const type of options.types) {
+            await ch.bindQueue(control, names.controlExchange(this.prefix), type);
+          }
+          await consumeQueue(control, onControl);
         }
       },
       { waitForExchanges: true },

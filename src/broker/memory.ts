@@ -46,6 +46,7 @@ import {
   UnavailableError,
   encodeResultEvents,
   taskExpiresAt,
+  type ControlMessage,
   type ResultEvent,
   type TaskMessage,
 } from '../domain';
@@ -121,6 +122,8 @@ export class MemoryBroker implements TaskBroker {
   private readonly queues = new Map<string, Queue>();
   /** task exchange name → names of the queues bound to it */
   private readonly bindings = new Map<string, Set<string>>();
+  /** task type → the control queues bound to the control exchange with it */
+  private readonly controlBindings = new Map<string, Set<string>>();
   private readonly dead: DeadLetter[] = [];
   private readonly scheduled = new Set<Queue>();
   private readonly subscriptions = new Set<Subscription>();
@@ -218,6 +221,7 @@ export class MemoryBroker implements TaskBroker {
         // as RabbitMQ does with an expired queue: its messages go with it, not dead-lettered
         this.queues.delete(queue.name);
         for (const bound of this.bindings.values()) bound.delete(queue.name);
+        for (const bound of this.controlBindings.values()) bound.delete(queue.name);
         continue;
       }
       if (!queue.messages.some((m) => isExpired(m, now))) continue;
@@ -360,19 +364,56 @@ export class MemoryBroker implements TaskBroker {
     return Promise.resolve();
   }
 
+  publishControl(message: ControlMessage): Promise<void> {
+    if (!this.isConnected) return Promise.reject(this.unavailable());
+    const content = Buffer.from(JSON.stringify(message));
+    const expiresAt = Math.max(Date.now() + 1, Date.parse(message.expires_at));
+    // the topic exchange <prefix>.control routes by task type
+    for (const name of this.controlBindings.get(message.type) ?? []) {
+      const queue = this.queue(name);
+      queue.messages.push({
+        content,
+        messageId: `${message.kind}-${message.task_id}-${message.round}`,
+        expiresAt,
+        redelivered: false,
+      });
+      this.schedule(queue);
+    }
+    return Promise.resolve();
+  }
+
   consumeTasks(
     options: ConsumeTasksOptions,
     onTask: (delivery: Delivery) => Promise<void>,
+    onControl?: (delivery: Delivery) => void,
   ): Promise<Subscription> {
     if (this.state === 'closed') return Promise.reject(this.unavailable());
     const queues = options.types.map((type) => this.endpointQueue(type, options.endpoint));
     const consumer = this.consume(queues, options.prefetch, (delivery) => {
       onTask(delivery).catch((err: unknown) => this.log.error('task handler failed', { err }));
     });
+    let control: ReturnType<MemoryBroker['consume']> | null = null;
+    if (onControl !== undefined) {
+      const name = names.controlQueue(this.prefix, options.endpoint);
+      for (const type of options.types) {
+        let bound = this.controlBindings.get(type);
+        if (bound === undefined) {
+          bound = new Set();
+          this.controlBindings.set(type, bound);
+        }
+        bound.add(name);
+      }
+      control = this.consume([this.queue(name)], options.prefetch, onControl);
+    }
+    const cancel = (): void => {
+      consumer.cancel();
+      control?.cancel();
+    };
     return Promise.resolve(
-      this.track(consumer.cancel, () => {
-        consumer.cancel();
+      this.track(cancel, () => {
+        cancel();
         consumer.handBack();
+        control?.handBack();
         return Promise.resolve();
       }),
     );

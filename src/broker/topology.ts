@@ -12,6 +12,9 @@ export const names = {
   resultsQueue: (prefix: string): string => `${prefix}.results`,
   deadExchange: (prefix: string): string => `${prefix}.dead`,
   deadQueue: (prefix: string): string => `${prefix}.dead`,
+  /** a topic exchange: control messages go by their task type as routing key */
+  controlExchange: (prefix: string): string => `${prefix}.control`,
+  controlQueue: (prefix: string, endpoint: string): string => `${prefix}.control.${endpoint}`,
 };
 
 export function durableQueueOptions(prefix: string): Options.AssertQueue {
@@ -43,6 +46,7 @@ export async function declareCommon(ch: Declarer, prefix: string): Promise<void>
   await ch.assertExchange(names.resultsExchange(prefix), 'fanout', { durable: true });
   await ch.assertQueue(names.resultsQueue(prefix), durableQueueOptions(prefix));
   await ch.bindQueue(names.resultsQueue(prefix), names.resultsExchange(prefix), '');
+  await ch.assertExchange(names.controlExchange(prefix), 'topic', { durable: true });
 }
 
 export async function declareTaskType(ch: Declarer, prefix: string, type: string): Promise<void> {
@@ -59,5 +63,6 @@ export async function checkAgentExchanges(
   type: string,
 ): Promise<void> {
   await ch.checkExchange(names.resultsExchange(prefix));
+  await ch.checkExchange(names.controlExchange(prefix));
   await ch.checkExchange(names.taskExchange(prefix, type));
 }

@@ -2,7 +2,7 @@
  * The broker seam: everything tasker needs from a message broker, and nothing more. The AMQP
  * implementation (amqp.ts) is the production one; an in-process one can back an embedded mode.
  */
-import type { ResultEvent, TaskMessage } from '../domain';
+import type { ControlMessage, ResultEvent, TaskMessage } from '../domain';
 
 export interface Delivery {
   readonly content: Buffer;
@@ -52,6 +52,11 @@ export interface TaskBroker {
    * the queues of the addressed endpoints first, so one that never connected still finds it.
    */
   publishTask(message: TaskMessage): Promise<void>;
+  /**
+   * Publish a control message (a cancel) to every agent of its task type, and resolve once the
+   * broker confirmed it; it expires with the task message it is about.
+   */
+  publishControl(message: ControlMessage): Promise<void>;
   /** Publish a result event and resolve once the broker confirmed it. */
   publishResult(event: ResultEvent): Promise<void>;
   /**
@@ -59,10 +64,14 @@ export interface TaskBroker {
    * and resolve once the broker confirmed it.
    */
   publishResults(events: readonly ResultEvent[]): Promise<void>;
-  /** Consume this endpoint's queues for the given task types, one delivery at a time each. */
+  /**
+   * Consume this endpoint's queues for the given task types, one delivery at a time each, and
+   * its control queue, whose deliveries go to `onControl` (they are acked there).
+   */
   consumeTasks(
     options: ConsumeTasksOptions,
     onTask: (delivery: Delivery) => Promise<void>,
+    onControl?: (delivery: Delivery) => void,
   ): Promise<Subscription>;
   /** Consume result events from every endpoint, in batches. */
   consumeResults(

@@ -10,7 +10,7 @@ import { createApp } from '../api';
 import { createBroker, type TaskBroker } from '../broker';
 import type { TaskerConfig } from '../config';
 import type { Logger } from '../log';
-import { Intake, startRecorder, startRelay, startSweeper, taskPublisher } from '../server';
+import { Intake, startRecorder, startRelay, startSweeper, outboxPublishers } from '../server';
 import { createDb, type Db } from '../store';
 
 export interface ServerHandle {
@@ -83,7 +83,7 @@ export async function startServer(
   try {
     await startBroker();
     const { server: parts } = config;
-    const publish = taskPublisher(broker, config.taskTypes);
+    const publish = outboxPublishers(broker, config.taskTypes);
     const relay = parts.relay
       ? startRelay(db, broker, publish, parts.relayIntervalMs, log.child({ part: 'relay' }))
       : null;

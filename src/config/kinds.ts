@@ -5,7 +5,8 @@
  */
 import path from 'node:path';
 import { ConfigError } from '../domain/errors';
-import { checkInt, checkString, describeType } from '../domain/fields';
+import { checkInt, checkString, describeType, isPlainObject } from '../domain/fields';
+import { readRollout, readShare, type Rollout, type Share } from '../domain/rollout';
 import type { Fail, IntRule, StringRule } from '../domain/fields';
 
 /** Where a value is read: its path, a Fail that adds where the value came from, and the cwd. */
@@ -30,6 +31,8 @@ export interface Setting<T = unknown, Suffix extends string = string> {
   suffix: Suffix;
   /** a YAML list is accepted */
   list: boolean;
+  /** a YAML mapping is accepted (from env and flags: "key=value,key=value") */
+  mapping: boolean;
   parse(value: unknown, at: At): T;
 }
 
@@ -58,11 +61,12 @@ interface KindSpec<S, X> {
   type: string | ((options: X) => string);
   suffix?: S;
   list?: boolean;
+  mapping?: boolean;
 }
 
 /** A kind from its parser, declared as `kind(default, doc, options)`; a null default adds null. */
 function kind<T, S extends string = '', X = unknown>(
-  { type, suffix = '' as S, list = false }: KindSpec<S, X>,
+  { type, suffix = '' as S, list = false, mapping = false }: KindSpec<S, X>,
   read: (value: unknown, at: At, options: X) => T,
 ) {
   return <D>(def: D, doc: string, options = {} as Options<T> & X) => {
@@ -75,7 +79,7 @@ function kind<T, S extends string = '', X = unknown>(
       }
     };
     const typeText = typeof type === 'string' ? type : type(options);
-    const setting = { ...options, default: def, doc, type: typeText, suffix, list, parse };
+    const setting = { ...options, default: def, doc, type: typeText, suffix, list, mapping, parse };
     return setting as Setting<D extends null ? T | null : T, S>;
   };
 }
@@ -153,6 +157,29 @@ function readList(value: unknown, at: At, separator: RegExp): string[] {
 
 const text = (value: unknown, at: At) => checkString(value, at.path, at.fail);
 
+/** A YAML mapping, or "key=value,key=value" from env and flags (values then strings). */
+function readMapping(value: unknown): Record<string, unknown> {
+  if (isPlainObject(value)) return value;
+  if (typeof value !== 'string') throw new Error(`must be a mapping, got ${describeType(value)}`);
+  const entries = value.split(',').flatMap((item) => (item.trim() === '' ? [] : [item]));
+  return Object.fromEntries(
+    entries.map((item) => {
+      const equals = item.indexOf('=');
+      if (equals <= 0)
+        throw new Error(`must be key=value pairs separated by ",", got ${show(item)}`);
+      return [item.slice(0, equals).trim(), item.slice(equals + 1).trim()];
+    }),
+  );
+}
+
+const readMs = (value: unknown, path: string, at: At): number => {
+  try {
+    return positive(parseDuration(value), 'duration');
+  } catch (error) {
+    throw at.fail(path, (error as Error).message);
+  }
+};
+
 function intType({ min, max }: IntRule): string {
   if (min === undefined) return 'integer';
   return max === undefined ? `integer ≥ ${min}` : `integer ${min}–${max}`;
@@ -194,6 +221,17 @@ export const url = kind({ type: 'URL' }, (value, at, { schemes }: { schemes: str
   if (!URL.canParse(url)) throw new Error('is not a valid URL');
   return url;
 });
+
+/** A rollout in waves: `{batch, max_errors, pause}` (counts or percentages, a duration). */
+export const rollout = kind(
+  { type: 'mapping {batch, max_errors, pause}', mapping: true },
+  (value, at): Rollout =>
+    readRollout(readMapping(value), at.path, at.fail, (item, path) => readMs(item, path, at)),
+);
+/** A count, or a percentage such as "90%". */
+export const share = kind({ type: 'count or percentage' }, (value, at): Share =>
+  readShare(value, at.path, at.fail, 1),
+);
 
 /** One of `words`, in any case. */
 export function oneOf<const W extends string, D>(

@@ -8,6 +8,7 @@ import { describeType, isPlainObject, type Fail } from '../domain/fields';
 import { IGNORED_SECTIONS, MQ, ORIGINAL_GROUPS, ORIGINAL_SECTIONS } from './original-keys';
 import { ORIGINAL_KEYS, URL_PARTS, brokerUrl } from './original-keys';
 import { DECLARED, SETTING_FLAGS, SECTIONS, TASK_TYPES, TYPE_SETTINGS, envName } from './settings';
+import type { Setting } from './kinds';
 
 /** A raw value, and where it came from: a file, "env NAME", "flag --name" or "defaults". */
 export type Layer = Map<string, { value: unknown; origin: string }>;
@@ -100,8 +101,11 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
     givenAs.set(path, name);
   };
   const put = (path: string, name: string, value: unknown) => {
-    if (isPlainObject(value)) throw fail(name, 'must be a single value, not a mapping');
-    if (Array.isArray(value) && !DECLARED.get(path)?.list) {
+    const declared = declaredAt(path);
+    if (isPlainObject(value) && !declared?.mapping) {
+      throw fail(name, 'must be a single value, not a mapping');
+    }
+    if (Array.isArray(value) && !declared?.list) {
       throw fail(name, 'must be a single value, not a list');
     }
     claim(path, name);
@@ -148,6 +152,17 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
     put('broker.url', MQ, brokerUrl(urlParts, fail));
   }
   return layer;
+}
+
+/** The declaration of a setting's path, a task type's own included. */
+function declaredAt(path: string): Setting | undefined {
+  const [first, type, key] = path.split('.');
+  if (first === TASK_TYPES && type !== undefined && key !== undefined) {
+    return Object.hasOwn(TYPE_SETTINGS, key)
+      ? TYPE_SETTINGS[key as keyof typeof TYPE_SETTINGS]
+      : undefined;
+  }
+  return DECLARED.get(path);
 }
 
 /**

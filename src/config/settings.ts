@@ -14,7 +14,21 @@
 import path from 'node:path';
 import { checkEndpoint, checkTaskType } from '../domain/names';
 import { LOG_LEVELS } from '../log';
-import { bool, bytes, dir, dirs, duration, int, list, oneOf, seconds, string, url } from './kinds';
+import {
+  bool,
+  bytes,
+  dir,
+  dirs,
+  duration,
+  int,
+  list,
+  oneOf,
+  rollout,
+  seconds,
+  share,
+  string,
+  url,
+} from './kinds';
 import type { At, Setting } from './kinds';
 import { absoluteDatabaseUrl } from './urls';
 
@@ -59,6 +73,8 @@ export const TYPE_SETTINGS = {
   // below RabbitMQ's default consumer_timeout of 30 min
   execution_timeout: duration('25m', 'a handler running longer is aborted: TIMED_OUT'),
   max_deliveries: int(5, 'deliveries to an endpoint before FAILED', { min: 1, max: 100 }),
+  rollout: rollout(null, 'send in waves {batch, max_errors, pause}; none: all at once'),
+  success_threshold: share(null, 'DONE endpoints that make the task DONE; none: all'),
 };
 
 export const SECTIONS = {
@@ -71,6 +87,8 @@ export const SECTIONS = {
     max_identifier_length: int(255, 'longest task identifier', { min: 1 }),
     tokens: list([], 'bearer tokens; none: no authentication', { check: checkTokens }),
     publish_wait: duration('2s', "how long a POST waits for the broker's confirm (else CREATED)"),
+    max_wait: duration('5m', 'the longest a GET may wait for a change (?wait=)'),
+    max_list: int(1000, 'most tasks one page of a task list holds', { min: 1, max: 10_000 }),
   },
   database: {
     url: url('mysql://root@127.0.0.1:3306/tasker', 'mysql://…, or sqlite:FILE', {

@@ -33,6 +33,8 @@ export interface TaskMessage {
   execution_timeout_ms: number;
   /** deliveries to one endpoint before its agent gives up on the task */
   max_deliveries: number;
+  /** 1, and one more for each retry: a new round runs again where an earlier one ran */
+  round: number;
 }
 
 /**
@@ -47,6 +49,45 @@ export function taskExpiresAt(
   task: Pick<TaskMessage, 'deliver_by' | 'execution_timeout_ms'>,
 ): number {
   return Date.parse(task.deliver_by) + task.execution_timeout_ms;
+}
+
+/**
+ * A message from the server to the agents of a task type, beside their tasks: today a cancel.
+ * It reaches every agent of the type; those whose endpoint it names stop the task's runs of
+ * that round, and drop its copies they have not started.
+ */
+export interface ControlMessage {
+  v: typeof WIRE_VERSION;
+  kind: 'cancel';
+  task_id: number;
+  type: string;
+  round: number;
+  /** the endpoints it concerns, or null for all of the task's */
+  endpoints: string[] | null;
+  reason: string;
+  /** the task message's expiry: there is nothing to cancel after it */
+  expires_at: string;
+}
+
+export function parseControlMessage(raw: Buffer | string): ControlMessage {
+  const obj = parseJsonObject(raw, 'control message');
+  if (obj.kind !== 'cancel') throw fail('kind', 'must be "cancel"');
+  let endpoints: string[] | null = null;
+  if (obj.endpoints !== null && obj.endpoints !== undefined) {
+    if (!Array.isArray(obj.endpoints)) throw fail('endpoints', 'must be an array or null');
+    endpoints = obj.endpoints.map((e, i) => checkEndpoint(e, `endpoints[${i}]`, fail));
+  }
+  readTimestamp(obj, 'expires_at', '', fail);
+  return {
+    v: WIRE_VERSION,
+    kind: 'cancel',
+    task_id: readInt(obj, 'task_id', '', fail, { min: 1 }),
+    type: checkTaskType(obj.type, 'type', fail),
+    round: readInt(obj, 'round', '', fail, { min: 1 }),
+    endpoints,
+    reason: readString(obj, 'reason', '', fail, { allowControl: true, maxLength: 1000 }),
+    expires_at: obj.expires_at as string,
+  };
 }
 
 export const RESULT_EVENTS = ['received', 'progress', 'finished'] as const;
@@ -78,6 +119,8 @@ export interface ResultEvent {
   at: string;
   attempt: number;
   agent: AgentInfo | null;
+  /** the round the event is about; null from agents older than rounds (the current one) */
+  round: number | null;
 }
 
 const fail: Fail = (path, problem) => new MessageError(`${path} ${problem}`);
@@ -123,6 +166,8 @@ export function parseTaskMessage(raw: Buffer | string): TaskMessage {
     deliver_by: obj.deliver_by as string,
     execution_timeout_ms: readInt(obj, 'execution_timeout_ms', '', fail, { min: 1 }),
     max_deliveries: readInt(obj, 'max_deliveries', '', fail, { min: 1 }),
+    // a server from before rounds sends none: its tasks have one
+    round: obj.round === undefined ? 1 : readInt(obj, 'round', '', fail, { min: 1 }),
   };
 }
 
@@ -279,5 +324,9 @@ export function readResultEvent(value: unknown): ResultEvent {
     at: obj.at as string,
     attempt: readInt(obj, 'attempt', '', fail, { min: 1, max: RESULT_LIMITS.maxAttempt }),
     agent: parseAgent(obj.agent),
+    round:
+      obj.round === undefined || obj.round === null
+        ? null
+        : readInt(obj, 'round', '', fail, { min: 1, max: RESULT_LIMITS.maxAttempt }),
   };
 }

@@ -23,6 +23,8 @@ const SHARE_PATTERN = /^(\d+(?:\.\d+)?)%$/;
 
 /** `10`, or `"25%"`: a whole count from `min`, or a percentage (above 0 when `min` is 1) to 100. */
 export function readShare(value: unknown, path: string, fail: Fail, min: 0 | 1): Share {
+  // "10" from a query string, an environment variable or a flag is the count 10
+  if (typeof value === 'string' && /^\s*\d+\s*$/.test(value)) value = Number(value);
   const expected =
     `must be a whole number of at least ${min}, or a percentage ` +
     `${min === 0 ? 'from 0' : 'above 0'} to 100 such as "25%"`;

@@ -28,8 +28,8 @@ export const TASK_STATUSES = [
 ] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
-/** States an agent reports as the outcome of running a handler. */
-export const FINISHED_STATUSES = ['DONE', 'FAILED', 'TIMED_OUT'] as const;
+/** States an agent reports as the outcome of running a handler (or of a cancel). */
+export const FINISHED_STATUSES = ['DONE', 'FAILED', 'TIMED_OUT', 'CANCELLED'] as const;
 export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
 
 export const RESPONSE_RANK: Record<ResponseStatus, number> = {

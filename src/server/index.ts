@@ -4,7 +4,7 @@
  * process that runs them with the API is src/cli/server-process.ts.
  */
 export { Intake, type Accepted, type IntakeDeps, type TaskRequest } from './intake';
-export { taskMessage, taskPublisher, type TaskPublisher } from './publish';
+export { cancelMessage, outboxPublishers, taskMessage } from './publish';
 export { startRecorder } from './recorder';
 export { startRelay } from './relay';
 export { startSweeper } from './sweeper';

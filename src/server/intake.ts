@@ -7,8 +7,15 @@
 import type { TaskBroker } from '../broker';
 import type { TaskerConfig, TaskTypeConfig } from '../config';
 import type { Logger } from '../log';
-import { TaskWriter, sentMarker, type Db, type TaskRow } from '../store';
-import type { TaskPublisher } from './publish';
+import {
+  TaskWriter,
+  sentMarker,
+  type Confirmed,
+  type CreateResult,
+  type Db,
+  type Publishers,
+  type TaskRow,
+} from '../store';
 
 export interface TaskRequest {
   identifier: string;
@@ -27,7 +34,7 @@ export interface IntakeDeps {
   db: Db;
   broker: TaskBroker;
   config: TaskerConfig;
-  publish: TaskPublisher;
+  publish: Publishers;
   log: Logger;
   /** a task could not be published at once; the relay should look soon */
   onPublishDeferred?: () => void;
@@ -35,7 +42,7 @@ export interface IntakeDeps {
 
 export class Intake {
   private readonly tasks: TaskWriter;
-  private readonly markSent: (taskId: number) => Promise<void>;
+  private readonly markSent: (confirmed: Confirmed) => Promise<void>;
 
   constructor(private readonly deps: IntakeDeps) {
     this.tasks = new TaskWriter(deps.db);
@@ -45,7 +52,7 @@ export class Intake {
   async accept(type: TaskTypeConfig, request: TaskRequest): Promise<Accepted> {
     const { config, log } = this.deps;
     const now = new Date();
-    const { task, created } = await this.tasks.create({
+    const result = await this.tasks.create({
       type: type.name,
       identifier: request.identifier,
       payload: request.payload,
@@ -56,9 +63,10 @@ export class Intake {
       // the relay leaves the task alone while this request may still publish it itself
       outboxDelayMs: config.api.publishWaitMs + config.broker.confirmTimeoutMs + 1000,
     });
+    const { task, created } = result;
     if (!created) return { task, created };
     let accepted = task;
-    if (await this.publishNow(task)) {
+    if (await this.publishNow(result)) {
       accepted = { ...task, status: 'SENT', sent_at: new Date() };
     } else {
       this.deps.onPublishDeferred?.();
@@ -68,10 +76,12 @@ export class Intake {
   }
 
   /** Publish and mark SENT, waiting at most `publish_wait`; false means "left to the relay". */
-  private async publishNow(task: TaskRow): Promise<boolean> {
+  private async publishNow({ task, publication, outboxId }: CreateResult): Promise<boolean> {
     const { broker, publish, config, log } = this.deps;
-    if (!broker.isConnected) return false;
-    const confirmed = publish(task).then(() => this.markSent(task.id).then(() => true));
+    if (!broker.isConnected || outboxId === null) return false;
+    const confirmed = publish
+      .task(task, publication, task.deliver_by)
+      .then(() => this.markSent({ taskId: task.id, outboxId }).then(() => true));
     // cleared once answered: a pending timer would keep this request's promises for publish_wait
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<false>((resolve) => {

@@ -4,16 +4,15 @@
  */
 import type { TaskBroker } from '../broker';
 import type { Logger } from '../log';
-import { relayDueTasks, type Db } from '../store';
+import { relayDueTasks, type Db, type Publishers } from '../store';
 import { startLoop, type Loop } from './loop';
-import type { TaskPublisher } from './publish';
 
 const BATCH = 100;
 
 export function startRelay(
   db: Db,
   broker: TaskBroker,
-  publish: TaskPublisher,
+  publish: Publishers,
   intervalMs: number,
   log: Logger,
 ): Loop {

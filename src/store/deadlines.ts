@@ -1,27 +1,80 @@
 /**
- * The sweeper's write: tasks whose `sweep_at` has come are checked for deadlines. PENDING rows
- * past the delivery deadline become UNDELIVERED; RUNNING rows silent for longer than the
- * handler's execution timeout plus a grace period become TIMED_OUT. Safe with several servers:
- * each claims its tasks with FOR UPDATE SKIP LOCKED.
+ * The sweeper's write: tasks whose `sweep_at` has come are checked for deadlines. A PENDING
+ * row past its delivery deadline becomes UNDELIVERED; a RECEIVED or RUNNING row silent for
+ * longer than the handler's execution timeout plus a grace period becomes TIMED_OUT; one whose
+ * cancel its endpoint did not answer within the grace period becomes CANCELLED. Safe with
+ * several servers: each claims its tasks with FOR UPDATE SKIP LOCKED.
  */
-import { markSilentTimeout, markUndelivered, type TaskStatus } from '../domain';
+import { markSilentTimeout, markUndelivered, type ResponseState, type TaskStatus } from '../domain';
 import { forUpdate, withTransaction, type Db } from './db';
-import type { ResponseRow, TaskRow } from './rows';
 import {
+  Changes,
+  commitChanges,
   lockTasks,
-  recomputeTask,
   rowToState,
   rowsByTask,
+  settleTask,
   stateToRow,
-  writeRows,
-  writeTaskStates,
 } from './locked-tasks';
+import type { ResponseRow, TaskRow } from './rows';
 
 export interface SweepOutcome {
   tasks: number;
   undelivered: number;
   timedOut: number;
+  cancelled: number;
   finished: Array<{ id: number; status: TaskStatus }>;
+  /** the tasks that changed, as now stored */
+  changed: TaskRow[];
+}
+
+/** What a row's deadlines make of it at `now`, and when to look at it next (null: never). */
+function sweepRow(
+  row: ResponseRow,
+  task: TaskRow,
+  now: Date,
+  timeoutGraceMs: number,
+): {
+  next: ResponseState | null;
+  kind: 'undelivered' | 'timedOut' | 'cancelled' | null;
+  due: number | null;
+} {
+  const state = rowToState(row);
+  const at = now.getTime();
+  if (state.status === 'PENDING') {
+    // a row whose wave or round waits to be sent has no deadline yet
+    if (row.deliver_by === null) return { next: null, kind: null, due: null };
+    if (row.deliver_by.getTime() > at) {
+      return { next: null, kind: null, due: row.deliver_by.getTime() };
+    }
+    return { next: markUndelivered(state, row.deliver_by), kind: 'undelivered', due: null };
+  }
+  if (state.status !== 'RECEIVED' && state.status !== 'RUNNING') {
+    return { next: null, kind: null, due: null };
+  }
+  if (row.cancel_requested_at !== null) {
+    const due = row.cancel_requested_at.getTime() + timeoutGraceMs;
+    if (due > at) return { next: null, kind: null, due };
+    const reason = row.cancel_reason ?? 'cancelled';
+    return {
+      next: {
+        ...state,
+        status: 'CANCELLED',
+        errmsg: `${reason} (the endpoint did not confirm the cancel within ${Math.round(timeoutGraceMs / 1000)} s)`,
+        finishedAt: now,
+      },
+      kind: 'cancelled',
+      due: null,
+    };
+  }
+  const limitMs = task.execution_timeout_ms + timeoutGraceMs;
+  // on the server's clock: an agent's clock running ahead would delay the timeout, one
+  // running behind would bring it forward (rows from before last_heard_at use their event)
+  const silentSince = state.lastHeardAt ?? state.lastEventAt ?? state.startTime;
+  if (silentSince === null) return { next: null, kind: null, due: null };
+  const due = silentSince.getTime() + limitMs;
+  if (due > at) return { next: null, kind: null, due };
+  return { next: markSilentTimeout(state, now, limitMs), kind: 'timedOut', due: null };
 }
 
 export async function sweepDeadlines(
@@ -39,54 +92,47 @@ export async function sweepDeadlines(
         .limit(options.limit ?? 100),
       { skipLocked: true },
     )) as Array<Pick<TaskRow, 'id'>>;
-    const outcome: SweepOutcome = { tasks: due.length, undelivered: 0, timedOut: 0, finished: [] };
+    const outcome: SweepOutcome = {
+      tasks: due.length,
+      undelivered: 0,
+      timedOut: 0,
+      cancelled: 0,
+      finished: [],
+      changed: [],
+    };
     if (due.length === 0) return outcome;
     const locked = await lockTasks(
       trx,
       due.map((t) => Number(t.id)),
     );
     const rowsOf = rowsByTask(locked.rows.values());
-    const changedRows: ResponseRow[] = [];
-    const changedTasks: TaskRow[] = [];
+    const changes = new Changes();
     for (const task of locked.tasks.values()) {
-      const changed: ResponseRow[] = [];
-      const limitMs = task.execution_timeout_ms + options.timeoutGraceMs;
-      const deliveryPassed = task.deliver_by.getTime() <= now.getTime();
-      let nextSweep: number | null = deliveryPassed ? null : task.deliver_by.getTime();
+      // an open broadcast is decided at its delivery deadline
+      let nextSweep: number | null =
+        task.deliver_by.getTime() > now.getTime() ? task.deliver_by.getTime() : null;
       const rows = (rowsOf.get(Number(task.id)) ?? []).map((row) => {
-        const state = rowToState(row);
-        let next = deliveryPassed ? markUndelivered(state, task.deliver_by) : null;
-        if (next !== null) outcome.undelivered += 1;
-        // on the server's clock: an agent's clock running ahead would delay the timeout, one
-        // running behind would bring it forward (rows from before last_heard_at use their event)
-        const silentSince = state.lastHeardAt ?? state.lastEventAt ?? state.startTime;
-        if (next === null && silentSince !== null) {
-          const deadline = silentSince.getTime() + limitMs;
-          if (deadline <= now.getTime()) {
-            next = markSilentTimeout(state, now, limitMs);
-            if (next !== null) outcome.timedOut += 1;
-          } else if (state.status === 'RECEIVED' || state.status === 'RUNNING') {
-            nextSweep = nextSweep === null ? deadline : Math.min(nextSweep, deadline);
-          }
-        }
-        if (next === null) return row;
-        const updated = stateToRow(row, next, now);
-        changed.push(updated);
+        const swept = sweepRow(row, task, now, options.timeoutGraceMs);
+        if (swept.due !== null) nextSweep = Math.min(nextSweep ?? swept.due, swept.due);
+        if (swept.next === null || swept.kind === null) return row;
+        outcome[swept.kind] += 1;
+        const updated = stateToRow(row, swept.next, now);
+        changes.row(updated);
         return updated;
       });
       const before = task.status;
-      changedRows.push(...changed);
-      const { status, changed: taskChanged } = recomputeTask(
+      const limitMs = task.execution_timeout_ms + options.timeoutGraceMs;
+      const status = settleTask(
         task,
         rows,
+        changes,
         now,
         new Date(nextSweep ?? now.getTime() + limitMs),
       );
-      if (taskChanged) changedTasks.push(task);
       if (status !== before) outcome.finished.push({ id: Number(task.id), status });
     }
-    await writeRows(trx, changedRows);
-    await writeTaskStates(trx, changedTasks);
+    await commitChanges(trx, changes);
+    outcome.changed = [...changes.tasks];
     return outcome;
   });
 }

@@ -12,12 +12,33 @@ export {
   type Engine,
 } from './db';
 export { migrateLatest, migrateRollback, migrationStatus } from './migrate';
-export { TaskWriter, createTask, type CreateResult, type NewTask } from './task-writer';
+export {
+  TaskWriter,
+  createTask,
+  type CreateResult,
+  type FirstPublication,
+  type NewTask,
+} from './task-writer';
 export { findTask, findTaskRow, getTaskRow } from './task-queries';
-export { markSent, relayDueTasks, sentMarker, type RelayOutcome } from './outbox';
+export {
+  markSent,
+  relayDueTasks,
+  sentMarker,
+  type Confirmed,
+  type Publishers,
+  type RelayOutcome,
+} from './outbox';
 export { recordResultEvents, type RecordOutcome } from './result-events';
 export { sweepDeadlines, type SweepOutcome } from './deadlines';
-export { taskEndpoints, parseJsonColumn, type ResponseRow, type TaskRow } from './rows';
+export {
+  outboxBody,
+  parseJsonColumn,
+  taskEndpoints,
+  type HistoryRow,
+  type OutboxBody,
+  type ResponseRow,
+  type TaskRow,
+} from './rows';
 export {
   toTaskView,
   toResponseView,

@@ -1,18 +1,31 @@
 /**
- * Shared by the recorder and the sweeper: convert response rows to domain state and back, lock a
- * set of tasks with their rows, write changed rows, and recompute task status.
- * Lock order is always tasks (by id) then their response rows, so the two never deadlock.
+ * What every change of a task's rows goes through (recorded results, deadlines, cancels,
+ * retries, waves): lock the tasks with their rows, turn rows into domain state and back, gather
+ * the changes of one transaction (rows, history, outbox rows, tasks), decide each touched task
+ * again (status, counts, version, its rollout's next step), and write it all.
+ * Lock order is always tasks (by id) then their response rows, so writers never deadlock.
  */
 import type { Knex } from 'knex';
 import {
   aggregateStatus,
+  isTerminalResponse,
   isTerminalTask,
+  nextRolloutStep,
   pendingState,
   type ResponseState,
+  type Rollout,
+  type Share,
   type TaskStatus,
 } from '../domain';
 import { forUpdate } from './db';
-import { parseJsonColumn, taskEndpoints, type ResponseRow, type TaskRow } from './rows';
+import {
+  parseJsonColumn,
+  taskEndpoints,
+  type HistoryRow,
+  type OutboxBody,
+  type ResponseRow,
+  type TaskRow,
+} from './rows';
 
 export function rowToState(row: ResponseRow): ResponseState {
   return {
@@ -30,15 +43,29 @@ export function rowToState(row: ResponseRow): ResponseState {
   };
 }
 
-export function stateToRow(
-  base: Pick<ResponseRow, 'task_id' | 'endpoint' | 'expected'>,
-  state: ResponseState,
-  now: Date,
-): ResponseRow {
+/** Where a row stands in its task, which its state does not say. */
+export type Placement = Pick<
+  ResponseRow,
+  | 'task_id'
+  | 'endpoint'
+  | 'expected'
+  | 'round'
+  | 'wave'
+  | 'deliver_by'
+  | 'cancel_requested_at'
+  | 'cancel_reason'
+>;
+
+export function stateToRow(base: Placement, state: ResponseState, now: Date): ResponseRow {
   return {
     task_id: base.task_id,
     endpoint: base.endpoint,
     expected: Boolean(base.expected),
+    round: base.round,
+    wave: base.wave,
+    deliver_by: base.deliver_by,
+    cancel_requested_at: base.cancel_requested_at,
+    cancel_reason: base.cancel_reason,
     status: state.status,
     errnr: state.errnr,
     errmsg: state.errmsg,
@@ -54,8 +81,41 @@ export function stateToRow(
   };
 }
 
-export function newUnexpectedRow(taskId: number, endpoint: string, now: Date): ResponseRow {
-  return stateToRow({ task_id: taskId, endpoint, expected: false }, pendingState(), now);
+/** The row of an endpoint that answered a task without being addressed. */
+export function newUnexpectedRow(task: TaskRow, endpoint: string, now: Date): ResponseRow {
+  return stateToRow(
+    {
+      task_id: Number(task.id),
+      endpoint,
+      expected: false,
+      round: task.round,
+      wave: task.wave,
+      deliver_by: task.deliver_by,
+      cancel_requested_at: null,
+      cancel_reason: null,
+    },
+    pendingState(),
+    now,
+  );
+}
+
+/** A row as history keeps it when its round or attempt is closed. */
+export function historyOf(row: ResponseRow, now: Date): HistoryRow {
+  return {
+    task_id: Number(row.task_id),
+    endpoint: row.endpoint,
+    round: row.round,
+    attempt: row.attempt,
+    status: row.status,
+    errnr: row.errnr,
+    errmsg: row.errmsg,
+    payload: row.payload,
+    progress: row.progress,
+    agent: row.agent,
+    start_time: row.start_time,
+    finished_at: row.finished_at,
+    recorded_at: now,
+  };
 }
 
 export const rowKey = (taskId: number, endpoint: string): string => `${taskId}\u0000${endpoint}`;
@@ -118,6 +178,11 @@ const UPDATABLE_COLUMNS = [
   'last_heard_at',
   'finished_at',
   'last_modified_time',
+  'round',
+  'wave',
+  'deliver_by',
+  'cancel_requested_at',
+  'cancel_reason',
 ] as const;
 
 /** Write changed rows (new unexpected ones included) in as few statements as possible. */
@@ -162,52 +227,137 @@ function rowBytes(row: ResponseRow): number {
   return chars * 3 + ROW_OVERHEAD_BYTES;
 }
 
+/** The task's rollout, or null. */
+export function taskRollout(task: Pick<TaskRow, 'rollout'>): Rollout | null {
+  return parseJsonColumn<Rollout>(task.rollout);
+}
+
+/** The task's success threshold ("90%" or "5"), or null for all. */
+export function taskThreshold(task: Pick<TaskRow, 'success_threshold'>): Share | null {
+  const text = task.success_threshold;
+  if (text === null) return null;
+  return text.endsWith('%') ? { percent: Number(text.slice(0, -1)) } : { count: Number(text) };
+}
+
+/** An outbox row to insert: what to publish for a task, and not before when. */
+export interface OutboxInsert {
+  task_id: number;
+  body: OutboxBody;
+  next_attempt_at: Date;
+}
+
+/** Everything one transaction changes, written together by `commitChanges`. */
+export class Changes {
+  readonly rows = new Map<string, ResponseRow>();
+  readonly history: HistoryRow[] = [];
+  readonly outbox: OutboxInsert[] = [];
+  readonly tasks = new Set<TaskRow>();
+  /** tasks whose rows changed: their version grows */
+  readonly touched = new Set<number>();
+
+  row(row: ResponseRow): void {
+    this.rows.set(rowKey(Number(row.task_id), row.endpoint), row);
+    this.touched.add(Number(row.task_id));
+  }
+}
+
 /**
- * Recompute one locked task's status and counts from all its rows. Changes are applied to `task`
- * in memory and reported by `changed`; `writeTaskStates` stores them.
+ * Decide a locked task again from all its rows (`rows` is updated in place when a stopped
+ * rollout cancels the waves it did not send): its rollout's next step, status, counts, version
+ * and sweep time. Changes go into `changes`; returns the status.
  */
-export function recomputeTask(
+export function settleTask(
   task: TaskRow,
   rows: ResponseRow[],
+  changes: Changes,
   now: Date,
   nextSweepAt: Date | null,
-): { status: TaskStatus; changed: boolean } {
+): TaskStatus {
+  const taskId = Number(task.id);
+  const before = { ...task };
+  const rollout = taskRollout(task);
+  if (rollout !== null && task.stopped_reason === null && !isTerminalTask(task.status)) {
+    const current = rows.filter((row) => row.round === task.round && row.expected);
+    const step = nextRolloutStep(current, task.wave, rollout, current.length);
+    if (step.kind === 'next') {
+      task.wave = step.wave;
+      const endpoints = current.filter((row) => row.wave === step.wave).map((row) => row.endpoint);
+      changes.outbox.push({
+        task_id: taskId,
+        body: { kind: 'task', round: task.round, wave: step.wave, endpoints },
+        next_attempt_at: new Date(now.getTime() + rollout.pauseMs),
+      });
+    } else if (step.kind === 'stop') {
+      task.stopped_reason = step.reason;
+      rows.forEach((row, i) => {
+        if (row.round !== task.round || row.wave <= task.wave || row.status !== 'PENDING') return;
+        const cancelled = stateToRow(
+          row,
+          { ...rowToState(row), status: 'CANCELLED', errmsg: step.reason, finishedAt: now },
+          now,
+        );
+        rows[i] = cancelled;
+        changes.row(cancelled);
+      });
+    }
+  }
   const addressed = taskEndpoints(task) !== null;
   const { status, counts } = aggregateStatus({
     current: task.status,
     addressed,
     deadlinePassed: task.deliver_by.getTime() <= now.getTime(),
     responses: rows.map((r) => ({ status: r.status, expected: Boolean(r.expected) })),
+    successThreshold: taskThreshold(task),
+    stopped: task.stopped_reason !== null,
   });
   const terminal = isTerminalTask(status);
   const countsText = JSON.stringify(counts);
   const sweepAt = terminal ? null : (nextSweepAt ?? task.sweep_at);
-  const changes: Partial<TaskRow> = {};
-  if (status !== task.status) changes.status = status;
-  if (countsText !== task.counts) changes.counts = countsText;
-  if (terminal && task.finished_at === null) changes.finished_at = now;
-  if (status !== 'CREATED' && task.sent_at === null) changes.sent_at = now;
-  if ((sweepAt?.getTime() ?? null) !== (task.sweep_at?.getTime() ?? null))
-    changes.sweep_at = sweepAt;
-  if (Object.keys(changes).length === 0) return { status, changed: false };
-  changes.updated_at = now;
-  Object.assign(task, changes);
-  return { status, changed: true };
+  task.status = status;
+  task.counts = countsText;
+  if (terminal && task.finished_at === null) task.finished_at = now;
+  if (status !== 'CREATED' && task.sent_at === null) task.sent_at = now;
+  task.sweep_at = sweepAt;
+  const changed =
+    changes.touched.has(taskId) ||
+    TASK_STATE_COLUMNS.some((column) => !sameValue(before[column], task[column]));
+  if (changed) {
+    task.version = before.version + 1;
+    task.updated_at = now;
+    changes.tasks.add(task);
+  }
+  return status;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime();
+  return a === b;
+}
+
+/** Whether every row of the task's latest round is final. */
+export function allFinal(rows: readonly ResponseRow[]): boolean {
+  return rows.every((row) => isTerminalResponse(row.status));
 }
 
 const TASK_STATE_COLUMNS = [
   'status',
   'counts',
   'sent_at',
+  'deliver_by',
   'sweep_at',
   'finished_at',
   'updated_at',
+  'version',
+  'round',
+  'wave',
+  'cancel_reason',
+  'stopped_reason',
 ] as const satisfies ReadonlyArray<keyof TaskRow>;
 const TASK_STATE_CHUNK = 100;
 
 /**
- * Store the status columns of recomputed tasks: one UPDATE … SET col = CASE id … END per
- * hundred tasks instead of a statement (and a round trip) per task.
+ * Store the state columns of settled tasks: one UPDATE … SET col = CASE id … END per hundred
+ * tasks instead of a statement (and a round trip) per task.
  */
 export async function writeTaskStates(trx: Knex.Transaction, tasks: TaskRow[]): Promise<void> {
   for (let i = 0; i < tasks.length; i += TASK_STATE_CHUNK) {
@@ -224,4 +374,24 @@ export async function writeTaskStates(trx: Knex.Transaction, tasks: TaskRow[]): 
     const ids = chunk.map(() => '?').join(', ');
     await trx.raw(`UPDATE tasks SET ${sets.join(', ')} WHERE id IN (${ids})`, bindings);
   }
+}
+
+/** Write everything a transaction changed. */
+export async function commitChanges(trx: Knex.Transaction, changes: Changes): Promise<void> {
+  await writeRows(trx, [...changes.rows.values()]);
+  if (changes.history.length > 0) await trx('response_history').insert(changes.history);
+  if (changes.outbox.length > 0) {
+    await trx('outbox').insert(
+      changes.outbox.map((entry) => ({
+        task_id: entry.task_id,
+        kind: entry.body.kind,
+        body: JSON.stringify(entry.body),
+        attempts: 0,
+        next_attempt_at: entry.next_attempt_at,
+        last_error: null,
+        created_at: entry.next_attempt_at,
+      })),
+    );
+  }
+  await writeTaskStates(trx, [...changes.tasks]);
 }

@@ -1,13 +1,20 @@
 /**
- * The outbox: tasks committed but not yet confirmed by the broker. The request that created a
- * task publishes it straight away and clears its row; the relay publishes whatever is left
- * (broker down, server crashed between commit and confirm), claiming rows with SKIP LOCKED so
- * several servers share the work.
+ * The outbox: what the server decided to publish and the broker has not confirmed yet, each
+ * committed with the decision itself. A task's first publish (the request that created it
+ * publishes it straight away and clears its row), its later waves and rounds, and cancels. The
+ * relay publishes whatever is due (broker down, server crashed between commit and confirm, a
+ * wave's pause over), claiming rows with SKIP LOCKED so several servers share the work.
  */
 import { GroupCommit } from '../batch';
 import { isTerminalTask } from '../domain';
 import { forUpdate, withTransaction, type Db } from './db';
-import type { TaskRow } from './rows';
+import { outboxBody, type OutboxBody, type OutboxRow, type TaskRow } from './rows';
+
+/** A task's first publish confirmed: its outbox row, and the task to mark SENT. */
+export interface Confirmed {
+  taskId: number;
+  outboxId: number;
+}
 
 /**
  * The broker confirmed these tasks: clear their outbox rows and mark them SENT if still CREATED.
@@ -18,12 +25,18 @@ import type { TaskRow } from './rows';
  */
 export async function markSent(
   db: Db,
-  taskIds: readonly number[],
+  confirmed: readonly Confirmed[],
   now = new Date(),
 ): Promise<void> {
-  if (taskIds.length === 0) return;
+  if (confirmed.length === 0) return;
+  const taskIds = confirmed.map((entry) => entry.taskId);
   await withTransaction(db, async (trx) => {
-    await trx('outbox').whereIn('task_id', taskIds).delete();
+    await trx('outbox')
+      .whereIn(
+        'id',
+        confirmed.map((entry) => entry.outboxId),
+      )
+      .delete();
     const free = (await forUpdate(
       trx,
       trx('tasks').select('id').whereIn('id', taskIds).where({ status: 'CREATED' }),
@@ -35,7 +48,7 @@ export async function markSent(
         'id',
         free.map((row) => row.id),
       )
-      .update({ status: 'SENT', sent_at: now, updated_at: now });
+      .update({ status: 'SENT', sent_at: now, updated_at: now, version: trx.raw('version + 1') });
   });
 }
 
@@ -46,11 +59,18 @@ const MARK_SENT_GROUP = 500;
  * Marks confirmed tasks SENT in groups: confirms that arrive while one write runs are written
  * together by the next, so concurrent requests share a transaction (and its fsync).
  */
-export function sentMarker(db: Db): (taskId: number) => Promise<void> {
-  const marks = new GroupCommit<number>((ids) => markSent(db, ids), {
+export function sentMarker(db: Db): (confirmed: Confirmed) => Promise<void> {
+  const marks = new GroupCommit<Confirmed>((group) => markSent(db, group), {
     maxItems: MARK_SENT_GROUP,
   });
-  return (taskId) => marks.add(taskId);
+  return (confirmed) => marks.add(confirmed);
+}
+
+/** What the relay hands to the broker for one due outbox row. */
+export interface Publishers {
+  /** a task to the endpoints of a round and wave, with its delivery deadline */
+  task(task: TaskRow, body: Extract<OutboxBody, { kind: 'task' }>, deliverBy: Date): Promise<void>;
+  cancel(task: TaskRow, body: Extract<OutboxBody, { kind: 'cancel' }>): Promise<void>;
 }
 
 export interface RelayOutcome {
@@ -60,23 +80,18 @@ export interface RelayOutcome {
   expired: number;
 }
 
-interface OutboxRow {
-  id: number;
-  task_id: number;
-  attempts: number;
-}
-
 function retryDelayMs(attempts: number): number {
   const base = Math.min(30_000, 500 * 2 ** Math.min(attempts, 10));
   return base / 2 + Math.random() * (base / 2);
 }
 
 /**
- * Publish due outbox rows. `publish` must resolve only once the broker confirmed the message.
+ * Publish due outbox rows. Each publisher must resolve only once the broker confirmed. A later
+ * wave or round starts its delivery deadline when it is published: its rows get it then.
  */
 export async function relayDueTasks(
   db: Db,
-  publish: (task: TaskRow) => Promise<void>,
+  publishers: Publishers,
   options: { now?: Date; limit?: number } = {},
 ): Promise<RelayOutcome> {
   const now = options.now ?? new Date();
@@ -84,7 +99,7 @@ export async function relayDueTasks(
     const due = (await forUpdate(
       trx,
       trx('outbox')
-        .select('id', 'task_id', 'attempts')
+        .select('id', 'task_id', 'kind', 'body', 'attempts')
         .where('next_attempt_at', '<=', now)
         .orderBy('next_attempt_at')
         .limit(options.limit ?? 100),
@@ -97,17 +112,37 @@ export async function relayDueTasks(
       due.map((d) => d.task_id),
     )) as TaskRow[];
     const taskById = new Map(tasks.map((t) => [Number(t.id), t]));
+    /** published later waves and rounds, whose rows take their deadline now */
+    const started: Array<{
+      task: TaskRow;
+      body: Extract<OutboxBody, { kind: 'task' }>;
+      deliverBy: Date;
+    }> = [];
     const sent: number[] = [];
     const results = await Promise.allSettled(
       due.map(async (entry) => {
         const task = taskById.get(Number(entry.task_id));
-        if (task === undefined || isTerminalTask(task.status) || task.deliver_by <= now) {
+        const body = outboxBody(entry);
+        if (task === undefined) {
           outcome.expired += 1;
           return;
         }
-        await publish(task);
+        if (body.kind === 'cancel') {
+          await publishers.cancel(task, body);
+          outcome.published += 1;
+          return;
+        }
+        const first = body.round === 1 && body.wave === 1;
+        if (isTerminalTask(task.status) || (first && task.deliver_by <= now)) {
+          outcome.expired += 1;
+          return;
+        }
+        const waitMs = task.wait_ms ?? task.deliver_by.getTime() - task.created_at.getTime();
+        const deliverBy = first ? task.deliver_by : new Date(now.getTime() + waitMs);
+        await publishers.task(task, body, deliverBy);
         outcome.published += 1;
         sent.push(Number(task.id));
+        if (!first) started.push({ task, body, deliverBy });
       }),
     );
     const done: number[] = [];
@@ -130,10 +165,31 @@ export async function relayDueTasks(
     // One statement per row, by primary key: an IN list on a small table may be run as a scan
     // that waits on rows another relay holds, and deadlocks.
     for (const id of done) await trx('outbox').where({ id }).delete();
+    for (const { task, body, deliverBy } of started) {
+      const rows = trx('task_responses')
+        .where({ task_id: task.id, round: body.round })
+        .whereNull('deliver_by');
+      if (body.endpoints !== null) rows.whereIn('endpoint', body.endpoints);
+      await rows.update({ deliver_by: deliverBy, last_modified_time: now });
+      await trx('tasks')
+        .where({ id: task.id })
+        .update({
+          deliver_by: trx.raw('CASE WHEN deliver_by < ? THEN ? ELSE deliver_by END', [
+            deliverBy,
+            deliverBy,
+          ]),
+          sweep_at: trx.raw('CASE WHEN sweep_at IS NULL OR sweep_at > ? THEN ? ELSE sweep_at END', [
+            deliverBy,
+            deliverBy,
+          ]),
+          version: trx.raw('version + 1'),
+          updated_at: now,
+        });
+    }
     for (const id of sent) {
       await trx('tasks')
         .where({ id, status: 'CREATED' })
-        .update({ status: 'SENT', sent_at: now, updated_at: now });
+        .update({ status: 'SENT', sent_at: now, updated_at: now, version: trx.raw('version + 1') });
     }
     return outcome;
   });

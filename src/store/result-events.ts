@@ -4,25 +4,27 @@
  */
 import { applyResultEvent, type ResultEvent } from '../domain';
 import { withTransaction, type Db } from './db';
-import type { ResponseRow, TaskRow } from './rows';
 import {
+  Changes,
+  commitChanges,
   lockTasks,
   newUnexpectedRow,
-  recomputeTask,
   rowKey,
   rowToState,
   rowsByTask,
+  settleTask,
   stateToRow,
-  writeRows,
-  writeTaskStates,
 } from './locked-tasks';
+import type { TaskRow } from './rows';
 
 export interface RecordOutcome {
   applied: number;
-  /** stale or duplicate events that changed nothing */
+  /** stale or duplicate events that changed nothing, and events of an earlier round */
   ignored: number;
   /** events naming a task that does not exist, or with the wrong type */
   orphaned: ResultEvent[];
+  /** the tasks that changed, as now stored, with the endpoints whose rows changed */
+  changed: Array<{ task: TaskRow; endpoints: string[] }>;
 }
 
 export async function recordResultEvents(
@@ -36,8 +38,8 @@ export async function recordResultEvents(
       trx,
       ordered.map((e) => e.task_id),
     );
-    const changed = new Map<string, ResponseRow>();
-    const outcome: RecordOutcome = { applied: 0, ignored: 0, orphaned: [] };
+    const changes = new Changes();
+    const outcome: RecordOutcome = { applied: 0, ignored: 0, orphaned: [], changed: [] };
     for (const event of ordered) {
       const task = locked.tasks.get(event.task_id);
       if (task === undefined || task.type !== event.type) {
@@ -45,28 +47,32 @@ export async function recordResultEvents(
         continue;
       }
       const key = rowKey(event.task_id, event.endpoint);
-      const row = locked.rows.get(key) ?? newUnexpectedRow(event.task_id, event.endpoint, now);
-      const next = applyResultEvent(rowToState(row), event, now);
+      const row = locked.rows.get(key) ?? newUnexpectedRow(task, event.endpoint, now);
+      // a round a retry has closed is history: late news of it changes nothing now
+      const stale = event.round !== null && event.round < row.round;
+      const next = stale ? null : applyResultEvent(rowToState(row), event, now);
       if (next === null) {
         outcome.ignored += 1;
         continue;
       }
       const updated = stateToRow(row, next, now);
       locked.rows.set(key, updated);
-      changed.set(key, updated);
+      changes.row(updated);
       outcome.applied += 1;
     }
-    if (changed.size === 0) return outcome;
-    await writeRows(trx, [...changed.values()]);
+    if (changes.rows.size === 0) return outcome;
     const rowsOf = rowsByTask(locked.rows.values());
-    const touched = new Set([...changed.values()].map((row) => Number(row.task_id)));
-    const recomputed: TaskRow[] = [];
-    for (const taskId of touched) {
+    for (const taskId of changes.touched) {
       const task = locked.tasks.get(taskId);
-      const rows = rowsOf.get(taskId) ?? [];
-      if (task !== undefined && recomputeTask(task, rows, now, null).changed) recomputed.push(task);
+      if (task !== undefined) settleTask(task, rowsOf.get(taskId) ?? [], changes, now, null);
     }
-    await writeTaskStates(trx, recomputed);
+    await commitChanges(trx, changes);
+    for (const task of changes.tasks) {
+      const endpoints = [...changes.rows.values()]
+        .filter((row) => Number(row.task_id) === Number(task.id))
+        .map((row) => row.endpoint);
+      outcome.changed.push({ task, endpoints });
+    }
     return outcome;
   });
 }

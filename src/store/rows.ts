@@ -20,6 +20,20 @@ export interface TaskRow {
   sweep_at: Date | null;
   finished_at: Date | null;
   updated_at: Date;
+  /** grows by one with every change of the task or of one of its rows */
+  version: number;
+  /** the latest round: 1, and one more with every retry */
+  round: number;
+  /** the delivery window of each wave and round (null on tasks from before) */
+  wait_ms: number | null;
+  /** JSON of the domain's Rollout, or null */
+  rollout: string | null;
+  /** the waves sent so far */
+  wave: number;
+  /** "90%" or "5": DONE endpoints that decide the task DONE; null: all */
+  success_threshold: string | null;
+  cancel_reason: string | null;
+  stopped_reason: string | null;
 }
 
 export interface ResponseRow {
@@ -39,6 +53,57 @@ export interface ResponseRow {
   last_heard_at: Date | null;
   finished_at: Date | null;
   last_modified_time: Date;
+  round: number;
+  wave: number;
+  /** its delivery deadline; null while its wave or round waits to be sent */
+  deliver_by: Date | null;
+  /** a cancel was asked of the endpoint while it ran, and why */
+  cancel_requested_at: Date | null;
+  cancel_reason: string | null;
+}
+
+/** A closed round or attempt of an endpoint's response, as it was. */
+export interface HistoryRow {
+  id?: number;
+  task_id: number;
+  endpoint: string;
+  round: number;
+  attempt: number;
+  status: ResponseStatus;
+  errnr: number | null;
+  errmsg: string | null;
+  payload: string | null;
+  progress: string | null;
+  agent: string | null;
+  start_time: Date | null;
+  finished_at: Date | null;
+  recorded_at: Date;
+}
+
+/** What the relay publishes for a task, kept in the outbox until the broker confirmed it. */
+export type OutboxBody =
+  /** the task to these endpoints (null: as the task says), for a round and a wave */
+  | { kind: 'task'; round: number; wave: number; endpoints: string[] | null }
+  /** a cancel to the agents of these endpoints (null: all) */
+  | { kind: 'cancel'; round: number; endpoints: string[] | null; reason: string };
+
+export interface OutboxRow {
+  id: number;
+  task_id: number;
+  kind: OutboxBody['kind'];
+  /** JSON of the OutboxBody; null on rows from before: the task's first publish */
+  body: string | null;
+  attempts: number;
+  next_attempt_at: Date;
+  last_error: string | null;
+  created_at: Date;
+}
+
+/** The body of an outbox row; a row from before bodies is the task's first publish. */
+export function outboxBody(row: Pick<OutboxRow, 'body'>): OutboxBody {
+  return (
+    parseJsonColumn<OutboxBody>(row.body) ?? { kind: 'task', round: 1, wave: 1, endpoints: null }
+  );
 }
 
 export function parseJsonColumn<T = unknown>(text: string | null): T | null {

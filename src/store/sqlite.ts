@@ -36,6 +36,8 @@ export const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set([
   'last_event_at',
   'last_heard_at',
   'last_modified_time',
+  'cancel_requested_at',
+  'recorded_at',
 ]);
 
 function reviveTimestamps(row: unknown): void {

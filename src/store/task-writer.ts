@@ -6,10 +6,25 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Knex } from 'knex';
 import { GroupCommit } from '../batch';
-import { ConflictError, UnavailableError, countResponses, pendingState } from '../domain';
+import {
+  ConflictError,
+  UnavailableError,
+  countResponses,
+  describeShare,
+  pendingState,
+  planWaves,
+  type Rollout,
+  type Share,
+} from '../domain';
 import { asStoreError, isDuplicateKey, withTransaction, type Db } from './db';
 import { stateToRow } from './locked-tasks';
-import { parseJsonColumn, taskEndpoints, type ResponseRow, type TaskRow } from './rows';
+import {
+  parseJsonColumn,
+  taskEndpoints,
+  type OutboxBody,
+  type ResponseRow,
+  type TaskRow,
+} from './rows';
 import { findTaskRow } from './task-queries';
 
 export interface NewTask {
@@ -23,12 +38,22 @@ export interface NewTask {
   now: Date;
   /** the relay leaves the outbox row alone this long, while the request publishes it itself */
   outboxDelayMs: number;
+  /** send in waves, or null for all at once */
+  rollout?: Rollout | null;
+  /** DONE endpoints that decide the task DONE, or null for all */
+  successThreshold?: Share | null;
 }
+
+/** What the first publish of a task sends: its first wave, or all it addresses. */
+export type FirstPublication = Extract<OutboxBody, { kind: 'task' }>;
 
 export interface CreateResult {
   task: TaskRow;
   /** false when an identical task with this identifier already existed */
   created: boolean;
+  /** a new task's first publish, and the outbox row that stands for it until confirmed */
+  publication: FirstPublication;
+  outboxId: number | null;
 }
 
 const INSERT_CHUNK = 500;
@@ -36,6 +61,21 @@ const INSERT_CHUNK = 500;
 function sameEndpoints(a: string[] | null, b: string[] | null): boolean {
   if (a === null || b === null) return a === b;
   return isDeepStrictEqual([...a].sort(), [...b].sort());
+}
+
+/** The wave of each addressed endpoint, in their order: all 1 without a rollout. */
+function wavesOf(input: NewTask): number[] {
+  const count = input.endpoints?.length ?? 0;
+  return input.rollout == null
+    ? new Array<number>(count).fill(1)
+    : planWaves(count, input.rollout.batch);
+}
+
+function firstPublication(input: NewTask): FirstPublication {
+  const waves = wavesOf(input);
+  const endpoints =
+    input.rollout == null ? null : (input.endpoints ?? []).filter((_, i) => waves[i] === 1);
+  return { kind: 'task', round: 1, wave: 1, endpoints };
 }
 
 function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
@@ -57,19 +97,46 @@ function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
     sweep_at: input.deliverBy,
     finished_at: null,
     updated_at: input.now,
+    version: 0,
+    round: 1,
+    wait_ms: Math.max(0, input.deliverBy.getTime() - input.now.getTime()),
+    rollout: input.rollout == null ? null : JSON.stringify(input.rollout),
+    wave: 1,
+    success_threshold:
+      input.successThreshold == null ? null : describeShare(input.successThreshold),
+    cancel_reason: null,
+    stopped_reason: null,
   };
 }
 
 function pendingResponses(taskId: number, input: NewTask): ResponseRow[] {
   const pending = pendingState();
-  return (input.endpoints ?? []).map((endpoint) =>
-    stateToRow({ task_id: taskId, endpoint, expected: true }, pending, input.now),
-  );
+  const waves = wavesOf(input);
+  return (input.endpoints ?? []).map((endpoint, i) => {
+    const wave = waves[i] ?? 1;
+    return stateToRow(
+      {
+        task_id: taskId,
+        endpoint,
+        expected: true,
+        round: 1,
+        wave,
+        // a later wave's deadline starts when the wave is sent
+        deliver_by: wave === 1 ? input.deliverBy : null,
+        cancel_requested_at: null,
+        cancel_reason: null,
+      },
+      pending,
+      input.now,
+    );
+  });
 }
 
 function outboxRow(taskId: number, input: NewTask): Record<string, unknown> {
   return {
     task_id: taskId,
+    kind: 'task',
+    body: JSON.stringify(firstPublication(input)),
     attempts: 0,
     next_attempt_at: new Date(input.now.getTime() + input.outboxDelayMs),
     last_error: null,
@@ -95,7 +162,7 @@ async function insertTasks(
   db: Db,
   inputs: readonly NewTask[],
   rows: ReadonlyArray<Omit<TaskRow, 'id'>> = inputs.map(taskRow),
-): Promise<TaskRow[]> {
+): Promise<CreateResult[]> {
   return withTransaction(db, async (trx) => {
     let ids: number[];
     if (rows.length === 1) {
@@ -111,7 +178,18 @@ async function insertTasks(
       'outbox',
       inputs.map((input, i) => outboxRow(ids[i] as number, input)),
     );
-    return rows.map((row, i) => ({ ...row, id: ids[i] as number }));
+    // new tasks have no other outbox rows yet
+    const outbox = (await trx('outbox').select('id', 'task_id').whereIn('task_id', ids)) as Array<{
+      id: number;
+      task_id: number;
+    }>;
+    const outboxOf = new Map(outbox.map((row) => [Number(row.task_id), Number(row.id)]));
+    return rows.map((row, i) => ({
+      task: { ...row, id: ids[i] as number },
+      created: true,
+      publication: firstPublication(inputs[i] as NewTask),
+      outboxId: outboxOf.get(ids[i] as number) ?? null,
+    }));
   });
 }
 
@@ -150,8 +228,8 @@ const taskKey = (type: string, identifier: string): string => `${type}\u0000${id
  */
 export async function createTask(db: Db, input: NewTask): Promise<CreateResult> {
   try {
-    const [task] = await insertTasks(db, [input]);
-    return { task: task as TaskRow, created: true };
+    const [result] = await insertTasks(db, [input]);
+    return result as CreateResult;
   } catch (err) {
     if (!isDuplicateKey(err)) throw asStoreError(err);
   }
@@ -164,13 +242,17 @@ async function existingTask(db: Db, input: NewTask): Promise<CreateResult> {
     throw new Error(`task ${input.type}/${input.identifier} vanished after a duplicate-key error`);
   }
   const samePayload = isDeepStrictEqual(parseJsonColumn(existing.payload), input.payload ?? null);
-  if (!samePayload || !sameEndpoints(taskEndpoints(existing), input.endpoints)) {
+  const sameRollout =
+    existing.rollout === (input.rollout == null ? null : JSON.stringify(input.rollout)) &&
+    existing.success_threshold ===
+      (input.successThreshold == null ? null : describeShare(input.successThreshold));
+  if (!samePayload || !sameEndpoints(taskEndpoints(existing), input.endpoints) || !sameRollout) {
     throw new ConflictError(
       `a ${input.type} task with identifier ${JSON.stringify(input.identifier)} already exists ` +
-        'with a different payload or endpoint list',
+        'with a different payload, endpoint list, rollout or success threshold',
     );
   }
-  return { task: existing, created: false };
+  return { task: existing, created: false, publication: firstPublication(input), outboxId: null };
 }
 
 interface Waiting {
@@ -272,12 +354,12 @@ export class TaskWriter {
   private async write(group: Waiting[], retry = true): Promise<Settled[]> {
     if (group.length > 1) {
       try {
-        const tasks = await insertTasks(
+        const created = await insertTasks(
           this.db,
           group.map((entry) => entry.input),
           group.map((entry) => entry.row),
         );
-        return tasks.map((task) => ({ status: 'fulfilled', value: { task, created: true } }));
+        return created.map((value) => ({ status: 'fulfilled', value }));
       } catch (err) {
         if (retry && isDuplicateKey(err)) {
           const stored = await storedIds(

@@ -8,7 +8,13 @@ import type { HandleTask } from '../../src/agent';
 import { brokerNames, type TaskBroker } from '../../src/broker';
 import type { ResultEvent, TaskMessage } from '../../src/domain';
 import { createApp } from '../../src/api';
-import { Intake, startRecorder, startRelay, startSweeper, taskPublisher } from '../../src/server';
+import {
+  Intake,
+  startRecorder,
+  startRelay,
+  startSweeper,
+  outboxPublishers,
+} from '../../src/server';
 import { Agent, inlineRunner } from '../../src/agent';
 import { AMQP_URL } from '../support/services';
 import { createTestStack, type TestStack } from '../support/stack';
@@ -24,6 +30,10 @@ function doubling(inner: TaskBroker): TaskBroker {
       return inner.isConnected;
     },
     ping: (timeoutMs) => inner.ping(timeoutMs),
+    async publishControl(message) {
+      await inner.publishControl(message);
+      await inner.publishControl(message);
+    },
     async publishTask(message: TaskMessage) {
       await inner.publishTask(message);
       await inner.publishTask(message);
@@ -60,7 +70,7 @@ it('keeps one row per endpoint and runs each handler once when everything arrive
   await serverBroker.session.waitUntilConnected(5000);
   closers.push(() => serverBroker.close());
   const broker = doubling(serverBroker);
-  const publish = taskPublisher(broker, stack.config.taskTypes);
+  const publish = outboxPublishers(broker, stack.config.taskTypes);
   const relay = startRelay(stack.db, broker, publish, 200, testLog);
   closers.push(() => relay.stop());
   const recorder = await startRecorder(stack.db, broker, { batchSize: 50, prefetch: 500 }, testLog);

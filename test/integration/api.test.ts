@@ -9,7 +9,7 @@ import type { Express } from 'express';
 import { createApp } from '../../src/api';
 import type { AmqpBroker } from '../../src/broker';
 import { loadConfig, type TaskerConfig } from '../../src/config';
-import { Intake, taskPublisher } from '../../src/server';
+import { Intake, outboxPublishers } from '../../src/server';
 import { createTestStack, type TestStack } from '../support/stack';
 import { newBroker, testLog } from '../support/in-process';
 
@@ -19,7 +19,7 @@ let app: Express;
 
 /** The API over the test stack with `config`, as the server assembles it. */
 function apiFor(config: TaskerConfig): Express {
-  const publish = taskPublisher(broker, config.taskTypes);
+  const publish = outboxPublishers(broker, config.taskTypes);
   const intake = new Intake({ db: stack.db, broker, config, publish, log: testLog });
   return createApp({ db: stack.db, broker, config, intake, log: testLog });
 }

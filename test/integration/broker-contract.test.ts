@@ -161,6 +161,7 @@ function task(endpoints: string[] | null, expiresInMs = 60_000): TaskMessage {
     deliver_by: new Date(now + expiresInMs - 1).toISOString(),
     execution_timeout_ms: 1,
     max_deliveries: 3,
+    round: 1,
   };
 }
 

@@ -339,6 +339,7 @@ describe('on the wire', () => {
       deliver_by: found.task.deliver_by,
       execution_timeout_ms: 30_000,
       max_deliveries: 5,
+      round: 1,
     };
     const exchange = brokerNames.taskExchange(stack.prefix, 'worker');
     channel.publish(exchange, '', Buffer.from(JSON.stringify(message)));

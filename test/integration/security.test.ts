@@ -187,6 +187,7 @@ describe('reporting for another endpoint', () => {
     at: new Date().toISOString(),
     attempt: 1,
     agent: null,
+    round: null,
   });
 
   it('is refused by the broker when the user_id property is forged', async () => {

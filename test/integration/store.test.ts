@@ -26,6 +26,8 @@ import {
   relayDueTasks,
   sweepDeadlines,
   type NewTask,
+  type Publishers,
+  type TaskRow,
 } from '../../src/store';
 import { sqliteFile } from '../../src/config';
 import { forUpdate } from '../../src/store/db';
@@ -94,6 +96,17 @@ function newTask(overrides: Partial<NewTask> = {}): NewTask {
     outboxDelayMs: 0,
     ...overrides,
   };
+}
+
+/** Publishers whose task publish is `task`; a cancel is not expected. */
+function publishing(task: (row: TaskRow) => Promise<void>): Publishers {
+  return { task, cancel: () => Promise.reject(new Error('no cancel expected')) };
+}
+
+/** A task's first publish confirmed: its outbox row, as the intake would know it. */
+async function createdWith(taskId: number): Promise<{ taskId: number; outboxId: number }> {
+  const rows = (await stack.db('outbox').where({ task_id: taskId })) as Array<{ id: number }>;
+  return { taskId, outboxId: Number(rows[0]?.id ?? 0) };
 }
 
 const rowsOf = (taskId: number) =>
@@ -566,10 +579,13 @@ describe.each([
       const ok = await createTask(stack.db, newTask());
       const refused = await createTask(stack.db, newTask());
       const published: number[] = [];
-      const outcome = await relayDueTasks(stack.db, async (row) => {
-        if (row.id === refused.task.id) throw new Error('broker said no');
-        published.push(row.id);
-      });
+      const outcome = await relayDueTasks(
+        stack.db,
+        publishing(async (row) => {
+          if (row.id === refused.task.id) throw new Error('broker said no');
+          published.push(row.id);
+        }),
+      );
       expect(outcome).toEqual({ published: 1, failed: 1, expired: 0 });
       expect(published).toEqual([ok.task.id]);
       const [okRow] = await stack.db('tasks').where({ id: ok.task.id });
@@ -587,7 +603,10 @@ describe.each([
     it('drops outbox rows of tasks past their delivery deadline without publishing', async () => {
       await stack.db('outbox').delete();
       const { task } = await createTask(stack.db, newTask({ deliverBy: new Date(Date.now() - 1) }));
-      const outcome = await relayDueTasks(stack.db, () => Promise.reject(new Error('not called')));
+      const outcome = await relayDueTasks(
+        stack.db,
+        publishing(() => Promise.reject(new Error('not called'))),
+      );
       expect(outcome).toEqual({ published: 0, failed: 0, expired: 1 });
       const [row] = await stack.db('tasks').where({ id: task.id });
       expect(row.status).toBe('CREATED');
@@ -596,7 +615,7 @@ describe.each([
     it('markSent clears the row and never moves a finished task back to SENT', async () => {
       const { task } = await createTask(stack.db, newTask({ endpoints: ['e1'] }));
       await recordResultEvents(stack.db, [event(task.id, 'e1', {})]);
-      await markSent(stack.db, [task.id]);
+      await markSent(stack.db, [await createdWith(task.id)]);
       const [row] = await stack.db('tasks').where({ id: task.id });
       expect(row.status).toBe('DONE');
       expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
@@ -608,7 +627,7 @@ describe.each([
         Array.from({ length: 30 }, () => createTask(stack.db, newTask())),
       );
       const ids = tasks.map((t) => t.task.id);
-      await Promise.all(ids.map((id) => mark(id)));
+      await Promise.all(tasks.map((t) => mark({ taskId: t.task.id, outboxId: t.outboxId ?? 0 })));
       const rows = await stack.db('tasks').whereIn('id', ids).select('status', 'sent_at');
       expect(rows.every((r) => r.status === 'SENT' && r.sent_at !== null)).toBe(true);
       expect(await stack.db('outbox').whereIn('task_id', ids)).toHaveLength(0);
@@ -623,8 +642,8 @@ describe.each([
         seen.push(row.id);
       };
       const [a, b] = await Promise.all([
-        relayDueTasks(stack.db, slowPublish, { limit: 15 }),
-        relayDueTasks(stack.db, slowPublish, { limit: 15 }),
+        relayDueTasks(stack.db, publishing(slowPublish), { limit: 15 }),
+        relayDueTasks(stack.db, publishing(slowPublish), { limit: 15 }),
       ]);
       expect(a.published + b.published).toBe(20);
       expect(new Set(seen).size).toBe(seen.length);
@@ -641,15 +660,19 @@ describe.each([
         const held = new Promise<void>((resolve) => (release = resolve));
         const first = relayDueTasks(
           stack.db,
-          async () => {
+          publishing(async () => {
             claimed();
             await held;
-          },
+          }),
           { limit: 3 },
         );
         await firstClaimed;
         // without SKIP LOCKED this would wait on the first relay's rows until the test times out
-        const second = await relayDueTasks(stack.db, () => Promise.resolve(), { limit: 10 });
+        const second = await relayDueTasks(
+          stack.db,
+          publishing(() => Promise.resolve()),
+          { limit: 10 },
+        );
         release();
         expect(second.published).toBe(3);
         expect((await first).published).toBe(3);
@@ -669,7 +692,7 @@ describe.each([
         });
         await isLocked;
         // without SKIP LOCKED this would wait for the holder until the test times out
-        await markSent(stack.db, [held.id, free.id]);
+        await markSent(stack.db, [await createdWith(held.id), await createdWith(free.id)]);
         release();
         await holder;
         const status = async (id: number) =>
@@ -780,7 +803,10 @@ describe('SQLite only', () => {
     await withSqlite(
       async (db) => {
         const { task } = await createTask(db, newTask({ deliverBy: new Date(Date.now() - 1) }));
-        await relayDueTasks(db, () => Promise.resolve());
+        await relayDueTasks(
+          db,
+          publishing(() => Promise.resolve()),
+        );
         await recordResultEvents(db, [event(task.id, 'e1', {})]);
         expect((await sweepDeadlines(db, { timeoutGraceMs: 1000 })).tasks).toBe(1);
       },

@@ -23,6 +23,7 @@ export function resultEvent(
     at: new Date().toISOString(),
     attempt: 1,
     agent: null,
+    round: null,
     ...fields,
   };
 }

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { AttemptJournal } from '../../src/agent/attempts';
 
 const future = new Date(Date.now() + 3_600_000).toISOString();
-const task = (id: number, createdAt = '2026-11-23T10:00:00.000Z') => ({
+const task = (id: number, createdAt = '2026-11-23T10:00:00.000Z', round = 1) => ({
   id,
+  round,
   created_at: createdAt,
   expires_at: future,
 });
@@ -26,11 +27,21 @@ const journalLines = (): string[] =>
   readFileSync(join(dir, 'attempts.journal'), 'utf8').split('\n').filter(Boolean);
 
 describe('AttemptJournal', () => {
+  it("counts a retry's new round afresh, and reads lines written before rounds as round 1", () => {
+    writeFileSync(join(dir, 'attempts.journal'), `4 2026-11-23T10:00:00.000Z ${future} 2\n`);
+    const journal = new AttemptJournal(dir);
+    expect(journal.hasStarted(task(4))).toBe(true);
+    expect(journal.hasStarted(task(4, undefined, 2))).toBe(false);
+    expect(journal.start(task(4, undefined, 2), false)).toBe(1);
+    expect(journal.start(task(4), true)).toBe(3);
+    journal.close();
+  });
+
   it('counts runs across processes: a crashed run counts, a finished task is forgotten', () => {
     const first = new AttemptJournal(dir);
     expect(first.start(task(7), false)).toBe(1);
     expect(first.start(task(8), false)).toBe(1);
-    first.clear(8);
+    first.clear(task(8));
     // the process dies (its writes are in the file already); task 7 goes to the next one
     first.close();
     const second = new AttemptJournal(dir);
@@ -38,7 +49,7 @@ describe('AttemptJournal', () => {
     second.close();
     const third = new AttemptJournal(dir);
     expect(third.start(task(7), true)).toBe(3);
-    third.clear(7);
+    third.clear(task(7));
     expect(third.start(task(7), true)).toBe(1);
     third.close();
   });
@@ -87,7 +98,7 @@ describe('AttemptJournal', () => {
     const journal = new AttemptJournal(dir);
     for (let id = 1; id <= 12_000; id += 1) {
       journal.start(task(id), false);
-      if (id !== 5) journal.clear(id);
+      if (id !== 5) journal.clear(task(id));
     }
     journal.close();
     expect(journalLines().length).toBeLessThan(5000);

@@ -59,6 +59,8 @@ describe('defaults', () => {
           waitForEndpointsTimeoutMs: 60_000,
           executionTimeoutMs: 1_500_000,
           maxDeliveries: 5,
+          rollout: null,
+          successThreshold: null,
         },
       },
       api: {
@@ -70,6 +72,8 @@ describe('defaults', () => {
         maxIdentifierLength: 255,
         tokens: [],
         publishWaitMs: 2000,
+        maxWaitMs: 300_000,
+        maxList: 1000,
       },
       database: {
         url: 'mysql://root@127.0.0.1:3306/tasker',
@@ -192,6 +196,8 @@ describe('task types', () => {
       waitForEndpointsTimeoutMs: 20_000,
       executionTimeoutMs: 1_500_000,
       maxDeliveries: 5,
+      rollout: null,
+      successThreshold: null,
     });
   });
 
@@ -210,9 +216,54 @@ api:
       waitForEndpointsTimeoutMs: 60_000,
       executionTimeoutMs: 600_000,
       maxDeliveries: 7,
+      rollout: null,
+      successThreshold: null,
     });
     expect(config.taskTypes.backup.waitForEndpointsTimeoutMs).toBe(15_000);
     expect(config.taskTypes.report.maxDeliveries).toBe(3);
+  });
+
+  it('reads a rollout and a success threshold per type, from YAML and from the environment', () => {
+    const config = loadYaml(
+      `
+task_types:
+  deploy: { rollout: { batch: 10, max_errors: "5%", pause: 30s }, success_threshold: 3 }
+  report:
+`,
+      { env: { TASKER_API_SUCCESS_THRESHOLD: '90%' } },
+    );
+    expect(config.taskTypes.deploy).toMatchObject({
+      rollout: { batch: { count: 10 }, maxErrors: { percent: 5 }, pauseMs: 30_000 },
+      successThreshold: { count: 3 },
+    });
+    expect(config.taskTypes.report).toMatchObject({
+      rollout: null,
+      successThreshold: { percent: 90 },
+    });
+    const fromFlag = loadYaml('task_types: [worker]\n', {
+      flags: { set: 'api.rollout=batch=25%,pause=1m' },
+    });
+    expect(fromFlag.taskTypes.worker?.rollout).toEqual({
+      batch: { percent: 25 },
+      maxErrors: { percent: 100 },
+      pauseMs: 60_000,
+    });
+  });
+
+  it.each([
+    ['{ rollout: { batch: 0 } }', 'task_types.deploy.rollout.batch', 'at least 1'],
+    ['{ rollout: { batch: "150%" } }', 'task_types.deploy.rollout.batch', 'got "150%"'],
+    [
+      '{ rollout: { batch: 5, max_errors: -1 } }',
+      'task_types.deploy.rollout.max_errors',
+      'at least 0',
+    ],
+    ['{ rollout: { size: 5 } }', 'task_types.deploy.rollout.size', 'is not a known field'],
+    ['{ success_threshold: "0%" }', 'task_types.deploy.success_threshold', 'above 0'],
+  ])('refuses task_types.deploy: %s, naming the key', (settings, key, problem) => {
+    const error = configError(() => loadYaml(`task_types:\n  deploy: ${settings}\n`));
+    expect(error.key).toBe(key);
+    expect(error.message).toContain(problem);
   });
 
   it('lets TASKER_TASK_TYPES replace the set but keep per-type settings from the file', () => {

@@ -337,6 +337,7 @@ function event(overrides: Partial<ResultEvent>): ResultEvent {
     at: T1,
     attempt: 1,
     agent: null,
+    round: null,
     ...overrides,
   };
 }

@@ -25,6 +25,7 @@ const TASK: TaskMessage = {
   deliver_by: '2026-01-01T10:05:00.000Z',
   execution_timeout_ms: 60_000,
   max_deliveries: 3,
+  round: 1,
 };
 
 const EVENT: ResultEvent = {
@@ -41,6 +42,7 @@ const EVENT: ResultEvent = {
   at: '2026-01-01T10:00:03.000Z',
   attempt: 1,
   agent: { hostname: 'host-a', pid: 4242, version: '0.1.0' },
+  round: 1,
 };
 
 /** JSON for `base` with `changes` applied; an `undefined` value removes the key. */
@@ -182,6 +184,7 @@ describe('readResultEvent', () => {
       payload: null,
       progress: null,
       agent: null,
+      round: null,
     });
   });
 

@@ -21,6 +21,7 @@ function event(taskId: number, payload: unknown = null): ResultEvent {
     at: '2026-11-23T10:00:00.000Z',
     attempt: 1,
     agent: null,
+    round: 1,
   };
 }
 
