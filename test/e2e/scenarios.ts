@@ -2,13 +2,13 @@
  * The end-to-end walk-through, written once and run on both stacks: MariaDB and RabbitMQ with
  * real `tasker server` and `tasker agent` processes (walkthrough.test.ts), and the embedded mode,
  * `tasker up` with SQLite and the in-process broker (embedded.test.ts). Both are driven with the
- * seed README's curl commands, unchanged but for the port. A scenario that makes sense on one
+ * original README's curl commands, unchanged but for the port. A scenario that makes sense on one
  * stack only says which, and why. Scenarios run in the order of the table, on one stack that
  * lives through all of them.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SEED_IDENTIFIER, type CurlApi } from '../support/curl';
+import { ORIGINAL_IDENTIFIER, type CurlApi } from '../support/curl';
 import { childEnv, runCli, type Child } from '../support/child-processes';
 import { MYSQL_ROOT, uniqueName } from '../support/services';
 import type { TestStack } from '../support/stack';
@@ -16,7 +16,7 @@ import { waitFor } from '../support/waiting';
 
 /** What every scenario may use. */
 export interface E2eStack {
-  /** the seed README's curl commands, against this stack's port */
+  /** the original tasker's README curl commands, against this stack's port */
   readonly api: CurlApi;
   /** the command that serves the API on this stack, as an operator types it, without flags */
   readonly serveCommand: readonly string[];
@@ -59,7 +59,7 @@ type Scenario =
   | OnlyOn<'mariadb-rabbitmq', ProcessStack>
   | OnlyOn<'embedded', EmbeddedStack>;
 
-const SEED_RESULT = { yiya: 'yippie', yeah: 1234123 };
+const ORIGINAL_RESULT = { yiya: 'yippie', yeah: 1234123 };
 
 const SCENARIOS: Scenario[] = [
   {
@@ -78,14 +78,14 @@ const SCENARIOS: Scenario[] = [
     },
   },
   {
-    name: 'answers the seed curl POST with the task, status SENT',
+    name: 'answers the original curl POST with the task, status SENT',
     on: 'both',
     run: async ({ api }) => {
       const created = await api.postTestdata('worker');
       expect(created).toMatchObject({
         status: 'SENT',
         endpoints: ['console1', 'console2'],
-        identifier: SEED_IDENTIFIER,
+        identifier: ORIGINAL_IDENTIFIER,
         type: 'worker',
         payload: { foo: 'bar' },
       });
@@ -94,17 +94,22 @@ const SCENARIOS: Scenario[] = [
     },
   },
   {
-    name: 'answers the seed curl GET with DONE and both endpoints responses once they finished',
+    name: 'answers the original curl GET with DONE and both endpoints responses once they finished',
     on: 'both',
     run: async ({ api }) => {
-      const done = await api.terminal('worker', SEED_IDENTIFIER);
+      const done = await api.terminal('worker', ORIGINAL_IDENTIFIER);
       expect(done.task.status).toBe('DONE');
       expect(done.taskResponseList.map((r) => [r.endpoint, r.status, r.payload])).toEqual([
-        ['console1', 'DONE', SEED_RESULT],
-        ['console2', 'DONE', SEED_RESULT],
+        ['console1', 'DONE', ORIGINAL_RESULT],
+        ['console2', 'DONE', ORIGINAL_RESULT],
       ]);
       for (const r of done.taskResponseList) {
-        expect(r).toMatchObject({ status: 'DONE', errnr: 0, errmsg: null, payload: SEED_RESULT });
+        expect(r).toMatchObject({
+          status: 'DONE',
+          errnr: 0,
+          errmsg: null,
+          payload: ORIGINAL_RESULT,
+        });
         expect(r.agent?.pid).toEqual(expect.any(Number));
       }
     },
@@ -166,7 +171,7 @@ const SCENARIOS: Scenario[] = [
       expect(Date.now() - started).toBeLessThan(10_000);
       await stack.restartServing();
       expect(stack.serving().output()).toContain('schema is up to date');
-      const again = await stack.api.get('worker', SEED_IDENTIFIER);
+      const again = await stack.api.get('worker', ORIGINAL_IDENTIFIER);
       expect(again.task.status).toBe('DONE');
       expect(again.taskResponseList).toHaveLength(2);
       // no endpoints named: a broadcast to every agent of the type

@@ -1,5 +1,5 @@
 /**
- * The HTTP API with supertest over the real database and broker: the seed's shape, and every
+ * The HTTP API with supertest over the real database and broker: the original tasker's shape, and every
  * kind of bad input answered with the right status, a JSON error naming the problem, and
  * nothing written.
  */
@@ -45,17 +45,17 @@ async function tableCounts(): Promise<number[]> {
   return counts.map((rows) => Number(rows[0]?.n));
 }
 
-const seedBody = {
+const originalBody = {
   identifier: 'e7bd91d0-16ad-11e2-892e-0800200c9a66',
   payload: { foo: 'bar' },
   endpoints: ['console1', 'console2'],
 };
 
 describe('POST /<type>', () => {
-  it('creates the task in the seed shape, confirmed by the broker (SENT)', async () => {
-    const res = await request(app).post('/worker').send(seedBody).expect(201);
+  it("creates the task in the original tasker's shape, confirmed by the broker (SENT)", async () => {
+    const res = await request(app).post('/worker').send(originalBody).expect(201);
     expect(res.body).toMatchObject({
-      identifier: seedBody.identifier,
+      identifier: originalBody.identifier,
       type: 'worker',
       status: 'SENT',
       endpoints: ['console1', 'console2'],
@@ -69,8 +69,8 @@ describe('POST /<type>', () => {
   });
 
   it('answers a repeat of the same request with the existing task (200)', async () => {
-    const again = await request(app).post('/worker').send(seedBody).expect(200);
-    const first = await request(app).get(`/worker/${seedBody.identifier}`).expect(200);
+    const again = await request(app).post('/worker').send(originalBody).expect(200);
+    const first = await request(app).get(`/worker/${originalBody.identifier}`).expect(200);
     expect(again.body.id).toBe(first.body.task.id);
   });
 
@@ -78,7 +78,7 @@ describe('POST /<type>', () => {
     const before = await tableCounts();
     const res = await request(app)
       .post('/worker')
-      .send({ ...seedBody, payload: { foo: 'baz' } })
+      .send({ ...originalBody, payload: { foo: 'baz' } })
       .expect(409);
     expect(res.body.error.code).toBe('identifier_conflict');
     expect(await tableCounts()).toEqual(before);

@@ -70,7 +70,7 @@ afterAll(async () => {
   await stack.cleanup();
 });
 
-it('runs the seed walk-through: SENT, then DONE with one response per endpoint', async () => {
+it('runs the original walk-through: SENT, then DONE with one response per endpoint', async () => {
   const body = {
     identifier: 'e7bd91d0-16ad-11e2-892e-0800200c9a66',
     payload: { foo: 'bar', seconds: 4 },

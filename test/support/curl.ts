@@ -1,5 +1,5 @@
 /**
- * The API driven with curl from the repository directory, as the seed README's walk-through
+ * The API driven with curl from the repository directory, as the original tasker's README walk-through
  * does it, for the end-to-end tests.
  */
 import { execFile } from 'node:child_process';
@@ -11,11 +11,11 @@ import { waitFor } from './waiting';
 
 const exec = promisify(execFile);
 
-/** The identifier in the seed's testdata.json. */
-export const SEED_IDENTIFIER = 'e7bd91d0-16ad-11e2-892e-0800200c9a66';
+/** The identifier in the original tasker's testdata.json. */
+export const ORIGINAL_IDENTIFIER = 'e7bd91d0-16ad-11e2-892e-0800200c9a66';
 
 export interface CurlApi {
-  /** POST testdata.json unchanged, as `curl -d@testdata.json` in the seed README */
+  /** POST testdata.json unchanged, as `curl -d@testdata.json` in the original README */
   postTestdata(type: string): Promise<Record<string, unknown>>;
   post(type: string, body: Record<string, unknown>): Promise<unknown>;
   get(type: string, identifier: string): Promise<TaskWithResponses>;

@@ -1,5 +1,5 @@
 /**
- * The POST body check: the seed body passes; every bad field is a ValidationError naming it.
+ * The POST body check: the original body passes; every bad field is a ValidationError naming it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,8 +9,8 @@ import { MAX_JSON_DEPTH } from '../../src/domain/fields';
 
 const LIMITS: BodyLimits = { maxIdentifierLength: 255, maxPayloadBytes: 1024, maxEndpoints: 5 };
 
-/** The example body shipped with the seed project. */
-const SEED_BODY: unknown = JSON.parse(
+/** The example body shipped with the original tasker. */
+const ORIGINAL_BODY: unknown = JSON.parse(
   fs.readFileSync(path.resolve(__dirname, '..', '..', 'testdata.json'), 'utf8'),
 );
 
@@ -42,8 +42,8 @@ function validationError(run: () => unknown, field: string): ValidationError {
 }
 
 describe('parseCreateTaskBody: accepted bodies', () => {
-  it('accepts the seed body unchanged', () => {
-    expect(parse(SEED_BODY)).toEqual({
+  it('accepts the original body unchanged', () => {
+    expect(parse(ORIGINAL_BODY)).toEqual({
       identifier: 'e7bd91d0-16ad-11e2-892e-0800200c9a66',
       payload: { foo: 'bar' },
       endpoints: ['console1', 'console2'],
@@ -110,7 +110,7 @@ describe('parseCreateTaskBody: accepted bodies', () => {
 describe('parseCreateTaskBody: rejected bodies', () => {
   it.each([
     ['null', null],
-    ['an array', [SEED_BODY]],
+    ['an array', [ORIGINAL_BODY]],
     ['a string', '{"identifier":"x"}'],
     ['a number', 42],
   ])('rejects a body that is %s', (_what, body) => {
