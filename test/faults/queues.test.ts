@@ -47,6 +47,8 @@ it('lets the queues of made-up endpoints expire, and live endpoints never notice
     );
     expect(await queues(prefix)).toEqual(
       [
+        `${prefix}.control.live1`,
+        `${prefix}.control.live2`,
         `${prefix}.dead`,
         `${prefix}.results`,
         `${prefix}.worker.live1`,
