@@ -3,7 +3,9 @@
  * garbage returned, or a hang past the execution timeout. Never throws.
  */
 import {
+  CANCELLED_ERRNR,
   MAX_JSON_DEPTH,
+  TIMEOUT_ERRNR,
   coerceError,
   isPlainObject,
   nestsDeeperThan,
@@ -23,10 +25,7 @@ export interface Outcome {
   abandoned: boolean;
 }
 
-/** errnr reported when a handler runs past its execution timeout */
-export const TIMEOUT_ERRNR = -1;
-/** errnr of an endpoint whose task was cancelled */
-export const CANCELLED_ERRNR = -2;
+export { CANCELLED_ERRNR, TIMEOUT_ERRNR };
 
 /**
  * The abort reason of a run the operator cancelled (any other abort is the agent shutting

@@ -1,18 +1,17 @@
 /**
  * The HTTP API, in the original tasker's shape: POST /<type> creates a task, GET /<type>/<identifier>
- * returns it with every endpoint's response. Health checks stay open; everything else needs a
- * bearer token when tokens are configured.
+ * returns it with every endpoint's response (the routes of tasks are in task-routes.ts). Health
+ * checks stay open; everything else needs a bearer token when tokens are configured.
  */
-import express, { type Request, type RequestHandler } from 'express';
+import express from 'express';
 import type { TaskBroker } from '../broker';
-import type { TaskerConfig, TaskTypeConfig } from '../config/types';
-import { NotFoundError, TaskerError } from '../domain';
+import type { TaskerConfig } from '../config/types';
 import type { Logger } from '../log';
-import type { Intake } from '../server';
-import { findTask, pingDatabase, toTaskView, type Db } from '../store';
+import type { ChangeFeed, Intake } from '../server';
+import { pingDatabase, type Db } from '../store';
 import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
-import { parseCreateTaskBody } from './validate';
+import { taskRoutes } from './task-routes';
 
 export interface ApiDeps {
   db: Db;
@@ -20,36 +19,18 @@ export interface ApiDeps {
   config: TaskerConfig;
   /** what accepting a task does once the request is checked */
   intake: Intake;
+  /** news of tasks, for clients that wait or watch */
+  changes: ChangeFeed;
   log: Logger;
-}
-
-function taskTypeOf(req: Request, config: TaskerConfig): TaskTypeConfig {
-  const name = String(req.params.type);
-  const type = Object.hasOwn(config.taskTypes, name) ? config.taskTypes[name] : undefined;
-  if (type === undefined) {
-    throw new NotFoundError(
-      'unknown_task_type',
-      `unknown task type ${JSON.stringify(name)}; configured: ${Object.keys(config.taskTypes).join(', ')}`,
-    );
-  }
-  return type;
+  /** the outbox has something to publish now: the relay should look */
+  onOutbox?: () => void;
 }
 
 /** how long /readyz waits for the database and the broker to answer */
 const READY_PROBE_MS = 1000;
 
-const requireJson: RequestHandler = (req, _res, next) => {
-  if (!req.is('application/json')) {
-    throw new TaskerError(
-      'unsupported_media_type',
-      'send the task as JSON with the header Content-Type: application/json',
-    );
-  }
-  next();
-};
-
 export function createApp(deps: ApiDeps): express.Express {
-  const { config, db, intake, log } = deps;
+  const { config, db, log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -72,31 +53,15 @@ export function createApp(deps: ApiDeps): express.Express {
   });
 
   app.use(requireBearerToken(config.api.tokens));
-  const json = express.json({
-    limit: config.api.bodyLimitBytes,
-    strict: false,
-    type: 'application/json',
-  });
-
-  app.post('/:type', requireJson, json, async (req, res) => {
-    const type = taskTypeOf(req, config);
-    const { task, created } = await intake.accept(type, parseCreateTaskBody(req.body, config.api));
-    res.status(created ? 201 : 200).json(toTaskView(task));
-  });
-
-  app.get('/:type/:identifier', async (req, res) => {
-    const type = taskTypeOf(req, config);
-    const identifier = String(req.params.identifier);
-    const found = await findTask(db, type.name, identifier);
-    if (found === null) {
-      throw new NotFoundError(
-        'task_not_found',
-        `no ${type.name} task with identifier ${JSON.stringify(identifier)}`,
-      );
-    }
-    res.json(found);
-  });
-
+  app.use(
+    taskRoutes({
+      db,
+      config,
+      intake: deps.intake,
+      changes: deps.changes,
+      ...(deps.onOutbox === undefined ? {} : { onOutbox: deps.onOutbox }),
+    }),
+  );
   app.use(notFound);
   app.use(errorHandler(log));
   return app;

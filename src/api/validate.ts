@@ -1,24 +1,38 @@
 /**
- * The POST body: `{identifier, payload?, endpoints?}`, checked field by field with errors that
- * name the field. Nothing is written for a body that fails here.
+ * What requests carry, checked field by field with errors that name the field: the body of a
+ * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?}`, of a cancel and
+ * of a retry, and the query of a task list or a wait. Nothing is written for a request that
+ * fails here.
  */
 import {
   TaskerError,
   ValidationError,
   checkEndpoint,
   MAX_JSON_DEPTH,
+  TASK_STATUSES,
+  checkInt,
+  checkString,
   isPlainObject,
   nestsDeeperThan,
+  readRollout,
+  readShare,
   readString,
   rejectUnknownKeys,
   type Fail,
+  type Rollout,
+  type Share,
+  type TaskStatus,
 } from '../domain';
+import { parseDuration } from '../config';
 
 export interface CreateTaskBody {
   identifier: string;
   payload: unknown;
   /** null when the client named no endpoints: a broadcast to every subscriber */
   endpoints: string[] | null;
+  /** undefined: the task type's; null: none */
+  rollout?: Rollout | null;
+  successThreshold?: Share | null;
 }
 
 export interface BodyLimits {
@@ -31,7 +45,12 @@ const fail: Fail = (path, problem) => new ValidationError(`${path} ${problem}`, 
 
 export function parseCreateTaskBody(body: unknown, limits: BodyLimits): CreateTaskBody {
   if (!isPlainObject(body)) throw new ValidationError('request body must be a JSON object');
-  rejectUnknownKeys(body, ['identifier', 'payload', 'endpoints'], '', fail);
+  rejectUnknownKeys(
+    body,
+    ['identifier', 'payload', 'endpoints', 'rollout', 'success_threshold'],
+    '',
+    fail,
+  );
   const identifier = readString(body, 'identifier', '', fail, {
     maxLength: limits.maxIdentifierLength,
   });
@@ -49,25 +68,210 @@ export function parseCreateTaskBody(body: unknown, limits: BodyLimits): CreateTa
     );
   }
 
-  let endpoints: string[] | null = null;
-  const raw = body.endpoints;
-  if (raw !== undefined && raw !== null) {
-    if (!Array.isArray(raw)) throw fail('endpoints', 'must be an array of endpoint names');
-    // an empty list is most often a filter that matched nothing, not a wish to broadcast
-    if (raw.length === 0) {
-      throw fail('endpoints', 'must name at least one endpoint (omit it to broadcast)');
+  const endpoints = readEndpoints(body.endpoints, limits.maxEndpoints);
+  const parsed: CreateTaskBody = { identifier, payload, endpoints };
+  if (body.rollout !== undefined) {
+    parsed.rollout =
+      body.rollout === null ? null : readRollout(body.rollout, 'rollout', fail, duration);
+    if (parsed.rollout !== null && endpoints === null) {
+      throw fail('rollout', 'needs endpoints: a broadcast goes to every agent at once');
     }
-    if (raw.length > limits.maxEndpoints) {
-      throw fail('endpoints', `lists ${raw.length} endpoints; the limit is ${limits.maxEndpoints}`);
-    }
-    const seen = new Map<string, number>();
-    endpoints = raw.map((value, i) => {
-      const endpoint = checkEndpoint(value, `endpoints[${i}]`, fail);
-      const first = seen.get(endpoint);
-      if (first !== undefined) throw fail(`endpoints[${i}]`, `repeats endpoints[${first}]`);
-      seen.set(endpoint, i);
-      return endpoint;
+  }
+  if (body.success_threshold !== undefined) {
+    parsed.successThreshold =
+      body.success_threshold === null
+        ? null
+        : readShare(body.success_threshold, 'success_threshold', fail, 1);
+  }
+  return parsed;
+}
+
+function duration(value: unknown, path: string): number {
+  try {
+    const ms = parseDuration(value);
+    if (ms > 7 * 24 * 3_600_000) throw new Error('must be at most 7 days');
+    return ms;
+  } catch (err) {
+    throw fail(path, (err as Error).message);
+  }
+}
+
+/** A list of distinct endpoint names, or null when absent (all). */
+function readEndpoints(raw: unknown, max: number): string[] | null {
+  if (raw === undefined || raw === null) return null;
+  if (!Array.isArray(raw)) throw fail('endpoints', 'must be an array of endpoint names');
+  // an empty list is most often a filter that matched nothing, not a wish to broadcast
+  if (raw.length === 0) {
+    throw fail('endpoints', 'must name at least one endpoint (omit it to broadcast)');
+  }
+  if (raw.length > max) {
+    throw fail('endpoints', `lists ${raw.length} endpoints; the limit is ${max}`);
+  }
+  const seen = new Map<string, number>();
+  return raw.map((value, i) => {
+    const endpoint = checkEndpoint(value, `endpoints[${i}]`, fail);
+    const first = seen.get(endpoint);
+    if (first !== undefined) throw fail(`endpoints[${i}]`, `repeats endpoints[${first}]`);
+    seen.set(endpoint, i);
+    return endpoint;
+  });
+}
+
+/** An optional JSON object body: an empty body is an empty object. */
+function optionalObject(body: unknown, keys: string[]): Record<string, unknown> {
+  if (body === undefined || body === null) return {};
+  if (!isPlainObject(body)) throw new ValidationError('request body must be a JSON object');
+  rejectUnknownKeys(body, keys, '', fail);
+  return body;
+}
+
+export interface CancelBody {
+  endpoints: string[] | null;
+  reason: string;
+}
+
+/** `{endpoints?, reason?}`; no body cancels every endpoint. */
+export function parseCancelBody(body: unknown, limits: BodyLimits): CancelBody {
+  const obj = optionalObject(body, ['endpoints', 'reason']);
+  const reason =
+    obj.reason === undefined || obj.reason === null
+      ? 'cancelled by the operator'
+      : checkString(obj.reason, 'reason', fail, { maxLength: 1000 });
+  return { endpoints: readEndpoints(obj.endpoints, limits.maxEndpoints), reason };
+}
+
+export interface RetryBody {
+  endpoints: string[] | null;
+  /** the round to retry, null: the latest */
+  round: number | null;
+}
+
+/** `{endpoints?, round?}`; no body retries every endpoint that did not succeed. */
+export function parseRetryBody(body: unknown, limits: BodyLimits): RetryBody {
+  const obj = optionalObject(body, ['endpoints', 'round']);
+  return {
+    endpoints: readEndpoints(obj.endpoints, limits.maxEndpoints),
+    round:
+      obj.round === undefined || obj.round === null
+        ? null
+        : checkInt(obj.round, 'round', fail, { min: 1 }),
+  };
+}
+
+/** A query parameter given once, or undefined; a repeated one is refused. */
+function param(query: Record<string, unknown>, key: string): string | undefined {
+  const value = query[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw fail(key, 'must be given once');
+  return value;
+}
+
+function timestamp(query: Record<string, unknown>, key: string): Date | undefined {
+  const text = param(query, key);
+  if (text === undefined) return undefined;
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) throw fail(key, 'must be an ISO-8601 time');
+  return date;
+}
+
+export interface ListQuery {
+  statuses?: TaskStatus[];
+  endpoint?: string;
+  since?: Date;
+  until?: Date;
+  identifierPrefix?: string;
+  beforeId?: number;
+  limit: number;
+}
+
+const LIST_KEYS = ['status', 'endpoint', 'since', 'until', 'identifier', 'limit', 'cursor', 'type'];
+
+/** `?status=&endpoint=&since=&until=&identifier=&limit=&cursor=` of a task list. */
+export function parseListQuery(query: Record<string, unknown>, maxList: number): ListQuery {
+  rejectUnknownKeys(query, LIST_KEYS, '', fail);
+  const parsed: ListQuery = { limit: Math.min(100, maxList) };
+  const status = param(query, 'status');
+  if (status !== undefined) {
+    parsed.statuses = status.split(',').map((word, i) => {
+      const found = TASK_STATUSES.find((known) => known === word.trim().toUpperCase());
+      if (found === undefined) {
+        throw fail(
+          `status`,
+          `names ${JSON.stringify(word)} (item ${i + 1}); one of ${TASK_STATUSES.join(', ')}`,
+        );
+      }
+      return found;
     });
   }
-  return { identifier, payload, endpoints };
+  const endpoint = param(query, 'endpoint');
+  if (endpoint !== undefined) parsed.endpoint = checkEndpoint(endpoint, 'endpoint', fail);
+  const since = timestamp(query, 'since');
+  if (since !== undefined) parsed.since = since;
+  const until = timestamp(query, 'until');
+  if (until !== undefined) parsed.until = until;
+  const prefix = param(query, 'identifier');
+  if (prefix !== undefined) parsed.identifierPrefix = checkString(prefix, 'identifier', fail);
+  const limit = param(query, 'limit');
+  if (limit !== undefined) {
+    parsed.limit = checkInt(/^\d+$/.test(limit) ? Number(limit) : limit, 'limit', fail, {
+      min: 1,
+      max: maxList,
+    });
+  }
+  const cursor = param(query, 'cursor');
+  if (cursor !== undefined) parsed.beforeId = readCursor(cursor);
+  return parsed;
 }
+
+/** The page cursor: opaque to clients, the id to continue below. */
+export function writeCursor(beforeId: number): string {
+  return Buffer.from(`before:${beforeId}`).toString('base64url');
+}
+
+function readCursor(cursor: string): number {
+  const match = /^before:(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (match === null) throw fail('cursor', 'is not a cursor this API gave out');
+  return Number(match[1]);
+}
+
+export interface WaitQuery {
+  /** how long to wait for a change, 0: answer at once */
+  waitMs: number;
+  /** answer once the task's version is past this one (or it is final); null: once final */
+  afterVersion: number | null;
+}
+
+/** `?wait=30s&version=N` of a task GET; an If-None-Match ETag stands for the version. */
+export function parseWaitQuery(
+  query: Record<string, unknown>,
+  ifNoneMatch: string | undefined,
+  maxWaitMs: number,
+): WaitQuery {
+  rejectUnknownKeys(query, ['wait', 'version'], '', fail);
+  let waitMs = 0;
+  const wait = param(query, 'wait');
+  if (wait !== undefined) {
+    try {
+      waitMs = parseDuration(wait);
+    } catch (err) {
+      throw fail('wait', (err as Error).message);
+    }
+    if (waitMs > maxWaitMs) {
+      throw fail('wait', `must be at most ${maxWaitMs / 1000} s (api.max_wait)`);
+    }
+  }
+  const version = param(query, 'version');
+  let afterVersion: number | null = null;
+  if (version !== undefined) {
+    afterVersion = checkInt(/^\d+$/.test(version) ? Number(version) : version, 'version', fail, {
+      min: 0,
+    });
+  } else if (ifNoneMatch !== undefined) {
+    const match = /^W\/"\d+\.(\d+)"$/.exec(ifNoneMatch.trim());
+    if (match !== null) afterVersion = Number(match[1]);
+  }
+  return { waitMs, afterVersion };
+}
+
+/** The ETag of a task at a version. */
+export const taskEtag = (taskId: number, version: number): string => `W/"${taskId}.${version}"`;

@@ -9,7 +9,9 @@ import { v7 as uuidv7 } from 'uuid';
 import {
   UnavailableError,
   encodeResultEvents,
+  parseChangeEvent,
   taskExpiresAt,
+  type ChangeEvent,
   type ControlMessage,
   type ResultEvent,
   type TaskMessage,
@@ -346,6 +348,46 @@ export class AmqpBroker implements TaskBroker {
       },
       message.type,
     );
+  }
+
+  async publishChange(event: ChangeEvent): Promise<void> {
+    if (!this.isConnected) throw this.unavailable('not connected');
+    const exchange = names.eventsExchange(this.prefix);
+    await this.declareOnce(exchange, (ch) => declareCommon(ch, this.prefix));
+    await this.confirmPublish(
+      exchange,
+      Buffer.from(JSON.stringify(event)),
+      {
+        persistent: true,
+        contentType: 'application/json',
+        messageId: `change-${event.task_id}-${event.version}`,
+        type: 'change',
+        timestamp: Math.floor(Date.now() / 1000),
+        appId: 'tasker',
+      },
+      `${event.type}.${event.status}`,
+    );
+  }
+
+  consumeChanges(onChange: (event: ChangeEvent) => void): Promise<Subscription> {
+    return this.subscribe(async (ch, _managed, consume) => {
+      await declareCommon(ch, this.prefix);
+      // a queue of this process's own, named by the broker, gone with its connection
+      const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
+      await ch.bindQueue(queue, names.eventsExchange(this.prefix), '#');
+      await consume(queue, (message) => {
+        if (message === null) {
+          void ch.close().catch(() => undefined);
+          return;
+        }
+        ch.ack(message);
+        try {
+          onChange(parseChangeEvent(message.content));
+        } catch (err) {
+          this.log.debug('ignoring an invalid change event', { err });
+        }
+      });
+    });
   }
 
   publishResult(event: ResultEvent): Promise<void> {

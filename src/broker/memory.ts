@@ -46,6 +46,7 @@ import {
   UnavailableError,
   encodeResultEvents,
   taskExpiresAt,
+  type ChangeEvent,
   type ControlMessage,
   type ResultEvent,
   type TaskMessage,
@@ -122,6 +123,8 @@ export class MemoryBroker implements TaskBroker {
   private readonly queues = new Map<string, Queue>();
   /** task exchange name → names of the queues bound to it */
   private readonly bindings = new Map<string, Set<string>>();
+  /** who receives change events: the servers' subscriptions */
+  private readonly changeListeners = new Set<(event: ChangeEvent) => void>();
   /** task type → the control queues bound to the control exchange with it */
   private readonly controlBindings = new Map<string, Set<string>>();
   private readonly dead: DeadLetter[] = [];
@@ -362,6 +365,27 @@ export class MemoryBroker implements TaskBroker {
     queue.messages.push({ content, messageId: uuidv7(), expiresAt: null, redelivered: false });
     this.schedule(queue);
     return Promise.resolve();
+  }
+
+  publishChange(event: ChangeEvent): Promise<void> {
+    if (!this.isConnected) return Promise.reject(this.unavailable());
+    const copy = JSON.stringify(event);
+    for (const listener of this.changeListeners) {
+      setImmediate(() => listener(JSON.parse(copy) as ChangeEvent));
+    }
+    return Promise.resolve();
+  }
+
+  consumeChanges(onChange: (event: ChangeEvent) => void): Promise<Subscription> {
+    if (this.state === 'closed') return Promise.reject(this.unavailable());
+    this.changeListeners.add(onChange);
+    const stop = (): void => void this.changeListeners.delete(onChange);
+    return Promise.resolve(
+      this.track(stop, () => {
+        stop();
+        return Promise.resolve();
+      }),
+    );
   }
 
   publishControl(message: ControlMessage): Promise<void> {

@@ -15,6 +15,8 @@ export const names = {
   /** a topic exchange: control messages go by their task type as routing key */
   controlExchange: (prefix: string): string => `${prefix}.control`,
   controlQueue: (prefix: string, endpoint: string): string => `${prefix}.control.${endpoint}`,
+  /** a topic exchange: every change of a task, by `<type>.<task status>` */
+  eventsExchange: (prefix: string): string => `${prefix}.events`,
 };
 
 export function durableQueueOptions(prefix: string): Options.AssertQueue {
@@ -47,6 +49,7 @@ export async function declareCommon(ch: Declarer, prefix: string): Promise<void>
   await ch.assertQueue(names.resultsQueue(prefix), durableQueueOptions(prefix));
   await ch.bindQueue(names.resultsQueue(prefix), names.resultsExchange(prefix), '');
   await ch.assertExchange(names.controlExchange(prefix), 'topic', { durable: true });
+  await ch.assertExchange(names.eventsExchange(prefix), 'topic', { durable: true });
 }
 
 export async function declareTaskType(ch: Declarer, prefix: string, type: string): Promise<void> {

@@ -2,7 +2,7 @@
  * The broker seam: everything tasker needs from a message broker, and nothing more. The AMQP
  * implementation (amqp.ts) is the production one; an in-process one can back an embedded mode.
  */
-import type { ControlMessage, ResultEvent, TaskMessage } from '../domain';
+import type { ChangeEvent, ControlMessage, ResultEvent, TaskMessage } from '../domain';
 
 export interface Delivery {
   readonly content: Buffer;
@@ -73,6 +73,16 @@ export interface TaskBroker {
     onTask: (delivery: Delivery) => Promise<void>,
     onControl?: (delivery: Delivery) => void,
   ): Promise<Subscription>;
+  /**
+   * Publish a change of a task to the events exchange (routing key `<type>.<status>`), once it
+   * is committed; resolves once the broker confirmed it.
+   */
+  publishChange(event: ChangeEvent): Promise<void>;
+  /**
+   * Receive every change event published from now on (a queue of this process's own, gone with
+   * it): how a server learns of changes other servers made.
+   */
+  consumeChanges(onChange: (event: ChangeEvent) => void): Promise<Subscription>;
   /** Consume result events from every endpoint, in batches. */
   consumeResults(
     options: ConsumeResultsOptions,

@@ -10,8 +10,15 @@ import { createApp } from '../api';
 import { createBroker, type TaskBroker } from '../broker';
 import type { TaskerConfig } from '../config';
 import type { Logger } from '../log';
-import { Intake, startRecorder, startRelay, startSweeper, outboxPublishers } from '../server';
-import { createDb, type Db } from '../store';
+import {
+  ChangeFeed,
+  Intake,
+  outboxPublishers,
+  startRecorder,
+  startRelay,
+  startSweeper,
+} from '../server';
+import { createDb, type Db, type TaskChange } from '../store';
 
 export interface ServerHandle {
   /** the port the API listens on (0 when the API is off) */
@@ -84,8 +91,17 @@ export async function startServer(
     await startBroker();
     const { server: parts } = config;
     const publish = outboxPublishers(broker, config.taskTypes);
+    const changes = new ChangeFeed(broker, log.child({ part: 'changes' }));
+    const onChanged = (changed: TaskChange[]): void => changes.publish(changed);
     const relay = parts.relay
-      ? startRelay(db, broker, publish, parts.relayIntervalMs, log.child({ part: 'relay' }))
+      ? startRelay(
+          db,
+          broker,
+          publish,
+          parts.relayIntervalMs,
+          log.child({ part: 'relay' }),
+          onChanged,
+        )
       : null;
     if (relay) cleanups.push(() => relay.stop());
     if (parts.recorder) {
@@ -96,6 +112,7 @@ export async function startServer(
           batchSize: parts.recorderBatchSize,
           prefetch: parts.recorderPrefetch,
           agentUserPrefix: parts.authenticateAgents ? parts.agentUserPrefix : null,
+          onChanged,
         },
         log.child({ part: 'recorder' }),
       );
@@ -107,6 +124,7 @@ export async function startServer(
         parts.sweepIntervalMs,
         parts.timeoutGraceMs,
         log.child({ part: 'sweeper' }),
+        onChanged,
       );
       cleanups.push(() => sweeper.stop());
     }
@@ -118,8 +136,20 @@ export async function startServer(
         publish,
         log: log.child({ part: 'api' }),
         onPublishDeferred: () => relay?.kick(),
+        onAccepted: (task) => onChanged([{ task, rows: [] }]),
       });
-      const app = createApp({ db, broker, config, intake, log: log.child({ part: 'api' }) });
+      // the API's watchers hear of every server's changes
+      await changes.start();
+      cleanups.push(() => changes.close());
+      const app = createApp({
+        db,
+        broker,
+        config,
+        intake,
+        changes,
+        log: log.child({ part: 'api' }),
+        onOutbox: () => relay?.kick(),
+      });
       const server = createServer(app);
       server.keepAliveTimeout = 5000;
       await listen(server, config.api.port, config.api.host);

@@ -12,6 +12,9 @@ export type ErrorCode =
   | 'task_not_found'
   | 'not_found'
   | 'identifier_conflict'
+  | 'task_not_final'
+  | 'round_not_latest'
+  | 'nothing_to_retry'
   | 'unauthorized'
   | 'database_unavailable'
   | 'broker_unavailable'
@@ -49,9 +52,13 @@ export class NotFoundError extends TaskerError {
   }
 }
 
+export type ConflictCode =
+  'identifier_conflict' | 'task_not_final' | 'round_not_latest' | 'nothing_to_retry';
+
+/** The request does not fit the task's state (409). */
 export class ConflictError extends TaskerError {
-  constructor(message: string) {
-    super('identifier_conflict', message);
+  constructor(message: string, code: ConflictCode = 'identifier_conflict') {
+    super(code, message);
   }
 }
 

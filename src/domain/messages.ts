@@ -15,7 +15,7 @@ import {
   type Fail,
 } from './fields';
 import { checkEndpoint, checkTaskType } from './names';
-import { isResponseStatus, type ResponseStatus } from './states';
+import { isResponseStatus, type ResponseStatus, type TaskStatus } from './states';
 
 export const WIRE_VERSION = 1;
 
@@ -88,6 +88,39 @@ export function parseControlMessage(raw: Buffer | string): ControlMessage {
     reason: readString(obj, 'reason', '', fail, { allowControl: true, maxLength: 1000 }),
     expires_at: obj.expires_at as string,
   };
+}
+
+/**
+ * A change of a task or of some of its endpoints' rows, as published after the change was
+ * committed: to `<prefix>.events` (a topic exchange, routing key `<type>.<task status>`) for
+ * other systems, and for the servers whose clients wait for news of the task.
+ */
+export interface ChangeEvent {
+  v: typeof WIRE_VERSION;
+  type: string;
+  task_id: number;
+  identifier: string;
+  status: TaskStatus;
+  /** the task's version after the change; it grows with every change */
+  version: number;
+  /** the rows that changed, as they are now */
+  responses: Array<{
+    endpoint: string;
+    status: ResponseStatus;
+    round: number;
+    attempt: number;
+    errnr: number | null;
+  }>;
+  at: string;
+}
+
+/** A change event as a server reads it back: its task named properly, the rest as sent. */
+export function parseChangeEvent(raw: Buffer | string): ChangeEvent {
+  const obj = parseJsonObject(raw, 'change event');
+  readInt(obj, 'task_id', '', fail, { min: 1 });
+  readInt(obj, 'version', '', fail, { min: 0 });
+  checkTaskType(obj.type, 'type', fail);
+  return obj as unknown as ChangeEvent;
 }
 
 export const RESULT_EVENTS = ['received', 'progress', 'finished'] as const;

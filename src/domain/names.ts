@@ -7,15 +7,23 @@ export const TASK_TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
 export const ENDPOINT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /**
- * Names no task type may take: paths the HTTP API serves itself, and the broker's own
- * `<prefix>.results` and `<prefix>.dead` exchanges.
+ * Names no task type may take: paths the HTTP API serves (or will) itself, and the broker's own
+ * `<prefix>.results`, `<prefix>.dead`, `<prefix>.control` and `<prefix>.events` exchanges.
  */
 export const RESERVED_TYPE_NAMES: readonly string[] = [
   'healthz',
   'readyz',
   'metrics',
+  'tasks',
+  'events',
+  'endpoints',
+  'schedules',
+  'types',
+  'ui',
+  'openapi',
   'results',
   'dead',
+  'control',
 ];
 
 export function checkTaskType(value: unknown, path: string, fail: Fail): string {

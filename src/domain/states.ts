@@ -77,3 +77,8 @@ export function canMoveResponse(from: ResponseStatus, to: ResponseStatus): boole
 export function statusForErrnr(errnr: number): FinishedStatus {
   return errnr === 0 ? 'DONE' : 'FAILED';
 }
+
+/** errnr reported when a handler runs past its execution timeout */
+export const TIMEOUT_ERRNR = -1;
+/** errnr of an endpoint whose task was cancelled */
+export const CANCELLED_ERRNR = -2;

@@ -3,7 +3,12 @@
  * Pure: the store loads the row, calls these, and writes back what they return.
  */
 import type { AgentInfo, Progress, ResultEvent } from './messages';
-import { canMoveResponse, isTerminalResponse, type ResponseStatus } from './states';
+import {
+  CANCELLED_ERRNR,
+  canMoveResponse,
+  isTerminalResponse,
+  type ResponseStatus,
+} from './states';
 
 export interface ResponseState {
   status: ResponseStatus;
@@ -113,3 +118,6 @@ export function markSilentTimeout(
     finishedAt: now,
   };
 }
+
+/** What a cancelled row says, besides why: set with the reason as its errmsg. */
+export const CANCELLED_STATE = { status: 'CANCELLED', errnr: CANCELLED_ERRNR } as const;

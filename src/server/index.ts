@@ -8,3 +8,4 @@ export { cancelMessage, outboxPublishers, taskMessage } from './publish';
 export { startRecorder } from './recorder';
 export { startRelay } from './relay';
 export { startSweeper } from './sweeper';
+export { ChangeFeed, changeEvent } from './changes';

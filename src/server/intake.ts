@@ -6,6 +6,7 @@
  */
 import type { TaskBroker } from '../broker';
 import type { TaskerConfig, TaskTypeConfig } from '../config';
+import type { Rollout, Share } from '../domain';
 import type { Logger } from '../log';
 import {
   TaskWriter,
@@ -22,6 +23,10 @@ export interface TaskRequest {
   payload: unknown;
   /** the addressed endpoints, or null for a broadcast */
   endpoints: string[] | null;
+  /** waves: undefined takes the task type's, null sends all at once */
+  rollout?: Rollout | null;
+  /** DONE endpoints that decide the task DONE: undefined takes the type's, null means all */
+  successThreshold?: Share | null;
 }
 
 export interface Accepted {
@@ -38,6 +43,8 @@ export interface IntakeDeps {
   log: Logger;
   /** a task could not be published at once; the relay should look soon */
   onPublishDeferred?: () => void;
+  /** a task was accepted, as it is now (SENT, or CREATED when left to the relay) */
+  onAccepted?: (task: TaskRow) => void;
 }
 
 export class Intake {
@@ -59,6 +66,15 @@ export class Intake {
       endpoints: request.endpoints,
       deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
       executionTimeoutMs: type.executionTimeoutMs,
+      // a type's rollout applies to the tasks that name their endpoints
+      rollout:
+        request.rollout !== undefined
+          ? request.rollout
+          : request.endpoints === null
+            ? null
+            : type.rollout,
+      successThreshold:
+        request.successThreshold !== undefined ? request.successThreshold : type.successThreshold,
       now,
       // the relay leaves the task alone while this request may still publish it itself
       outboxDelayMs: config.api.publishWaitMs + config.broker.confirmTimeoutMs + 1000,
@@ -67,11 +83,12 @@ export class Intake {
     if (!created) return { task, created };
     let accepted = task;
     if (await this.publishNow(result)) {
-      accepted = { ...task, status: 'SENT', sent_at: new Date() };
+      accepted = { ...task, status: 'SENT', sent_at: new Date(), version: task.version + 1 };
     } else {
       this.deps.onPublishDeferred?.();
     }
     log.info('task accepted', { task_id: task.id, type: task.type, status: accepted.status });
+    this.deps.onAccepted?.(accepted);
     return { task: accepted, created };
   }
 

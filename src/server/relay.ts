@@ -1,10 +1,11 @@
 /**
- * The relay publishes tasks the request could not (broker down, confirm lost, server crashed
- * between commit and publish), until the broker confirms them or their deadline passes.
+ * The relay publishes what the outbox holds: tasks the request could not (broker down, confirm
+ * lost, server crashed between commit and publish), until the broker confirms them or their
+ * deadline passes; a task's later waves (after their pause) and rounds; cancels.
  */
 import type { TaskBroker } from '../broker';
 import type { Logger } from '../log';
-import { relayDueTasks, type Db, type Publishers } from '../store';
+import { relayDueTasks, type Db, type Publishers, type TaskChange } from '../store';
 import { startLoop, type Loop } from './loop';
 
 const BATCH = 100;
@@ -15,6 +16,7 @@ export function startRelay(
   publish: Publishers,
   intervalMs: number,
   log: Logger,
+  onChanged: (changes: TaskChange[]) => void = () => undefined,
 ): Loop {
   return startLoop(
     'relay',
@@ -24,8 +26,10 @@ export function startRelay(
       const outcome = await relayDueTasks(db, publish, {
         limit: BATCH,
       });
-      const total = outcome.published + outcome.failed + outcome.expired;
-      if (total > 0) log.info('relay pass', { ...outcome });
+      const { changed, ...counts } = outcome;
+      const total = counts.published + counts.failed + counts.expired;
+      if (total > 0) log.info('relay pass', counts);
+      if (changed.length > 0) onChanged(changed.map((task) => ({ task, rows: [] })));
       return outcome.failed === 0 && total >= BATCH;
     },
     log,

@@ -15,6 +15,7 @@ import {
   rowsByTask,
   settleTask,
   stateToRow,
+  type TaskChange,
 } from './locked-tasks';
 import type { ResponseRow, TaskRow } from './rows';
 
@@ -24,8 +25,8 @@ export interface SweepOutcome {
   timedOut: number;
   cancelled: number;
   finished: Array<{ id: number; status: TaskStatus }>;
-  /** the tasks that changed, as now stored */
-  changed: TaskRow[];
+  /** the tasks that changed, as now stored, with their rows that changed */
+  changed: TaskChange[];
 }
 
 /** What a row's deadlines make of it at `now`, and when to look at it next (null: never). */
@@ -132,7 +133,7 @@ export async function sweepDeadlines(
       if (status !== before) outcome.finished.push({ id: Number(task.id), status });
     }
     await commitChanges(trx, changes);
-    outcome.changed = [...changes.tasks];
+    outcome.changed = changes.summary();
     return outcome;
   });
 }

@@ -19,7 +19,17 @@ export {
   type FirstPublication,
   type NewTask,
 } from './task-writer';
-export { findTask, findTaskRow, getTaskRow } from './task-queries';
+export {
+  findResponse,
+  findTask,
+  findTaskRow,
+  getTaskRow,
+  listTasks,
+  type ResponseDetail,
+  type TaskFilter,
+  type TaskPage,
+} from './task-queries';
+export { cancelTask, retryTask, type ActionOutcome } from './task-actions';
 export {
   markSent,
   relayDueTasks,
@@ -30,6 +40,7 @@ export {
 } from './outbox';
 export { recordResultEvents, type RecordOutcome } from './result-events';
 export { sweepDeadlines, type SweepOutcome } from './deadlines';
+export type { TaskChange } from './locked-tasks';
 export {
   outboxBody,
   parseJsonColumn,
@@ -42,6 +53,7 @@ export {
 export {
   toTaskView,
   toResponseView,
+  type HistoryView,
   type ResponseView,
   type TaskView,
   type TaskWithResponses,

@@ -7,6 +7,7 @@
  */
 import type { Knex } from 'knex';
 import {
+  CANCELLED_STATE,
   aggregateStatus,
   isTerminalResponse,
   isTerminalTask,
@@ -259,6 +260,20 @@ export class Changes {
     this.rows.set(rowKey(Number(row.task_id), row.endpoint), row);
     this.touched.add(Number(row.task_id));
   }
+
+  /** Each task that changed, as now stored, with its rows that changed. */
+  summary(): TaskChange[] {
+    return [...this.tasks].map((task) => ({
+      task,
+      rows: [...this.rows.values()].filter((row) => Number(row.task_id) === Number(task.id)),
+    }));
+  }
+}
+
+/** A task as a transaction left it, with the rows of it that changed. */
+export interface TaskChange {
+  task: TaskRow;
+  rows: ResponseRow[];
 }
 
 /**
@@ -293,7 +308,7 @@ export function settleTask(
         if (row.round !== task.round || row.wave <= task.wave || row.status !== 'PENDING') return;
         const cancelled = stateToRow(
           row,
-          { ...rowToState(row), status: 'CANCELLED', errmsg: step.reason, finishedAt: now },
+          { ...rowToState(row), ...CANCELLED_STATE, errmsg: step.reason, finishedAt: now },
           now,
         );
         rows[i] = cancelled;

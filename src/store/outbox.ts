@@ -78,6 +78,8 @@ export interface RelayOutcome {
   failed: number;
   /** past their delivery deadline before the broker took them; the sweeper settles them */
   expired: number;
+  /** the tasks that changed (now SENT, a wave or round started), as now stored */
+  changed: TaskRow[];
 }
 
 function retryDelayMs(attempts: number): number {
@@ -105,7 +107,7 @@ export async function relayDueTasks(
         .limit(options.limit ?? 100),
       { skipLocked: true },
     )) as OutboxRow[];
-    const outcome: RelayOutcome = { published: 0, failed: 0, expired: 0 };
+    const outcome: RelayOutcome = { published: 0, failed: 0, expired: 0, changed: [] };
     if (due.length === 0) return outcome;
     const tasks = (await trx('tasks').whereIn(
       'id',
@@ -185,11 +187,18 @@ export async function relayDueTasks(
           version: trx.raw('version + 1'),
           updated_at: now,
         });
+      task.version += 1;
+      if (!outcome.changed.includes(task)) outcome.changed.push(task);
     }
     for (const id of sent) {
-      await trx('tasks')
+      const marked = await trx('tasks')
         .where({ id, status: 'CREATED' })
         .update({ status: 'SENT', sent_at: now, updated_at: now, version: trx.raw('version + 1') });
+      const task = taskById.get(id);
+      if (marked > 0 && task !== undefined) {
+        Object.assign(task, { status: 'SENT', sent_at: now, version: task.version + 1 });
+        if (!outcome.changed.includes(task)) outcome.changed.push(task);
+      }
     }
     return outcome;
   });

@@ -14,8 +14,8 @@ import {
   rowsByTask,
   settleTask,
   stateToRow,
+  type TaskChange,
 } from './locked-tasks';
-import type { TaskRow } from './rows';
 
 export interface RecordOutcome {
   applied: number;
@@ -23,8 +23,8 @@ export interface RecordOutcome {
   ignored: number;
   /** events naming a task that does not exist, or with the wrong type */
   orphaned: ResultEvent[];
-  /** the tasks that changed, as now stored, with the endpoints whose rows changed */
-  changed: Array<{ task: TaskRow; endpoints: string[] }>;
+  /** the tasks that changed, as now stored, with their rows that changed */
+  changed: TaskChange[];
 }
 
 export async function recordResultEvents(
@@ -67,12 +67,7 @@ export async function recordResultEvents(
       if (task !== undefined) settleTask(task, rowsOf.get(taskId) ?? [], changes, now, null);
     }
     await commitChanges(trx, changes);
-    for (const task of changes.tasks) {
-      const endpoints = [...changes.rows.values()]
-        .filter((row) => Number(row.task_id) === Number(task.id))
-        .map((row) => row.endpoint);
-      outcome.changed.push({ task, endpoints });
-    }
+    outcome.changed = changes.summary();
     return outcome;
   });
 }

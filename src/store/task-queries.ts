@@ -1,10 +1,19 @@
 /**
  * Reading tasks back: one by its type and identifier or its id, with or without its endpoints'
- * responses.
+ * responses; one endpoint's response with its history; pages of tasks, newest first.
  */
+import type { TaskStatus } from '../domain';
 import { asStoreError, type Db } from './db';
-import type { ResponseRow, TaskRow } from './rows';
-import { toResponseView, toTaskView, type TaskWithResponses } from './views';
+import type { HistoryRow, ResponseRow, TaskRow } from './rows';
+import {
+  toHistoryView,
+  toResponseView,
+  toTaskView,
+  type HistoryView,
+  type ResponseView,
+  type TaskView,
+  type TaskWithResponses,
+} from './views';
 
 export async function findTaskRow(
   db: Db,
@@ -40,6 +49,90 @@ export async function findTask(
       .where({ task_id: task.id })
       .orderBy('id')) as ResponseRow[];
     return { task: toTaskView(task), taskResponseList: responses.map(toResponseView) };
+  } catch (err) {
+    throw asStoreError(err);
+  }
+}
+
+/** One endpoint's response to a task: as it is now, and its earlier rounds and attempts. */
+export interface ResponseDetail extends ResponseView {
+  history: HistoryView[];
+}
+
+export async function findResponse(
+  db: Db,
+  taskId: number,
+  endpoint: string,
+): Promise<ResponseDetail | null> {
+  try {
+    const row = (await db('task_responses').where({ task_id: taskId, endpoint }).first()) as
+      ResponseRow | undefined;
+    if (row === undefined) return null;
+    const history = (await db('response_history')
+      .where({ task_id: taskId, endpoint })
+      .orderBy(['round', 'attempt', 'id'])) as HistoryRow[];
+    return { ...toResponseView(row), history: history.map(toHistoryView) };
+  } catch (err) {
+    throw asStoreError(err);
+  }
+}
+
+export interface TaskFilter {
+  type?: string;
+  /** any of these */
+  statuses?: TaskStatus[];
+  /** tasks with a row for this endpoint (addressed to it, or answered by it) */
+  endpoint?: string;
+  since?: Date;
+  until?: Date;
+  identifierPrefix?: string;
+  /** only tasks older than this id: the cursor of the page before */
+  beforeId?: number;
+  limit: number;
+}
+
+export interface TaskPage {
+  tasks: TaskView[];
+  /** the id to continue from (older tasks), or null when this page is the last */
+  nextBeforeId: number | null;
+}
+
+/**
+ * LIKE's own characters in a prefix, escaped with "!" (a backslash means different things to
+ * MySQL's and SQLite's string literals).
+ */
+const escapeLike = (text: string): string => text.replace(/[!%_]/g, (c) => `!${c}`);
+
+/**
+ * A page of tasks, newest first (by id, which grows with creation). Keyset pagination: the next
+ * page starts below the last id, so it neither skips nor repeats while tasks are added.
+ */
+export async function listTasks(db: Db, filter: TaskFilter): Promise<TaskPage> {
+  try {
+    const query = db('tasks')
+      .orderBy('id', 'desc')
+      .limit(filter.limit + 1);
+    if (filter.type !== undefined) query.where('type', filter.type);
+    if (filter.statuses !== undefined) query.whereIn('status', filter.statuses);
+    if (filter.since !== undefined) query.where('created_at', '>=', filter.since);
+    if (filter.until !== undefined) query.where('created_at', '<', filter.until);
+    if (filter.beforeId !== undefined) query.where('id', '<', filter.beforeId);
+    if (filter.identifierPrefix !== undefined) {
+      query.whereRaw("identifier LIKE ? ESCAPE '!'", [`${escapeLike(filter.identifierPrefix)}%`]);
+    }
+    if (filter.endpoint !== undefined) {
+      query.whereIn(
+        'id',
+        db('task_responses').select('task_id').where('endpoint', filter.endpoint),
+      );
+    }
+    const rows = (await query) as TaskRow[];
+    const page = rows.slice(0, filter.limit);
+    const more = rows.length > filter.limit;
+    return {
+      tasks: page.map(toTaskView),
+      nextBeforeId: more ? Number(page[page.length - 1]?.id) : null,
+    };
   } catch (err) {
     throw asStoreError(err);
   }

@@ -4,13 +4,21 @@
  */
 import {
   countResponses,
+  describeShare,
   type AgentInfo,
+  type Rollout,
   type Progress,
   type ResponseStatus,
   type TaskCounts,
   type TaskStatus,
 } from '../domain';
-import { parseJsonColumn, taskEndpoints, type ResponseRow, type TaskRow } from './rows';
+import {
+  parseJsonColumn,
+  taskEndpoints,
+  type HistoryRow,
+  type ResponseRow,
+  type TaskRow,
+} from './rows';
 
 export interface TaskView {
   id: number;
@@ -25,6 +33,15 @@ export interface TaskView {
   finished_at: string | null;
   updated_at: string;
   counts: TaskCounts;
+  /** grows with every change: a client may wait for a version after the one it saw */
+  version: number;
+  /** 1, and one more for each retry */
+  round: number;
+  /** with a rollout: its settings, the waves sent so far, why it stopped */
+  rollout: { batch: string; max_errors: string; pause_ms: number; waves_sent: number } | null;
+  stopped_reason: string | null;
+  success_threshold: string | null;
+  cancel_reason: string | null;
 }
 
 export interface ResponseView {
@@ -41,6 +58,25 @@ export interface ResponseView {
   agent: AgentInfo | null;
   start_time: string | null;
   last_modified_time: string;
+  finished_at: string | null;
+  round: number;
+  wave: number;
+  /** when this endpoint's copy of the task stops being delivered; null until its wave is sent */
+  deliver_by: string | null;
+  cancel_requested_at: string | null;
+}
+
+/** An earlier round or attempt of an endpoint's response. */
+export interface HistoryView {
+  round: number;
+  attempt: number;
+  status: ResponseStatus;
+  errnr: number | null;
+  errmsg: string | null;
+  payload: unknown;
+  progress: Progress | null;
+  agent: AgentInfo | null;
+  start_time: string | null;
   finished_at: string | null;
 }
 
@@ -69,6 +105,38 @@ export function toTaskView(row: TaskRow): TaskView {
     finished_at: iso(row.finished_at),
     updated_at: iso(row.updated_at),
     counts: parseJsonColumn<TaskCounts>(row.counts) ?? countResponses([]),
+    version: Number(row.version),
+    round: Number(row.round),
+    rollout: rolloutView(row),
+    stopped_reason: row.stopped_reason,
+    success_threshold: row.success_threshold,
+    cancel_reason: row.cancel_reason,
+  };
+}
+
+function rolloutView(row: TaskRow): TaskView['rollout'] {
+  const rollout = parseJsonColumn<Rollout>(row.rollout);
+  if (rollout === null) return null;
+  return {
+    batch: describeShare(rollout.batch),
+    max_errors: describeShare(rollout.maxErrors),
+    pause_ms: rollout.pauseMs,
+    waves_sent: Number(row.wave),
+  };
+}
+
+export function toHistoryView(row: HistoryRow): HistoryView {
+  return {
+    round: Number(row.round),
+    attempt: Number(row.attempt),
+    status: row.status,
+    errnr: row.errnr,
+    errmsg: row.errmsg,
+    payload: parseJsonColumn(row.payload),
+    progress: parseJsonColumn<Progress>(row.progress),
+    agent: parseJsonColumn<AgentInfo>(row.agent),
+    start_time: iso(row.start_time),
+    finished_at: iso(row.finished_at),
   };
 }
 
@@ -88,5 +156,9 @@ export function toResponseView(row: ResponseRow): ResponseView {
     start_time: iso(row.start_time),
     last_modified_time: iso(row.last_modified_time),
     finished_at: iso(row.finished_at),
+    round: Number(row.round),
+    wave: Number(row.wave),
+    deliver_by: iso(row.deliver_by),
+    cancel_requested_at: iso(row.cancel_requested_at),
   };
 }

@@ -13,6 +13,7 @@ import { childEnv, runCli, type Child } from '../support/child-processes';
 import { MYSQL_ROOT, uniqueName } from '../support/services';
 import type { TestStack } from '../support/stack';
 import { waitFor } from '../support/waiting';
+import { OPERATE_SCENARIOS } from './operate-scenarios';
 
 /** What every scenario may use. */
 export interface E2eStack {
@@ -162,6 +163,17 @@ const SCENARIOS: Scenario[] = [
       });
     },
   },
+  // operating a broadcast: lists, waits, streams, cancels, retries, waves, thresholds
+  ...OPERATE_SCENARIOS.map((scenario): Scenario =>
+    scenario.processesOnly === undefined
+      ? { name: scenario.name, on: 'both', run: scenario.run }
+      : {
+          name: scenario.name,
+          on: 'mariadb-rabbitmq',
+          because: scenario.processesOnly,
+          run: scenario.run,
+        },
+  ),
   {
     name: 'drains and exits 0 on SIGTERM, and a restart keeps every task and takes new ones',
     on: 'both',

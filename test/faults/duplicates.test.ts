@@ -9,6 +9,7 @@ import { brokerNames, type TaskBroker } from '../../src/broker';
 import type { ResultEvent, TaskMessage } from '../../src/domain';
 import { createApp } from '../../src/api';
 import {
+  ChangeFeed,
   Intake,
   startRecorder,
   startRelay,
@@ -30,6 +31,8 @@ function doubling(inner: TaskBroker): TaskBroker {
       return inner.isConnected;
     },
     ping: (timeoutMs) => inner.ping(timeoutMs),
+    publishChange: (event) => inner.publishChange(event),
+    consumeChanges: (onChange) => inner.consumeChanges(onChange),
     async publishControl(message) {
       await inner.publishControl(message);
       await inner.publishControl(message);
@@ -78,7 +81,17 @@ it('keeps one row per endpoint and runs each handler once when everything arrive
   const sweeper = startSweeper(stack.db, 200, 1000, testLog);
   closers.push(() => sweeper.stop());
   const intake = new Intake({ db: stack.db, broker, config: stack.config, publish, log: testLog });
-  const app = createApp({ db: stack.db, broker, config: stack.config, intake, log: testLog });
+  const changes = new ChangeFeed(broker, testLog);
+  await changes.start();
+  closers.push(() => changes.close());
+  const app = createApp({
+    db: stack.db,
+    broker,
+    config: stack.config,
+    intake,
+    changes,
+    log: testLog,
+  });
   const http: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

@@ -9,7 +9,7 @@ import type { Express } from 'express';
 import { createApp } from '../../src/api';
 import type { AmqpBroker } from '../../src/broker';
 import { loadConfig, type TaskerConfig } from '../../src/config';
-import { Intake, outboxPublishers } from '../../src/server';
+import { ChangeFeed, Intake, outboxPublishers } from '../../src/server';
 import { createTestStack, type TestStack } from '../support/stack';
 import { newBroker, testLog } from '../support/in-process';
 
@@ -21,7 +21,14 @@ let app: Express;
 function apiFor(config: TaskerConfig): Express {
   const publish = outboxPublishers(broker, config.taskTypes);
   const intake = new Intake({ db: stack.db, broker, config, publish, log: testLog });
-  return createApp({ db: stack.db, broker, config, intake, log: testLog });
+  return createApp({
+    db: stack.db,
+    broker,
+    config,
+    intake,
+    changes: new ChangeFeed(broker, testLog),
+    log: testLog,
+  });
 }
 
 beforeAll(async () => {

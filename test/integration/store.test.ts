@@ -586,7 +586,8 @@ describe.each([
           published.push(row.id);
         }),
       );
-      expect(outcome).toEqual({ published: 1, failed: 1, expired: 0 });
+      expect(outcome).toMatchObject({ published: 1, failed: 1, expired: 0 });
+      expect(outcome.changed.map((task) => [task.id, task.status])).toEqual([[ok.task.id, 'SENT']]);
       expect(published).toEqual([ok.task.id]);
       const [okRow] = await stack.db('tasks').where({ id: ok.task.id });
       expect(okRow.status).toBe('SENT');
@@ -607,7 +608,7 @@ describe.each([
         stack.db,
         publishing(() => Promise.reject(new Error('not called'))),
       );
-      expect(outcome).toEqual({ published: 0, failed: 0, expired: 1 });
+      expect(outcome).toEqual({ published: 0, failed: 0, expired: 1, changed: [] });
       const [row] = await stack.db('tasks').where({ id: task.id });
       expect(row.status).toBe('CREATED');
     });

@@ -19,8 +19,10 @@ export interface CurlApi {
   postTestdata(type: string): Promise<Record<string, unknown>>;
   post(type: string, body: Record<string, unknown>): Promise<unknown>;
   get(type: string, identifier: string): Promise<TaskWithResponses>;
-  /** GET until the task is DONE, FAILED or INCOMPLETE (20 s at most) */
+  /** GET until the task is final (20 s at most) */
   terminal(type: string, identifier: string): Promise<TaskWithResponses>;
+  /** the URL of a path of this API, for requests curl's walk-through does not make */
+  url(path: string): string;
 }
 
 async function curl(...args: string[]): Promise<unknown> {
@@ -36,6 +38,7 @@ export function curlApi(port: () => number): CurlApi {
   const get = (type: string, identifier: string): Promise<TaskWithResponses> =>
     curl(url(`${type}/${identifier}`)) as Promise<TaskWithResponses>;
   return {
+    url,
     postTestdata: (type) => post(type, ['-d@testdata.json']) as Promise<Record<string, unknown>>,
     post: (type, body) => post(type, ['-d', JSON.stringify(body)]),
     get,

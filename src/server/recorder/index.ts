@@ -9,7 +9,7 @@
 import type { Delivery, Subscription, TaskBroker } from '../../broker';
 import type { ResultEvent } from '../../domain';
 import type { Logger } from '../../log';
-import { failsEveryWrite, recordResultEvents, type Db } from '../../store';
+import { failsEveryWrite, recordResultEvents, type Db, type TaskChange } from '../../store';
 import { FailureCounts, isolateBadMessages, type WriteResult } from './isolate';
 import { acceptMessage, settleMessage, type Accepted } from './messages';
 
@@ -19,6 +19,8 @@ export interface RecorderOptions {
   lingerMs?: number;
   /** when set, an event is trusted only if published by the broker user `<prefix><endpoint>` */
   agentUserPrefix?: string | null;
+  /** told of what each committed batch changed */
+  onChanged?: (changes: TaskChange[]) => void;
 }
 
 /** the longest pause before a batch that could not be written goes back to the queue */
@@ -50,6 +52,7 @@ export async function startRecorder(
         ignored: outcome.ignored,
         orphaned: outcome.orphaned.length,
       });
+      if (outcome.changed.length > 0) options.onChanged?.(outcome.changed);
       return { orphaned: outcome.orphaned };
     } catch (error) {
       return { error };
