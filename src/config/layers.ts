@@ -101,12 +101,9 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
     givenAs.set(path, name);
   };
   const put = (path: string, name: string, value: unknown) => {
-    const declared = declaredAt(path);
-    if (isPlainObject(value) && !declared?.mapping) {
-      throw fail(name, 'must be a single value, not a mapping');
-    }
-    if (Array.isArray(value) && !declared?.list) {
-      throw fail(name, 'must be a single value, not a list');
+    const shape = Array.isArray(value) ? 'list' : isPlainObject(value) ? 'mapping' : undefined;
+    if (shape && shape !== declaredAt(path)?.takes) {
+      throw fail(name, `must be a single value, not a ${shape}`);
     }
     claim(path, name);
     layer.set(path, { value, origin });
