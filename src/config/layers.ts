@@ -45,35 +45,37 @@ function editDistance(a: string, b: string): number {
   return previous[b.length];
 }
 
-/** The closest candidate within a small edit distance, for "did you mean" hints. */
-function closest(name: string, candidates: Iterable<string>): string | null {
-  let best: string | null = null;
-  let bestDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
-  for (const candidate of candidates) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
-  }
-  return best;
-}
-
-/** "unknown key", with a hint when a known name is close (a type's own keys for task_types.*). */
-function unknownKey(name: string, known: Iterable<string>): string {
+/**
+ * `what` ("unknown key"), with "did you mean" when a known name is within a small edit distance;
+ * below `task_types.<name>.` the known names are a task type's own keys.
+ */
+function unknown(what: string, name: string, known: Iterable<string>): string {
   const [first, type] = name.split('.');
   if (first === TASK_TYPES && type !== undefined) {
     known = Object.keys(TYPE_SETTINGS).map((key) => `${TASK_TYPES}.${type}.${key}`);
   }
-  const guess = closest(name, known);
-  return guess === null ? 'unknown key' : `unknown key (did you mean ${guess}?)`;
+  let guess: string | null = null;
+  let guessDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
+  for (const candidate of known) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < guessDistance) [guess, guessDistance] = [candidate, distance];
+  }
+  return guess === null ? what : `${what} (did you mean ${guess}?)`;
+}
+
+/** The declaration of a path, a task type's own (`task_types.<name>.<key>`) included. */
+function declared(path: string): Setting | undefined {
+  const [first, , key = '', ...rest] = path.split('.');
+  if (first === TASK_TYPES && rest.length === 0 && Object.hasOwn(TYPE_SETTINGS, key)) {
+    return TYPE_SETTINGS[key as keyof typeof TYPE_SETTINGS];
+  }
+  return DECLARED.get(path);
 }
 
 /** The setting a name sets (null: none, it is ignored); undefined when the name is unknown. */
 function settingPath(name: string): string | null | undefined {
-  if (DECLARED.has(name)) return name;
   if (Object.hasOwn(ORIGINAL_KEYS, name)) return ORIGINAL_KEYS[name];
-  const [first, , key, ...rest] = name.split('.');
-  const perType =
-    first === TASK_TYPES && rest.length === 0 && Object.hasOwn(TYPE_SETTINGS, key ?? '');
-  return perType ? name : undefined;
+  return declared(name) ? name : undefined;
 }
 
 /** The built-in defaults, as declared; a null default stays, meaning "unset". */
@@ -102,7 +104,7 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
   };
   const put = (path: string, name: string, value: unknown) => {
     const shape = Array.isArray(value) ? 'list' : isPlainObject(value) ? 'mapping' : undefined;
-    if (shape && shape !== declaredAt(path)?.takes) {
+    if (shape && shape !== declared(path)?.takes) {
       throw fail(name, `must be a single value, not a ${shape}`);
     }
     claim(path, name);
@@ -120,7 +122,7 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
       return;
     }
     if (!GROUPS.includes(name)) {
-      throw fail(name, unknownKey(name, name.includes('.') ? IN_FILES : TOP_LEVEL));
+      throw fail(name, unknown('unknown key', name, name.includes('.') ? IN_FILES : TOP_LEVEL));
     }
     if (!isPlainObject(value)) throw fail(name, `must be a mapping, got ${describeType(value)}`);
     for (const [key, item] of Object.entries(value)) visit(`${name}.${key}`, item);
@@ -151,17 +153,6 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
   return layer;
 }
 
-/** The declaration of a setting's path, a task type's own included. */
-function declaredAt(path: string): Setting | undefined {
-  const [first, type, key] = path.split('.');
-  if (first === TASK_TYPES && type !== undefined && key !== undefined) {
-    return Object.hasOwn(TYPE_SETTINGS, key)
-      ? TYPE_SETTINGS[key as keyof typeof TYPE_SETTINGS]
-      : undefined;
-  }
-  return DECLARED.get(path);
-}
-
 /**
  * TASKER_<SECTION>_<KEY> variables. Any other TASKER_* name is a mistake and fails, except
  * TASKER_MODE, TASKER_CONFIG and the variables the config file referenced as `${NAME}`.
@@ -174,11 +165,8 @@ export function layerFromEnv(env: NodeJS.ProcessEnv, referenced: ReadonlySet<str
     if (NON_SETTING_ENV.includes(name) || referenced.has(name)) continue;
     const path = known.get(name);
     if (path === undefined) {
-      const guess = closest(name, [...known.keys(), ...NON_SETTING_ENV]);
-      throw new ConfigError(
-        name,
-        `unknown environment variable${guess ? ` (did you mean ${guess}?)` : ''}`,
-      );
+      const candidates = [...known.keys(), ...NON_SETTING_ENV];
+      throw new ConfigError(name, unknown('unknown environment variable', name, candidates));
     }
     layer.set(path, { value, origin: `env ${name}` });
   }
@@ -199,7 +187,7 @@ export function layerFromFlags(flags: Record<string, string | undefined>): Layer
     const name = equals < 0 ? '' : line.slice(0, equals).trim();
     if (name === '') throw fail('set', `expected section.key=value, got "${line.trim()}"`);
     const path = settingPath(name);
-    if (!path) throw fail(name, unknownKey(name, DECLARED.keys()));
+    if (!path) throw fail(name, unknown('unknown key', name, DECLARED.keys()));
     layer.set(path, { value: line.slice(equals + 1).trim(), origin: 'flag --set' });
   }
   for (const { name, path } of SETTING_FLAGS) {
