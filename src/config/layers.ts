@@ -28,10 +28,6 @@ export function failFrom(origin: string): Fail {
   return (path, problem) => new ConfigError(path, `${problem} [${origin}]`);
 }
 
-export function mergeLayers(layers: Layer[]): Layer {
-  return new Map(layers.flatMap((layer) => [...layer]));
-}
-
 function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
