@@ -57,20 +57,14 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv) {
   }
   const referenced = new Set<string>();
   const fill = (value: unknown, keyPath: string): unknown => {
+    if (IGNORED_SECTIONS.includes(keyPath)) return value;
     if (typeof value === 'string') return interpolate(value, keyPath, { file, env, referenced });
     if (Array.isArray(value)) return value.map((item, index) => fill(item, `${keyPath}[${index}]`));
     if (!isPlainObject(value)) return value;
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, fill(v, `${keyPath}.${k}`)]),
-    );
+    const prefix = keyPath === '' ? '' : `${keyPath}.`;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fill(v, prefix + k)]));
   };
-  const tree = Object.fromEntries(
-    Object.entries(top).map(([key, value]) => [
-      key,
-      IGNORED_SECTIONS.includes(key) ? value : fill(value, key),
-    ]),
-  );
-  return { tree, referenced };
+  return { tree: fill(top, '') as Record<string, unknown>, referenced };
 }
 
 /**
