@@ -8,6 +8,7 @@ import path from 'node:path';
 import { loadAll, YAMLException } from 'js-yaml';
 import { ConfigError } from '../domain/errors';
 import { describeType, isPlainObject } from '../domain/fields';
+import { failFrom } from './kinds';
 import { IGNORED_SECTIONS } from './original-keys';
 
 const fileError = (problem: string) => new ConfigError('config', problem);
@@ -76,7 +77,7 @@ function interpolate(
   keyPath: string,
   { file, env, referenced }: { file: string; env: NodeJS.ProcessEnv; referenced: Set<string> },
 ): string {
-  const fail = (problem: string) => new ConfigError(keyPath, `${problem} [${file}]`);
+  const fail = (problem: string) => failFrom(file)(keyPath, problem);
   return text.replace(/\$\{([^}]*)(\}?)/g, (_, inner: string, closed: string) => {
     if (closed === '') throw fail('has "${" without a closing "}"');
     const match = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s.exec(inner);

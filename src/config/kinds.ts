@@ -12,6 +12,11 @@ import type { Fail, IntRule, StringRule } from '../domain/fields';
 /** Where a value is read: its path, a Fail that adds where the value came from, and the cwd. */
 export type At = { path: string; fail: Fail; cwd: string };
 
+/** A Fail whose messages end with where the value came from: "[file]", "[env NAME]", ... */
+export function failFrom(origin: string): Fail {
+  return (path, problem) => new ConfigError(path, `${problem} [${origin}]`);
+}
+
 export type Options<T> = {
   /** the flag that sets it, with the placeholder `tasker --help` shows: "--port N" */
   flag?: string;

@@ -4,11 +4,11 @@
  * "did you mean"; src/config/resolve.ts parses the merged values.
  */
 import { ConfigError } from '../domain/errors';
-import { describeType, isPlainObject, type Fail } from '../domain/fields';
+import { describeType, isPlainObject } from '../domain/fields';
 import { IGNORED_SECTIONS, MQ, ORIGINAL_GROUPS, ORIGINAL_SECTIONS } from './original-keys';
 import { ORIGINAL_KEYS, URL_PARTS, brokerUrl } from './original-keys';
 import { DECLARED, SETTING_FLAGS, SECTIONS, TASK_TYPES, TYPE_SETTINGS, envName } from './settings';
-import type { Setting } from './kinds';
+import { failFrom, type Setting } from './kinds';
 
 /** A raw value, and where it came from: a file, "env NAME", "flag --name" or "defaults". */
 export type Layer = Map<string, { value: unknown; origin: string }>;
@@ -23,10 +23,6 @@ const IN_FILES = [
   ...DECLARED.keys(),
   ...Object.keys({ ...ORIGINAL_KEYS, ...URL_PARTS }),
 ];
-
-export function failFrom(origin: string): Fail {
-  return (path, problem) => new ConfigError(path, `${problem} [${origin}]`);
-}
 
 function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);

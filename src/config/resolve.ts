@@ -5,8 +5,8 @@
  */
 import { ConfigError } from '../domain/errors';
 import type { Fail } from '../domain/fields';
-import { resolvedName, type Setting } from './kinds';
-import { failFrom, type Layer } from './layers';
+import { failFrom, resolvedName, type Setting } from './kinds';
+import type { Layer } from './layers';
 import { SECTIONS, TASK_TYPES, TASK_TYPE_NAMES, TYPE_SETTINGS } from './settings';
 import type { BrokerConfig, TaskerConfig } from './types';
 
