@@ -8,6 +8,7 @@ import path from 'node:path';
 import { loadAll, YAMLException } from 'js-yaml';
 import { ConfigError } from '../domain/errors';
 import { describeType, isPlainObject } from '../domain/fields';
+import { failFrom } from './kinds';
 import { IGNORED_SECTIONS } from './original-keys';
 
 const fileError = (problem: string) => new ConfigError('config', problem);
@@ -57,20 +58,14 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv) {
   }
   const referenced = new Set<string>();
   const fill = (value: unknown, keyPath: string): unknown => {
+    if (IGNORED_SECTIONS.includes(keyPath)) return value;
     if (typeof value === 'string') return interpolate(value, keyPath, { file, env, referenced });
     if (Array.isArray(value)) return value.map((item, index) => fill(item, `${keyPath}[${index}]`));
     if (!isPlainObject(value)) return value;
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, fill(v, `${keyPath}.${k}`)]),
-    );
+    const prefix = keyPath === '' ? '' : `${keyPath}.`;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fill(v, prefix + k)]));
   };
-  const tree = Object.fromEntries(
-    Object.entries(top).map(([key, value]) => [
-      key,
-      IGNORED_SECTIONS.includes(key) ? value : fill(value, key),
-    ]),
-  );
-  return { tree, referenced };
+  return { tree: fill(top, '') as Record<string, unknown>, referenced };
 }
 
 /**
@@ -82,7 +77,7 @@ function interpolate(
   keyPath: string,
   { file, env, referenced }: { file: string; env: NodeJS.ProcessEnv; referenced: Set<string> },
 ): string {
-  const fail = (problem: string) => new ConfigError(keyPath, `${problem} [${file}]`);
+  const fail = (problem: string) => failFrom(file)(keyPath, problem);
   return text.replace(/\$\{([^}]*)(\}?)/g, (_, inner: string, closed: string) => {
     if (closed === '') throw fail('has "${" without a closing "}"');
     const match = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s.exec(inner);

@@ -7,12 +7,4 @@ export { isInProcessBroker } from './resolve';
 export { DECLARED, SETTING_FLAGS, TASK_TYPES, TYPE_SETTINGS, envName } from './settings';
 export { parseBoolean, parseBytes, parseDuration } from './kinds';
 export { sqliteFile } from './urls';
-export type {
-  AgentConfig,
-  ApiConfig,
-  BrokerConfig,
-  DatabaseConfig,
-  ServerConfig,
-  TaskerConfig,
-  TaskTypeConfig,
-} from './types';
+export type { BrokerConfig, DatabaseConfig, TaskerConfig, TaskTypeConfig } from './types';

@@ -6,11 +6,16 @@
 import path from 'node:path';
 import { ConfigError } from '../domain/errors';
 import { checkInt, checkString, describeType, isPlainObject } from '../domain/fields';
-import { readRollout, readShare, type Rollout, type Share } from '../domain/rollout';
+import { readRollout, readShare } from '../domain/rollout';
 import type { Fail, IntRule, StringRule } from '../domain/fields';
 
 /** Where a value is read: its path, a Fail that adds where the value came from, and the cwd. */
 export type At = { path: string; fail: Fail; cwd: string };
+
+/** A Fail whose messages end with where the value came from: "[file]", "[env NAME]", ... */
+export function failFrom(origin: string): Fail {
+  return (path, problem) => new ConfigError(path, `${problem} [${origin}]`);
+}
 
 export type Options<T> = {
   /** the flag that sets it, with the placeholder `tasker --help` shows: "--port N" */
@@ -29,11 +34,10 @@ export interface Setting<T = unknown, Suffix extends string = string> {
   type: string;
   /** added to the camelCased key to make the resolved name: its unit, e.g. "Ms" */
   suffix: Suffix;
-  /** a YAML list is accepted */
-  list: boolean;
-  /** a YAML mapping is accepted (from env and flags: "key=value,key=value") */
-  mapping: boolean;
-  parse(value: unknown, at: At): T;
+  /** a YAML list or mapping it takes (from env and flags: "a,b" and "key=value,key=value") */
+  takes?: 'list' | 'mapping';
+  /** never null: a null value is unset, and not parsed */
+  parse(value: unknown, at: At): Exclude<T, null>;
 }
 
 type Camel<K> = K extends `${infer Head}_${infer Tail}` ? `${Head}${Capitalize<Camel<Tail>>}` : K;
@@ -56,17 +60,15 @@ export function resolvedName(key: string, { suffix }: Setting): string {
   return key.endsWith(suffix.toLowerCase()) ? camel : camel + suffix;
 }
 
-interface KindSpec<S, X> {
+interface KindSpec<S, X> extends Pick<Setting, 'takes'> {
   /** what the reference says the value is; from the options for kinds that have some */
   type: string | ((options: X) => string);
   suffix?: S;
-  list?: boolean;
-  mapping?: boolean;
 }
 
 /** A kind from its parser, declared as `kind(default, doc, options)`; a null default adds null. */
 function kind<T, S extends string = '', X = unknown>(
-  { type, suffix = '' as S, list = false, mapping = false }: KindSpec<S, X>,
+  { type, suffix = '' as S, takes }: KindSpec<S, X>,
   read: (value: unknown, at: At, options: X) => T,
 ) {
   return <D>(def: D, doc: string, options = {} as Options<T> & X) => {
@@ -79,7 +81,7 @@ function kind<T, S extends string = '', X = unknown>(
       }
     };
     const typeText = typeof type === 'string' ? type : type(options);
-    const setting = { ...options, default: def, doc, type: typeText, suffix, list, mapping, parse };
+    const setting = { ...options, default: def, doc, type: typeText, suffix, takes, parse };
     return setting as Setting<D extends null ? T | null : T, S>;
   };
 }
@@ -172,14 +174,6 @@ function readMapping(value: unknown): Record<string, unknown> {
   );
 }
 
-const readMs = (value: unknown, path: string, at: At): number => {
-  try {
-    return positive(parseDuration(value), 'duration');
-  } catch (error) {
-    throw at.fail(path, (error as Error).message);
-  }
-};
-
 function intType({ min, max }: IntRule): string {
   if (min === undefined) return 'integer';
   return max === undefined ? `integer ≥ ${min}` : `integer ${min}–${max}`;
@@ -203,11 +197,11 @@ export const seconds = kind({ type: 'duration, whole seconds', suffix: 'Seconds'
 export const bytes = kind({ type: 'size', suffix: 'Bytes' }, (value) =>
   positive(parseBytes(value), 'size'),
 );
-export const list = kind({ type: 'list', list: true }, (value, at) => readList(value, at, /,/));
+export const list = kind({ type: 'list', takes: 'list' }, (value, at) => readList(value, at, /,/));
 /** A directory, resolved against the working directory. */
 export const dir = kind({ type: 'path' }, (value, at) => path.resolve(at.cwd, text(value, at)));
 /** Directories: a list, or separated by "," or the system's path delimiter; resolved. */
-export const dirs = kind({ type: 'list of paths', suffix: 's', list: true }, (value, at) => {
+export const dirs = kind({ type: 'list of paths', suffix: 's', takes: 'list' }, (value, at) => {
   const found = readList(value, at, new RegExp(`[,${path.delimiter}]`));
   if (found.length === 0) throw new Error('must name at least one directory');
   return found.map((item) => path.resolve(at.cwd, item));
@@ -222,14 +216,17 @@ export const url = kind({ type: 'URL' }, (value, at, { schemes }: { schemes: str
   return url;
 });
 
+const PAUSE = duration(null, 'the pause between waves');
 /** A rollout in waves: `{batch, max_errors, pause}` (counts or percentages, a duration). */
 export const rollout = kind(
-  { type: 'mapping {batch, max_errors, pause}', mapping: true },
-  (value, at): Rollout =>
-    readRollout(readMapping(value), at.path, at.fail, (item, path) => readMs(item, path, at)),
+  { type: 'mapping {batch, max_errors, pause}', takes: 'mapping' },
+  (value, at) =>
+    readRollout(readMapping(value), at.path, at.fail, (pause, path) =>
+      PAUSE.parse(pause, { ...at, path }),
+    ),
 );
 /** A count, or a percentage such as "90%". */
-export const share = kind({ type: 'count or percentage' }, (value, at): Share =>
+export const share = kind({ type: 'count or percentage' }, (value, at) =>
   readShare(value, at.path, at.fail, 1),
 );
 

@@ -4,11 +4,11 @@
  * "did you mean"; src/config/resolve.ts parses the merged values.
  */
 import { ConfigError } from '../domain/errors';
-import { describeType, isPlainObject, type Fail } from '../domain/fields';
+import { describeType, isPlainObject } from '../domain/fields';
 import { IGNORED_SECTIONS, MQ, ORIGINAL_GROUPS, ORIGINAL_SECTIONS } from './original-keys';
 import { ORIGINAL_KEYS, URL_PARTS, brokerUrl } from './original-keys';
 import { DECLARED, SETTING_FLAGS, SECTIONS, TASK_TYPES, TYPE_SETTINGS, envName } from './settings';
-import type { Setting } from './kinds';
+import { failFrom, type Setting } from './kinds';
 
 /** A raw value, and where it came from: a file, "env NAME", "flag --name" or "defaults". */
 export type Layer = Map<string, { value: unknown; origin: string }>;
@@ -24,14 +24,6 @@ const IN_FILES = [
   ...Object.keys({ ...ORIGINAL_KEYS, ...URL_PARTS }),
 ];
 
-export function failFrom(origin: string): Fail {
-  return (path, problem) => new ConfigError(path, `${problem} [${origin}]`);
-}
-
-export function mergeLayers(layers: Layer[]): Layer {
-  return new Map(layers.flatMap((layer) => [...layer]));
-}
-
 function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -45,35 +37,37 @@ function editDistance(a: string, b: string): number {
   return previous[b.length];
 }
 
-/** The closest candidate within a small edit distance, for "did you mean" hints. */
-function closest(name: string, candidates: Iterable<string>): string | null {
-  let best: string | null = null;
-  let bestDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
-  for (const candidate of candidates) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
-  }
-  return best;
-}
-
-/** "unknown key", with a hint when a known name is close (a type's own keys for task_types.*). */
-function unknownKey(name: string, known: Iterable<string>): string {
+/**
+ * `what` ("unknown key"), with "did you mean" when a known name is within a small edit distance;
+ * below `task_types.<name>.` the known names are a task type's own keys.
+ */
+function unknown(what: string, name: string, known: Iterable<string>): string {
   const [first, type] = name.split('.');
   if (first === TASK_TYPES && type !== undefined) {
     known = Object.keys(TYPE_SETTINGS).map((key) => `${TASK_TYPES}.${type}.${key}`);
   }
-  const guess = closest(name, known);
-  return guess === null ? 'unknown key' : `unknown key (did you mean ${guess}?)`;
+  let guess: string | null = null;
+  let guessDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
+  for (const candidate of known) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < guessDistance) [guess, guessDistance] = [candidate, distance];
+  }
+  return guess === null ? what : `${what} (did you mean ${guess}?)`;
+}
+
+/** The declaration of a path, a task type's own (`task_types.<name>.<key>`) included. */
+function declared(path: string): Setting | undefined {
+  const [first, , key = '', ...rest] = path.split('.');
+  if (first === TASK_TYPES && rest.length === 0 && Object.hasOwn(TYPE_SETTINGS, key)) {
+    return TYPE_SETTINGS[key as keyof typeof TYPE_SETTINGS];
+  }
+  return DECLARED.get(path);
 }
 
 /** The setting a name sets (null: none, it is ignored); undefined when the name is unknown. */
 function settingPath(name: string): string | null | undefined {
-  if (DECLARED.has(name)) return name;
   if (Object.hasOwn(ORIGINAL_KEYS, name)) return ORIGINAL_KEYS[name];
-  const [first, , key, ...rest] = name.split('.');
-  const perType =
-    first === TASK_TYPES && rest.length === 0 && Object.hasOwn(TYPE_SETTINGS, key ?? '');
-  return perType ? name : undefined;
+  return declared(name) ? name : undefined;
 }
 
 /** The built-in defaults, as declared; a null default stays, meaning "unset". */
@@ -101,12 +95,9 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
     givenAs.set(path, name);
   };
   const put = (path: string, name: string, value: unknown) => {
-    const declared = declaredAt(path);
-    if (isPlainObject(value) && !declared?.mapping) {
-      throw fail(name, 'must be a single value, not a mapping');
-    }
-    if (Array.isArray(value) && !declared?.list) {
-      throw fail(name, 'must be a single value, not a list');
+    const shape = Array.isArray(value) ? 'list' : isPlainObject(value) ? 'mapping' : undefined;
+    if (shape && shape !== declared(path)?.takes) {
+      throw fail(name, `must be a single value, not a ${shape}`);
     }
     claim(path, name);
     layer.set(path, { value, origin });
@@ -123,7 +114,7 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
       return;
     }
     if (!GROUPS.includes(name)) {
-      throw fail(name, unknownKey(name, name.includes('.') ? IN_FILES : TOP_LEVEL));
+      throw fail(name, unknown('unknown key', name, name.includes('.') ? IN_FILES : TOP_LEVEL));
     }
     if (!isPlainObject(value)) throw fail(name, `must be a mapping, got ${describeType(value)}`);
     for (const [key, item] of Object.entries(value)) visit(`${name}.${key}`, item);
@@ -154,17 +145,6 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
   return layer;
 }
 
-/** The declaration of a setting's path, a task type's own included. */
-function declaredAt(path: string): Setting | undefined {
-  const [first, type, key] = path.split('.');
-  if (first === TASK_TYPES && type !== undefined && key !== undefined) {
-    return Object.hasOwn(TYPE_SETTINGS, key)
-      ? TYPE_SETTINGS[key as keyof typeof TYPE_SETTINGS]
-      : undefined;
-  }
-  return DECLARED.get(path);
-}
-
 /**
  * TASKER_<SECTION>_<KEY> variables. Any other TASKER_* name is a mistake and fails, except
  * TASKER_MODE, TASKER_CONFIG and the variables the config file referenced as `${NAME}`.
@@ -177,11 +157,8 @@ export function layerFromEnv(env: NodeJS.ProcessEnv, referenced: ReadonlySet<str
     if (NON_SETTING_ENV.includes(name) || referenced.has(name)) continue;
     const path = known.get(name);
     if (path === undefined) {
-      const guess = closest(name, [...known.keys(), ...NON_SETTING_ENV]);
-      throw new ConfigError(
-        name,
-        `unknown environment variable${guess ? ` (did you mean ${guess}?)` : ''}`,
-      );
+      const candidates = [...known.keys(), ...NON_SETTING_ENV];
+      throw new ConfigError(name, unknown('unknown environment variable', name, candidates));
     }
     layer.set(path, { value, origin: `env ${name}` });
   }
@@ -202,7 +179,7 @@ export function layerFromFlags(flags: Record<string, string | undefined>): Layer
     const name = equals < 0 ? '' : line.slice(0, equals).trim();
     if (name === '') throw fail('set', `expected section.key=value, got "${line.trim()}"`);
     const path = settingPath(name);
-    if (!path) throw fail(name, unknownKey(name, DECLARED.keys()));
+    if (!path) throw fail(name, unknown('unknown key', name, DECLARED.keys()));
     layer.set(path, { value: line.slice(equals + 1).trim(), origin: 'flag --set' });
   }
   for (const { name, path } of SETTING_FLAGS) {

@@ -7,13 +7,7 @@ import path from 'node:path';
 import { ConfigError } from '../domain/errors';
 import { findPackageRoot } from '../package';
 import { locateConfigFile, readConfigFile } from './file';
-import {
-  layerFromDefaults,
-  layerFromEnv,
-  layerFromFlags,
-  layerFromTree,
-  mergeLayers,
-} from './layers';
+import { layerFromDefaults, layerFromEnv, layerFromFlags, layerFromTree } from './layers';
 import { resolveConfig } from './resolve';
 import type { TaskerConfig } from './types';
 
@@ -43,11 +37,11 @@ export function loadConfig(options: LoadConfigOptions = {}): TaskerConfig {
   const configFile = options.configFile ?? (env.TASKER_CONFIG || undefined);
   const source = locateConfigFile(configFile, { mode, cwd, packageRoot: root });
   const file = source === null ? null : readConfigFile(source, env);
-  const layers = [
-    layerFromDefaults(root),
-    file === null ? new Map() : layerFromTree(file.tree, source!),
-    layerFromEnv(env, file?.referenced ?? new Set()),
-    layerFromFlags(options.flags ?? {}),
-  ];
-  return resolveConfig(mergeLayers(layers), { mode, source, cwd });
+  const merged = new Map([
+    ...layerFromDefaults(root),
+    ...(file === null ? [] : layerFromTree(file.tree, source!)),
+    ...layerFromEnv(env, file?.referenced ?? new Set()),
+    ...layerFromFlags(options.flags ?? {}),
+  ]);
+  return resolveConfig(merged, { mode, source, cwd });
 }

@@ -5,8 +5,8 @@
  */
 import { ConfigError } from '../domain/errors';
 import type { Fail } from '../domain/fields';
-import { resolvedName, type Setting } from './kinds';
-import { failFrom, type Layer } from './layers';
+import { failFrom, resolvedName, type Setting } from './kinds';
+import type { Layer } from './layers';
 import { SECTIONS, TASK_TYPES, TASK_TYPE_NAMES, TYPE_SETTINGS } from './settings';
 import type { BrokerConfig, TaskerConfig } from './types';
 
@@ -22,9 +22,8 @@ export function isInProcessBroker(broker: Pick<BrokerConfig, 'url'>): boolean {
 }
 
 export function resolveConfig(layer: Layer, { mode, source, cwd }: ResolveContext): TaskerConfig {
-  const failAt = (path: string, problem: string) =>
-    failFrom(layer.get(path)!.origin)(path, problem);
-  const read = (path: string, setting: Setting): unknown => {
+  const failAt: Fail = (path, problem) => failFrom(layer.get(path)!.origin)(path, problem);
+  const read = <T>(path: string, setting: Setting<T>) => {
     const { value, origin } = layer.get(path)!;
     return value === null ? null : setting.parse(value, { path, fail: failFrom(origin), cwd });
   };
@@ -36,7 +35,7 @@ export function resolveConfig(layer: Layer, { mode, source, cwd }: ResolveContex
         .map(([key, setting]) => [resolvedName(key, setting), read(`${prefix}.${key}`, setting)]),
     );
 
-  const names = (read(TASK_TYPES, TASK_TYPE_NAMES) ?? []) as string[];
+  const names = read(TASK_TYPES, TASK_TYPE_NAMES) ?? [];
   if (names.length === 0) throw new ConfigError(TASK_TYPES, 'at least one task type is required');
   const typeDefaults = group(TYPE_SETTINGS, 'api');
   const taskType = (name: string) => ({

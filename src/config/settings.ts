@@ -14,27 +14,12 @@
 import path from 'node:path';
 import { checkEndpoint, checkTaskType } from '../domain/names';
 import { LOG_LEVELS } from '../log';
-import {
-  bool,
-  bytes,
-  dir,
-  dirs,
-  duration,
-  int,
-  list,
-  oneOf,
-  rollout,
-  seconds,
-  share,
-  string,
-  url,
-} from './kinds';
+import { bool, bytes, dir, dirs, duration, int, list, oneOf } from './kinds';
+import { rollout, seconds, share, string, url } from './kinds';
 import type { At, Setting } from './kinds';
 import { absoluteDatabaseUrl } from './urls';
 
 const MIN_TOKEN_LENGTH = 16;
-const PREFIX = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
-const PREFIX_HINT = 'must be 1-64 letters, digits, "_" or "-", starting with a letter or digit';
 /** AMQP's prefetch count is a 16-bit field */
 const PREFETCH = { min: 1, max: 65535 };
 
@@ -108,8 +93,8 @@ export const SECTIONS = {
     }),
     prefix: string('tasker', 'exchange and queue name prefix', {
       flag: '--prefix NAME',
-      pattern: PREFIX,
-      patternHint: PREFIX_HINT,
+      pattern: /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/,
+      patternHint: 'must be 1-64 letters, digits, "_" or "-", starting with a letter or digit',
     }),
     heartbeat: seconds('30s', 'AMQP heartbeat, whole seconds'),
     confirm_timeout: duration('5s', 'unconfirmed by then: the outbox keeps the task'),

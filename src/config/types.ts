@@ -9,11 +9,8 @@ import type { SECTIONS, TYPE_SETTINGS } from './settings';
 type Sections = typeof SECTIONS;
 
 export type TaskTypeConfig = { name: string } & Resolved<typeof TYPE_SETTINGS>;
-export type ApiConfig = Resolved<Sections['api']>;
 export type DatabaseConfig = Resolved<Sections['database']>;
 export type BrokerConfig = Resolved<Sections['broker']>;
-export type ServerConfig = Resolved<Sections['server']>;
-export type AgentConfig = Resolved<Sections['agent']>;
 
 export type TaskerConfig = { [S in keyof Sections]: Resolved<Sections[S]> } & {
   mode: string;
