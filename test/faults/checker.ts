@@ -15,6 +15,7 @@ const TASK_RANK: Record<string, number> = {
   DONE: 2,
   FAILED: 2,
   INCOMPLETE: 2,
+  CANCELLED: 2,
 };
 /** A response row's place in its forward order (src/domain's), 0 for what is not a status. */
 const responseRank = (status: string): number =>
@@ -35,7 +36,7 @@ export const taskKey = (type: string, identifier: string): string => `${type}/${
 
 /** Polls the tables while faults happen and counts backward moves. */
 export class Observer {
-  private readonly tasks = new Map<number, string>();
+  private readonly tasks = new Map<string, string>();
   private readonly rows = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
@@ -68,28 +69,33 @@ export class Observer {
   }
 
   async poll(): Promise<void> {
-    const tasks = (await this.db('tasks').select('id', 'status')) as Array<{
+    // a retry opens a new round, which starts afresh: states move forward within a round
+    const tasks = (await this.db('tasks').select('id', 'status', 'round')) as Array<{
       id: number;
       status: string;
+      round: number;
     }>;
-    for (const { id, status } of tasks) {
-      const before = this.tasks.get(id);
+    for (const { id, status, round } of tasks) {
+      const key = `${id}#${round}`;
+      const before = this.tasks.get(key);
       if (before !== undefined && (TASK_RANK[status] ?? 0) < (TASK_RANK[before] ?? 0)) {
-        this.note('task', String(id), before, status);
+        this.note('task', key, before, status);
       }
-      this.tasks.set(id, status);
+      this.tasks.set(key, status);
     }
     const rows = (await this.db('task_responses').select(
       'task_id',
       'endpoint',
       'status',
+      'round',
     )) as Array<{
       task_id: number;
       endpoint: string;
       status: string;
+      round: number;
     }>;
-    for (const { task_id, endpoint, status } of rows) {
-      const key = `${task_id}/${endpoint}`;
+    for (const { task_id, endpoint, status, round } of rows) {
+      const key = `${task_id}/${endpoint}#${round}`;
       const before = this.rows.get(key);
       if (before !== undefined && responseRank(status) < responseRank(before)) {
         // the one allowed move: a late result replacing the UNDELIVERED verdict
