@@ -14,6 +14,9 @@ function durationSeconds(payload: unknown): number {
   return Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : 20;
 }
 
+/** what heartbeats report for this handler: GET /endpoints counts endpoints by version */
+export const version = '1';
+
 export const handle_task: HandleTask = async (task, response, ctx) => {
   const seconds = durationSeconds(task.payload);
   const steps = Math.max(1, Math.ceil(seconds));

@@ -16,6 +16,8 @@ import * as addOutboxKind from './20261201000005_add_outbox_kind';
 import * as dropOutboxTaskIdUnique from './20261201000006_drop_outbox_task_id_unique';
 import * as addListingIndexes from './20261201000007_add_listing_indexes';
 import * as addEndpointIndex from './20261201000008_add_task_responses_endpoint_index';
+import * as createEndpoints from './20261201000009_create_endpoints';
+import * as addTasksSelector from './20261201000010_add_tasks_selector';
 
 export interface Migration {
   name: string;
@@ -36,4 +38,6 @@ export const migrations: readonly Migration[] = [
   { name: '20261201000006_drop_outbox_task_id_unique', ...dropOutboxTaskIdUnique },
   { name: '20261201000007_add_listing_indexes', ...addListingIndexes },
   { name: '20261201000008_add_task_responses_endpoint_index', ...addEndpointIndex },
+  { name: '20261201000009_create_endpoints', ...createEndpoints },
+  { name: '20261201000010_add_tasks_selector', ...addTasksSelector },
 ];

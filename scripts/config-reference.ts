@@ -28,6 +28,12 @@ function shownDefault(value: unknown): string {
   if (value === null) return '—';
   if (Array.isArray(value))
     return value.length === 0 ? 'none' : value.map(String).map(code).join(', ');
+  if (typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>);
+    return entries.length === 0
+      ? 'none'
+      : code(entries.map(([k, v]) => `${k}=${String(v)}`).join(','));
+  }
   return code(String(value));
 }
 

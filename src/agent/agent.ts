@@ -20,6 +20,7 @@ import {
 import type { Logger } from '../log';
 import { VERSION } from '../package';
 import { AttemptJournal } from './attempts';
+import { HeartbeatSender } from './heartbeat';
 import { lockStateDir, type DirLock } from './lock';
 import { ReportSender } from './reports';
 import type { HandlerTask } from './contract';
@@ -43,8 +44,14 @@ export interface AgentOptions {
   drainTimeoutMs?: number;
   /** how long a task may wait in the prefetch for a handler slot before it is handed back */
   slotWaitMs?: number;
+  /** this endpoint's labels, as heartbeats tell the registry (none) */
+  labels?: Readonly<Record<string, string>>;
+  /** how often it tells the registry it is alive (HEARTBEAT_MS) */
+  heartbeatMs?: number;
 }
 
+/** how often an agent beats by default, as agent.heartbeat */
+export const HEARTBEAT_MS = 15_000;
 /** on close, how long running handlers may take to finish by default */
 export const DRAIN_TIMEOUT_MS = 30_000;
 // results kept to answer redeliveries without rerunning; older duplicates rerun (handlers are idempotent)
@@ -122,6 +129,7 @@ export class Agent {
   private readonly journal: AttemptJournal;
   private readonly reports: ReportSender;
   private readonly slots: Slots;
+  private readonly heartbeats: HeartbeatSender;
   private readonly shutdown = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
   /** by runKey: a retry's round is another run */
@@ -143,6 +151,16 @@ export class Agent {
     this.journal = new AttemptJournal(this.stateDir);
     this.reports = new ReportSender(options.broker);
     this.slots = new Slots(options.concurrency);
+    this.heartbeats = new HeartbeatSender({
+      endpoint: options.endpoint,
+      types: options.types,
+      labels: options.labels ?? {},
+      intervalMs: options.heartbeatMs ?? HEARTBEAT_MS,
+      broker: options.broker,
+      log: options.log,
+      handlers: () => options.runner.versions(),
+      load: () => ({ running: this.running.size, capacity: options.concurrency }),
+    });
     // every running handler listens to the shutdown signal for the length of its run; past
     // Node's default of 10 it would warn of a leak that is not one
     setMaxListeners(options.concurrency + 10, this.shutdown.signal);
@@ -167,6 +185,7 @@ export class Agent {
       await this.releaseStateDir();
       throw err;
     }
+    this.heartbeats.start();
     this.log.info('agent consuming', { endpoint, types, concurrency, prefetch });
   }
 
@@ -500,6 +519,7 @@ export class Agent {
         await drain;
       }
       try {
+        if (this.subscription !== null) await this.heartbeats.stop();
         await this.subscription?.close();
       } finally {
         await this.releaseStateDir();

@@ -6,7 +6,13 @@ export type {
   HandlerTask,
   Handlers,
 } from './contract';
-export { findHandlerFiles, importHandler, loadHandlers } from './loader';
+export {
+  fileVersion,
+  findHandlerFiles,
+  handlerVersions,
+  importHandler,
+  loadHandlers,
+} from './loader';
 export { inlineRunner, type HandlerRunner, type RunRequest } from './runner';
 export { HandlerSandbox, type SandboxOptions } from './sandbox';
 export { checkResponse, runHandler, TIMEOUT_ERRNR, type Outcome } from './run';

@@ -3,7 +3,8 @@
  * operator can drop a plain JavaScript file next to the built-in ones without rebuilding. The
  * agent finds the files; its sandboxed child processes import them.
  */
-import { access } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TaskerError, isPlainObject } from '../domain';
@@ -60,8 +61,14 @@ export async function findHandlerFiles(
   return files;
 }
 
-/** Import a handler module and return its handle_task; errors name the file. */
-export async function importHandler(file: string): Promise<HandleTask> {
+/** A handler module as imported: its handle_task and the `version` it exports, if any. */
+export interface LoadedHandler {
+  handleTask: HandleTask;
+  version: string | null;
+}
+
+/** Import a handler module: its handle_task and exported version; errors name the file. */
+export async function importHandler(file: string): Promise<LoadedHandler> {
   let module: unknown;
   try {
     module = await import(pathToFileURL(file).href);
@@ -77,7 +84,38 @@ export async function importHandler(file: string): Promise<HandleTask> {
       `handler ${file} does not export a handle_task function`,
     );
   }
-  return handleTask as HandleTask;
+  return { handleTask: handleTask as HandleTask, version: pickVersion(module) };
+}
+
+/** The module's exported `version` string (or its default export's), trimmed to 64 chars. */
+function pickVersion(module: unknown): string | null {
+  const mod = module as Record<string, unknown>;
+  const fallback = mod.default;
+  const version = mod.version ?? (isPlainObject(fallback) ? fallback.version : undefined) ?? null;
+  return typeof version === 'string' && version.trim() !== '' ? version.trim().slice(0, 64) : null;
+}
+
+/** A handler file's version when it exports none: `sha256:` and 12 hex digits of its content. */
+export async function fileVersion(file: string): Promise<string> {
+  const digest = createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
+  return `sha256:${digest.slice(0, 12)}`;
+}
+
+/**
+ * Each task type's handler version: the one its module exports (from `exported`, by file),
+ * else a hash of its file.
+ */
+export async function handlerVersions(
+  files: ReadonlyMap<string, string>,
+  exported: ReadonlyMap<string, string | null>,
+): Promise<Map<string, string>> {
+  const versions = new Map<string, string>();
+  for (const [type, file] of files) {
+    versions.set(type, exported.get(file) ?? (await fileVersion(file)));
+  }
+  return versions;
 }
 
 /** Find and import the handlers of `types` into this process. */
@@ -87,7 +125,7 @@ export async function loadHandlers(
 ): Promise<Map<string, HandleTask>> {
   const handlers = new Map<string, HandleTask>();
   for (const [type, file] of await findHandlerFiles(dirs, types)) {
-    handlers.set(type, await importHandler(file));
+    handlers.set(type, (await importHandler(file)).handleTask);
   }
   return handlers;
 }

@@ -26,16 +26,25 @@ export interface RunRequest {
 export interface HandlerRunner {
   /** whether a handler for this task type is loaded */
   has(type: string): boolean;
+  /** each task type's handler version, as heartbeats report it */
+  versions(): ReadonlyMap<string, string>;
   /** run the type's handler once; never rejects */
   run(request: RunRequest): Promise<Outcome>;
   /** stop whatever the runner keeps (child processes); its owner calls it after its agents closed */
   close(): Promise<void>;
 }
 
-/** Handlers called in this process: no isolation, for handlers given as functions. */
-export function inlineRunner(handlers: Handlers): HandlerRunner {
+/**
+ * Handlers called in this process: no isolation, for `agent.isolation: inline` and for handlers
+ * given as functions.
+ */
+export function inlineRunner(
+  handlers: Handlers,
+  versions: ReadonlyMap<string, string> = new Map(),
+): HandlerRunner {
   return {
     has: (type) => handlers.has(type),
+    versions: () => versions,
     run: async (request) => {
       const handler = handlers.get(request.task.type);
       if (handler === undefined) throw new Error(`no handler for ${request.task.type}`);

@@ -5,22 +5,21 @@
  * the agent sees the exit and fails that one run.
  */
 import { createLogger, type Logger } from '../log';
-import type { HandleTask } from './contract';
-import { importHandler } from './loader';
+import { importHandler, type LoadedHandler } from './loader';
 import { CancelRequest, runHandler } from './run';
 import type { ChildMessage, ParentMessage } from './sandbox-protocol';
 
 /** ctx.progress() reaches the agent at most this often; the agent throttles what it reports */
 const PROGRESS_IPC_INTERVAL_MS = 100;
 
-const handlers = new Map<string, Promise<HandleTask>>();
+const handlers = new Map<string, Promise<LoadedHandler>>();
 const running = new Map<number, AbortController>();
 
 function send(message: ChildMessage): void {
   process.send?.(message);
 }
 
-function handlerAt(file: string): Promise<HandleTask> {
+function handlerAt(file: string): Promise<LoadedHandler> {
   let handler = handlers.get(file);
   if (handler === undefined) {
     handler = importHandler(file);
@@ -36,15 +35,16 @@ function runLogger(id: number): Logger {
 
 async function load(files: string[]): Promise<void> {
   const errors: string[] = [];
+  const versions: Record<string, string | null> = {};
   for (const file of files) {
     try {
-      await handlerAt(file);
+      versions[file] = (await handlerAt(file)).version;
     } catch (err) {
       handlers.delete(file);
       errors.push((err as Error).message);
     }
   }
-  send({ kind: 'loaded', errors });
+  send({ kind: 'loaded', errors, versions });
 }
 
 async function run(message: Extract<ParentMessage, { kind: 'run' }>): Promise<void> {
@@ -53,9 +53,9 @@ async function run(message: Extract<ParentMessage, { kind: 'run' }>): Promise<vo
   running.set(id, controller);
   let lastProgress = 0;
   try {
-    const handler = await handlerAt(file);
+    const { handleTask } = await handlerAt(file);
     const outcome = await runHandler(
-      handler,
+      handleTask,
       task,
       {
         endpoint,

@@ -26,7 +26,8 @@ export type ParentMessage =
 export type ChildMessage =
   /** the process is up and takes runs */
   | { kind: 'ready' }
-  | { kind: 'loaded'; errors: string[] }
+  /** the files that failed to load, and the `version` each loaded one exports, by file */
+  | { kind: 'loaded'; errors: string[]; versions: Record<string, string | null> }
   | { kind: 'progress'; id: number; current: unknown; total: unknown; line: unknown }
   /** one JSON log line the handler wrote through ctx.log */
   | { kind: 'log'; id: number; line: string }

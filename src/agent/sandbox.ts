@@ -24,6 +24,7 @@ import { findPackageRoot } from '../package';
 import { CancelRequest, TIMEOUT_ERRNR, cancelledOutcome, type Outcome } from './run';
 import type { HandlerRunner, RunRequest } from './runner';
 import type { ChildMessage, ParentMessage } from './sandbox-protocol';
+import { handlerVersions } from './loader';
 
 export interface SandboxOptions {
   /** the handler file of each task type */
@@ -58,7 +59,7 @@ interface Worker {
   run: ActiveRun | null;
   stderrTail: string;
   /** answers the start-up load */
-  onLoaded: ((errors: string[]) => void) | null;
+  onLoaded: ((errors: string[], versions: Record<string, string | null>) => void) | null;
 }
 
 /** The compiled child script; under ts-jest the sources run, but a child needs the build. */
@@ -99,6 +100,7 @@ export class HandlerSandbox implements HandlerRunner {
   private starting: Worker | null = null;
   private nextId = 1;
   private closed = false;
+  private handlerVersions: ReadonlyMap<string, string> = new Map();
 
   private constructor(private readonly options: SandboxOptions) {}
 
@@ -106,13 +108,15 @@ export class HandlerSandbox implements HandlerRunner {
   static async start(options: SandboxOptions): Promise<HandlerSandbox> {
     const sandbox = new HandlerSandbox(options);
     const worker = sandbox.spawn();
+    let exported: Record<string, string | null> = {};
     const errors = await new Promise<string[]>((resolve) => {
       const timer = setTimeout(
         () => resolve([`handlers did not load within ${LOAD_TIMEOUT_MS} ms`]),
         LOAD_TIMEOUT_MS,
       );
-      worker.onLoaded = (found) => {
+      worker.onLoaded = (found, versions) => {
         clearTimeout(timer);
+        exported = versions;
         resolve(found);
       };
       worker.child.once('exit', (code, signal) => {
@@ -130,12 +134,20 @@ export class HandlerSandbox implements HandlerRunner {
       await sandbox.close();
       throw new TaskerError('handler_invalid', errors.join('; '));
     }
+    sandbox.handlerVersions = await handlerVersions(
+      options.files,
+      new Map(Object.entries(exported)),
+    );
     // it said it was ready before it loaded: it is idle now, its modules imported
     return sandbox;
   }
 
   has(type: string): boolean {
     return this.options.files.has(type);
+  }
+
+  versions(): ReadonlyMap<string, string> {
+    return this.handlerVersions;
   }
 
   private spawn(): Worker {
@@ -174,7 +186,7 @@ export class HandlerSandbox implements HandlerRunner {
       return;
     }
     if (message.kind === 'loaded') {
-      worker.onLoaded?.(message.errors);
+      worker.onLoaded?.(message.errors, message.versions);
       return;
     }
     const run = worker.run;

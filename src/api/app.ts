@@ -1,6 +1,7 @@
 /**
  * The HTTP API, in the original tasker's shape: POST /<type> creates a task, GET /<type>/<identifier>
- * returns it with every endpoint's response (the routes of tasks are in task-routes.ts). Health
+ * returns it with every endpoint's response (the routes of tasks are in task-routes.ts, of the
+ * endpoint registry in fleet-routes.ts). Health
  * checks stay open; everything else needs a bearer token when tokens are configured.
  */
 import express from 'express';
@@ -11,6 +12,7 @@ import type { ChangeFeed, Intake } from '../server';
 import { pingDatabase, type Db } from '../store';
 import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
+import { fleetRoutes } from './fleet-routes';
 import { taskRoutes } from './task-routes';
 
 export interface ApiDeps {
@@ -53,6 +55,8 @@ export function createApp(deps: ApiDeps): express.Express {
   });
 
   app.use(requireBearerToken(config.api.tokens));
+  // before the task routes: "endpoints" is no task type
+  app.use(fleetRoutes({ db, config }));
   app.use(
     taskRoutes({
       db,

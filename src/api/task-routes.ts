@@ -13,6 +13,7 @@ import {
   findResponse,
   findTask,
   listTasks,
+  registryOf,
   retryTask,
   toTaskView,
   type ActionOutcome,
@@ -87,6 +88,28 @@ function words(value: unknown, known: readonly string[], key: string): string[] 
     }
   }
   return list;
+}
+
+/**
+ * The task with what the registry knows of each PENDING row's endpoint (online, offline since
+ * when, never seen): whether it waits for a busy agent or for one that is down.
+ */
+async function withRegistry(db: Db, task: TaskWithResponses): Promise<TaskWithResponses> {
+  const pending = task.taskResponseList.filter((response) => response.status === 'PENDING');
+  if (pending.length === 0) return task;
+  const registry = await registryOf(
+    db,
+    pending.map((response) => response.endpoint),
+  );
+  return {
+    ...task,
+    taskResponseList: task.taskResponseList.map((response) => {
+      const known = registry.get(response.endpoint);
+      return response.status === 'PENDING' && known !== undefined
+        ? { ...response, registry: known }
+        : response;
+    }),
+  };
 }
 
 export function taskRoutes(deps: TaskRouteDeps): Router {
@@ -165,7 +188,7 @@ export function taskRoutes(deps: TaskRouteDeps): Router {
       res.status(304).end();
       return;
     }
-    res.json(task);
+    res.json(await withRegistry(db, task));
   });
 
   router.get('/:type/:identifier/events', async (req, res) => {

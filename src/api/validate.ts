@@ -1,6 +1,7 @@
 /**
  * What requests carry, checked field by field with errors that name the field: the body of a
- * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?}`, of a cancel and
+ * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?}` (endpoints: names, or a
+ * selector of the fleet), of a cancel and
  * of a retry, and the query of a task list or a wait. Nothing is written for a request that
  * fails here.
  */
@@ -8,28 +9,36 @@ import {
   TaskerError,
   ValidationError,
   checkEndpoint,
+  checkTaskType,
+  ENDPOINT_STATUSES,
   MAX_JSON_DEPTH,
   TASK_STATUSES,
   checkInt,
   checkString,
   isPlainObject,
   nestsDeeperThan,
+  readLabelFilter,
   readRollout,
+  readSelector,
   readShare,
   readString,
   rejectUnknownKeys,
   type Fail,
   type Rollout,
+  type Selector,
   type Share,
   type TaskStatus,
 } from '../domain';
 import { parseDuration } from '../config';
+import type { EndpointFilter } from '../store';
 
 export interface CreateTaskBody {
   identifier: string;
   payload: unknown;
   /** null when the client named no endpoints: a broadcast to every subscriber */
   endpoints: string[] | null;
+  /** endpoints to pick from the fleet instead of naming them (endpoints is then null) */
+  selector: Selector | null;
   /** undefined: the task type's; null: none */
   rollout?: Rollout | null;
   successThreshold?: Share | null;
@@ -68,12 +77,14 @@ export function parseCreateTaskBody(body: unknown, limits: BodyLimits): CreateTa
     );
   }
 
-  const endpoints = readEndpoints(body.endpoints, limits.maxEndpoints);
-  const parsed: CreateTaskBody = { identifier, payload, endpoints };
+  const named = Array.isArray(body.endpoints) || body.endpoints == null;
+  const endpoints = named ? readEndpoints(body.endpoints, limits.maxEndpoints) : null;
+  const selector = named ? null : readSelector(body.endpoints, 'endpoints', fail);
+  const parsed: CreateTaskBody = { identifier, payload, endpoints, selector };
   if (body.rollout !== undefined) {
     parsed.rollout =
       body.rollout === null ? null : readRollout(body.rollout, 'rollout', fail, duration);
-    if (parsed.rollout !== null && endpoints === null) {
+    if (parsed.rollout !== null && endpoints === null && selector === null) {
       throw fail('rollout', 'needs endpoints: a broadcast goes to every agent at once');
     }
   }
@@ -211,16 +222,69 @@ export function parseListQuery(query: Record<string, unknown>, maxList: number):
   if (until !== undefined) parsed.until = until;
   const prefix = param(query, 'identifier');
   if (prefix !== undefined) parsed.identifierPrefix = checkString(prefix, 'identifier', fail);
-  const limit = param(query, 'limit');
-  if (limit !== undefined) {
-    parsed.limit = checkInt(/^\d+$/.test(limit) ? Number(limit) : limit, 'limit', fail, {
-      min: 1,
-      max: maxList,
-    });
-  }
+  parsed.limit = readLimit(query, maxList, parsed.limit);
   const cursor = param(query, 'cursor');
   if (cursor !== undefined) parsed.beforeId = readCursor(cursor);
   return parsed;
+}
+
+/** `?limit=N` of a list, at most `max`. */
+function readLimit(query: Record<string, unknown>, max: number, fallback: number): number {
+  const limit = param(query, 'limit');
+  if (limit === undefined) return fallback;
+  return checkInt(/^\d+$/.test(limit) ? Number(limit) : limit, 'limit', fail, { min: 1, max });
+}
+
+/** A comma-separated query parameter, given once or repeated, as its items. */
+function items(query: Record<string, unknown>, key: string): string[] {
+  const value = query[key];
+  if (value === undefined) return [];
+  const given = Array.isArray(value) ? value.map(String) : [String(value)];
+  return given.flatMap((text) => text.split(',')).flatMap((item) => item.trim() || []);
+}
+
+const ENDPOINT_LIST_KEYS = [
+  'type',
+  'label',
+  'status',
+  'version',
+  'handler_version',
+  'limit',
+  'after',
+];
+
+/**
+ * `?type=&label=k=v&status=&version=&handler_version=&limit=&after=` of the fleet's list:
+ * labels and statuses may be repeated or comma-separated (all labels must match, any status).
+ */
+export function parseEndpointQuery(
+  query: Record<string, unknown>,
+  maxList: number,
+): EndpointFilter & { limit: number; after: string | null } {
+  rejectUnknownKeys(query, ENDPOINT_LIST_KEYS, '', fail);
+  const type = param(query, 'type');
+  const labels = Object.fromEntries(
+    items(query, 'label').map((text) => readLabelFilter(text, 'label', fail)),
+  );
+  const statuses = items(query, 'status').map((word) => {
+    const found = ENDPOINT_STATUSES.find((known) => known === word.toLowerCase());
+    if (found === undefined) {
+      throw fail('status', `names ${JSON.stringify(word)}; one of ${ENDPOINT_STATUSES.join(', ')}`);
+    }
+    return found;
+  });
+  const version = param(query, 'version');
+  const handlerVersion = param(query, 'handler_version');
+  const after = param(query, 'after');
+  return {
+    type: type === undefined ? null : checkTaskType(type, 'type', fail),
+    labels,
+    statuses: statuses.length === 0 ? null : statuses,
+    version: version ?? null,
+    handlerVersion: handlerVersion ?? null,
+    limit: readLimit(query, maxList, maxList),
+    after: after === undefined ? null : checkEndpoint(after, 'after', fail),
+  };
 }
 
 /** The page cursor: opaque to clients, the id to continue below. */

@@ -13,6 +13,7 @@ import {
   taskExpiresAt,
   type ChangeEvent,
   type ControlMessage,
+  type Heartbeat,
   type ResultEvent,
   type TaskMessage,
 } from '../domain';
@@ -407,6 +408,25 @@ export class AmqpBroker implements TaskBroker {
       timestamp: Math.floor(Date.now() / 1000),
       appId: 'tasker-agent',
     });
+  }
+
+  async publishHeartbeat(heartbeat: Heartbeat): Promise<void> {
+    if (!this.isConnected) throw this.unavailable('not connected');
+    const goodbye = heartbeat.phase === 'goodbye';
+    await this.confirmPublish(
+      names.resultsExchange(this.prefix),
+      Buffer.from(JSON.stringify(heartbeat)),
+      {
+        persistent: goodbye,
+        ...(goodbye ? {} : { expiration: String(heartbeat.interval_ms) }),
+        contentType: 'application/json',
+        messageId: uuidv7(),
+        type: `heartbeat.${heartbeat.phase}`,
+        userId: this.user,
+        timestamp: Math.floor(Date.now() / 1000),
+        appId: 'tasker-agent',
+      },
+    );
   }
 
   /**

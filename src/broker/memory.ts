@@ -48,6 +48,7 @@ import {
   taskExpiresAt,
   type ChangeEvent,
   type ControlMessage,
+  type Heartbeat,
   type ResultEvent,
   type TaskMessage,
 } from '../domain';
@@ -363,6 +364,16 @@ export class MemoryBroker implements TaskBroker {
     const queue = this.queue(names.resultsQueue(this.prefix));
     const content = encodeResultEvents(events);
     queue.messages.push({ content, messageId: uuidv7(), expiresAt: null, redelivered: false });
+    this.schedule(queue);
+    return Promise.resolve();
+  }
+
+  publishHeartbeat(heartbeat: Heartbeat): Promise<void> {
+    if (!this.isConnected) return Promise.reject(this.unavailable());
+    const queue = this.queue(names.resultsQueue(this.prefix));
+    const content = Buffer.from(JSON.stringify(heartbeat));
+    const expiresAt = heartbeat.phase === 'goodbye' ? null : Date.now() + heartbeat.interval_ms;
+    queue.messages.push({ content, messageId: uuidv7(), expiresAt, redelivered: false });
     this.schedule(queue);
     return Promise.resolve();
   }

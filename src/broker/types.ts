@@ -2,7 +2,7 @@
  * The broker seam: everything tasker needs from a message broker, and nothing more. The AMQP
  * implementation (amqp.ts) is the production one; an in-process one can back an embedded mode.
  */
-import type { ChangeEvent, ControlMessage, ResultEvent, TaskMessage } from '../domain';
+import type { ChangeEvent, ControlMessage, Heartbeat, ResultEvent, TaskMessage } from '../domain';
 
 export interface Delivery {
   readonly content: Buffer;
@@ -64,6 +64,12 @@ export interface TaskBroker {
    * and resolve once the broker confirmed it.
    */
   publishResults(events: readonly ResultEvent[]): Promise<void>;
+  /**
+   * Publish an agent's heartbeat to the results exchange, where the recorder takes it, and
+   * resolve once the broker confirmed it. A hello or beat expires unread after its interval (a
+   * newer one says more); a goodbye waits for the recorder.
+   */
+  publishHeartbeat(heartbeat: Heartbeat): Promise<void>;
   /**
    * Consume this endpoint's queues for the given task types, one delivery at a time each, and
    * its control queue, whose deliveries go to `onControl` (they are acked there).

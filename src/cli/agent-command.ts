@@ -6,8 +6,10 @@ import {
   DRAIN_TIMEOUT_MS,
   HandlerSandbox,
   findHandlerFiles,
+  handlerVersions,
   importHandler,
   inlineRunner,
+  type HandleTask,
   type HandlerRunner,
 } from '../agent';
 import { createBroker, type TaskBroker } from '../broker';
@@ -30,9 +32,14 @@ export async function startHandlerRunner(
 ): Promise<HandlerRunner> {
   const files = await findHandlerFiles(config.agent.handlersDirs, Object.keys(config.taskTypes));
   if (config.agent.isolation === 'inline') {
-    const handlers = new Map<string, Awaited<ReturnType<typeof importHandler>>>();
-    for (const [type, file] of files) handlers.set(type, await importHandler(file));
-    return inlineRunner(handlers);
+    const handlers = new Map<string, HandleTask>();
+    const exported = new Map<string, string | null>();
+    for (const [type, file] of files) {
+      const loaded = await importHandler(file);
+      handlers.set(type, loaded.handleTask);
+      exported.set(file, loaded.version);
+    }
+    return inlineRunner(handlers, await handlerVersions(files, exported));
   }
   return HandlerSandbox.start({
     files,
@@ -66,6 +73,8 @@ export function createAgent(
     prefetch: config.agent.prefetch,
     reportDelayMs: config.agent.reportDelayMs,
     stateDir: config.agent.stateDir,
+    labels: config.agent.labels,
+    heartbeatMs: config.agent.heartbeatMs,
     log,
   });
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ConfigError } from '../domain/errors';
 import { checkInt, checkString, describeType, isPlainObject } from '../domain/fields';
 import { readRollout, readShare } from '../domain/rollout';
+import { readLabels } from '../domain/fleet';
 import type { Fail, IntRule, StringRule } from '../domain/fields';
 
 /** Where a value is read: its path, a Fail that adds where the value came from, and the cwd. */
@@ -224,6 +225,10 @@ export const rollout = kind(
     readRollout(readMapping(value), at.path, at.fail, (pause, path) =>
       PAUSE.parse(pause, { ...at, path }),
     ),
+);
+/** Labels: a mapping of names to strings, or "role=web,dc=fra1" from env and flags. */
+export const labels = kind({ type: 'mapping of strings', takes: 'mapping' }, (value, at) =>
+  readLabels(readMapping(value), at.path, at.fail),
 );
 /** A count, or a percentage such as "90%". */
 export const share = kind({ type: 'count or percentage' }, (value, at) =>

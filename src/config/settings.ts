@@ -12,10 +12,11 @@
  * checkRules (src/config/resolve.ts). Then run `npm run docs:config`.
  */
 import path from 'node:path';
+import { MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS } from '../domain/fleet';
 import { checkEndpoint, checkTaskType } from '../domain/names';
 import { LOG_LEVELS } from '../log';
 import { bool, bytes, dir, dirs, duration, int, list, oneOf } from './kinds';
-import { rollout, seconds, share, string, url } from './kinds';
+import { labels, rollout, seconds, share, string, url } from './kinds';
 import type { At, Setting } from './kinds';
 import { absoluteDatabaseUrl } from './urls';
 
@@ -133,6 +134,15 @@ export const SECTIONS = {
     state_dir: dir('var/agent-state', 'where the attempt journal survives restarts'),
     report_delay: duration('200ms', 'a handler still running then is reported RUNNING'),
     isolation: oneOf(['process', 'inline'], 'process', 'run handlers in a child process or inline'),
+    labels: labels({}, 'labels of this endpoint, e.g. {role: web, dc: fra1}, for selectors'),
+    heartbeat: duration('15s', 'how often the agent tells the server it is alive', {
+      check: (ms, at) => {
+        if (ms < MIN_HEARTBEAT_MS || ms > MAX_HEARTBEAT_MS) {
+          throw at.fail(at.path, `must be from ${MIN_HEARTBEAT_MS}ms to 24h`);
+        }
+        return ms;
+      },
+    }),
   },
   log: {
     level: oneOf(LOG_LEVELS, 'info', 'least severe level logged', { flag: '--log-level LEVEL' }),

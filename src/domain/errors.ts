@@ -11,6 +11,10 @@ export type ErrorCode =
   | 'unknown_task_type'
   | 'task_not_found'
   | 'not_found'
+  | 'endpoint_not_found'
+  | 'selector_matched_nothing'
+  | 'selector_matched_too_many'
+  | 'endpoint_online'
   | 'identifier_conflict'
   | 'task_not_final'
   | 'round_not_latest'
@@ -47,13 +51,20 @@ export class ValidationError extends TaskerError {
 }
 
 export class NotFoundError extends TaskerError {
-  constructor(code: 'unknown_task_type' | 'task_not_found' | 'not_found', message: string) {
+  constructor(
+    code: 'unknown_task_type' | 'task_not_found' | 'endpoint_not_found' | 'not_found',
+    message: string,
+  ) {
     super(code, message);
   }
 }
 
 export type ConflictCode =
-  'identifier_conflict' | 'task_not_final' | 'round_not_latest' | 'nothing_to_retry';
+  | 'identifier_conflict'
+  | 'task_not_final'
+  | 'round_not_latest'
+  | 'nothing_to_retry'
+  | 'endpoint_online';
 
 /** The request does not fit the task's state (409). */
 export class ConflictError extends TaskerError {

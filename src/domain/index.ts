@@ -6,3 +6,4 @@ export * from './names';
 export * from './messages';
 export * from './transitions';
 export * from './rollout';
+export * from './fleet';

@@ -14,6 +14,7 @@ import {
   readTimestamp,
   type Fail,
 } from './fields';
+import { readHeartbeat, type Heartbeat } from './fleet';
 import { checkEndpoint, checkTaskType } from './names';
 import { isResponseStatus, type ResponseStatus, type TaskStatus } from './states';
 
@@ -267,7 +268,26 @@ export interface ResultMessage {
  * that the others can still be recorded.
  */
 export function parseResultMessage(raw: Buffer | string): ResultMessage {
-  const parsed = parseJson(raw, 'result message');
+  return readResultMessage(parseJson(raw, 'result message'));
+}
+
+/** What reaches the results exchange from an agent: its results, or a heartbeat. */
+export type AgentMessage =
+  { kind: 'results'; message: ResultMessage } | { kind: 'heartbeat'; heartbeat: Heartbeat };
+
+/**
+ * A message from an agent: a heartbeat (an object of kind "heartbeat") or result events. Throws a
+ * MessageError when it is neither.
+ */
+export function parseAgentMessage(raw: Buffer | string): AgentMessage {
+  const parsed = parseJson(raw, 'agent message');
+  if (isPlainObject(parsed) && parsed.kind === 'heartbeat') {
+    return { kind: 'heartbeat', heartbeat: readHeartbeat(parsed) };
+  }
+  return { kind: 'results', message: readResultMessage(parsed) };
+}
+
+function readResultMessage(parsed: unknown): ResultMessage {
   const grouped = Array.isArray(parsed);
   const items: unknown[] = grouped ? parsed : [parsed];
   if (items.length === 0 || items.length > MAX_EVENTS_PER_MESSAGE) {

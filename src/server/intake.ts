@@ -6,11 +6,21 @@
  */
 import type { TaskBroker } from '../broker';
 import type { TaskerConfig, TaskTypeConfig } from '../config';
-import type { Rollout, Share } from '../domain';
+import {
+  TaskerError,
+  describeSelector,
+  selectorText,
+  type Rollout,
+  type Selector,
+  type Share,
+} from '../domain';
 import type { Logger } from '../log';
 import {
   TaskWriter,
+  findTaskRow,
+  selectEndpoints,
   sentMarker,
+  taskEndpoints,
   type Confirmed,
   type CreateResult,
   type Db,
@@ -21,8 +31,10 @@ import {
 export interface TaskRequest {
   identifier: string;
   payload: unknown;
-  /** the addressed endpoints, or null for a broadcast */
+  /** the addressed endpoints, or null for a broadcast (or a selector) */
   endpoints: string[] | null;
+  /** pick the endpoints from the registry at submit, instead of naming them */
+  selector?: Selector | null;
   /** waves: undefined takes the task type's, null sends all at once */
   rollout?: Rollout | null;
   /** DONE endpoints that decide the task DONE: undefined takes the type's, null means all */
@@ -59,20 +71,20 @@ export class Intake {
   async accept(type: TaskTypeConfig, request: TaskRequest): Promise<Accepted> {
     const { config, log } = this.deps;
     const now = new Date();
+    const selector = request.selector ?? null;
+    const endpoints =
+      selector === null ? request.endpoints : await this.select(type, request.identifier, selector);
     const result = await this.tasks.create({
       type: type.name,
       identifier: request.identifier,
       payload: request.payload,
-      endpoints: request.endpoints,
+      endpoints,
+      selector,
       deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
       executionTimeoutMs: type.executionTimeoutMs,
       // a type's rollout applies to the tasks that name their endpoints
       rollout:
-        request.rollout !== undefined
-          ? request.rollout
-          : request.endpoints === null
-            ? null
-            : type.rollout,
+        request.rollout !== undefined ? request.rollout : endpoints === null ? null : type.rollout,
       successThreshold:
         request.successThreshold !== undefined ? request.successThreshold : type.successThreshold,
       now,
@@ -90,6 +102,42 @@ export class Intake {
     log.info('task accepted', { task_id: task.id, type: task.type, status: accepted.status });
     this.deps.onAccepted?.(accepted);
     return { task: accepted, created };
+  }
+
+  /**
+   * The endpoints a selector picks now: the registry's, serving the type, that match. A client's
+   * retry of a task already accepted gets that task's, whatever the fleet is now.
+   */
+  private async select(
+    type: TaskTypeConfig,
+    identifier: string,
+    selector: Selector,
+  ): Promise<string[]> {
+    const { db, config } = this.deps;
+    const existing = await findTaskRow(db, type.name, identifier);
+    if (existing !== null && existing.selector === selectorText(selector)) {
+      return taskEndpoints(existing) ?? [];
+    }
+    const picked = await selectEndpoints(db, type.name, selector);
+    const described = describeSelector(selector);
+    if (picked.length === 0) {
+      throw new TaskerError(
+        'selector_matched_nothing',
+        selector === '*'
+          ? `no registered endpoint serves ${type.name}: "*" picks every one that does`
+          : `the selector ${described} matches no registered endpoint that serves ${type.name}`,
+        { details: { field: 'endpoints', selector } },
+      );
+    }
+    if (picked.length > config.api.maxEndpoints) {
+      throw new TaskerError(
+        'selector_matched_too_many',
+        `the selector ${described} matches ${picked.length} endpoints; a task may address ` +
+          `at most ${config.api.maxEndpoints} (api.max_endpoints)`,
+        { details: { field: 'endpoints', selector } },
+      );
+    }
+    return picked;
   }
 
   /** Publish and mark SENT, waiting at most `publish_wait`; false means "left to the relay". */

@@ -34,6 +34,8 @@ export interface TaskRow {
   success_threshold: string | null;
   cancel_reason: string | null;
   stopped_reason: string | null;
+  /** JSON of the selector the endpoints were picked by, or null when they were named */
+  selector: string | null;
 }
 
 export interface ResponseRow {

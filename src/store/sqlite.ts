@@ -38,6 +38,11 @@ export const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set([
   'last_modified_time',
   'cancel_requested_at',
   'recorded_at',
+  'started_at',
+  'first_seen_at',
+  'last_seen_at',
+  'offline_at',
+  'stopped_at',
 ]);
 
 function reviveTimestamps(row: unknown): void {

@@ -14,6 +14,8 @@ import {
   pendingState,
   planWaves,
   type Rollout,
+  selectorText,
+  type Selector,
   type Share,
 } from '../domain';
 import { asStoreError, isDuplicateKey, withTransaction, type Db } from './db';
@@ -42,6 +44,8 @@ export interface NewTask {
   rollout?: Rollout | null;
   /** DONE endpoints that decide the task DONE, or null for all */
   successThreshold?: Share | null;
+  /** the selector the endpoints were picked from the fleet by, kept for display */
+  selector?: Selector | null;
 }
 
 /** What the first publish of a task sends: its first wave, or all it addresses. */
@@ -106,6 +110,7 @@ function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
       input.successThreshold == null ? null : describeShare(input.successThreshold),
     cancel_reason: null,
     stopped_reason: null,
+    selector: input.selector == null ? null : selectorText(input.selector),
   };
 }
 
@@ -246,10 +251,15 @@ async function existingTask(db: Db, input: NewTask): Promise<CreateResult> {
     existing.rollout === (input.rollout == null ? null : JSON.stringify(input.rollout)) &&
     existing.success_threshold ===
       (input.successThreshold == null ? null : describeShare(input.successThreshold));
-  if (!samePayload || !sameEndpoints(taskEndpoints(existing), input.endpoints) || !sameRollout) {
+  // picked by a selector: the same selector, whatever it matches now
+  const sameTargets =
+    input.selector == null
+      ? existing.selector === null && sameEndpoints(taskEndpoints(existing), input.endpoints)
+      : existing.selector === selectorText(input.selector);
+  if (!samePayload || !sameTargets || !sameRollout) {
     throw new ConflictError(
       `a ${input.type} task with identifier ${JSON.stringify(input.identifier)} already exists ` +
-        'with a different payload, endpoint list, rollout or success threshold',
+        'with a different payload, endpoint list or selector, rollout or success threshold',
     );
   }
   return { task: existing, created: false, publication: firstPublication(input), outboxId: null };

@@ -6,6 +6,8 @@ import {
   countResponses,
   describeShare,
   type AgentInfo,
+  type EndpointStatus,
+  type Selector,
   type Rollout,
   type Progress,
   type ResponseStatus,
@@ -42,7 +44,13 @@ export interface TaskView {
   stopped_reason: string | null;
   success_threshold: string | null;
   cancel_reason: string | null;
+  /** the selector its endpoints were picked from the fleet by, or null when they were named */
+  selector: Selector | null;
 }
+
+/** What the registry knows of a PENDING row's endpoint: why it may still be waiting. */
+export type RegistryStatus =
+  { status: EndpointStatus; since: string; last_seen_at: string } | { status: 'never_seen' };
 
 export interface ResponseView {
   id: number;
@@ -64,6 +72,8 @@ export interface ResponseView {
   /** when this endpoint's copy of the task stops being delivered; null until its wave is sent */
   deliver_by: string | null;
   cancel_requested_at: string | null;
+  /** on GET of one task, for a PENDING row: its endpoint as the registry knows it */
+  registry?: RegistryStatus;
 }
 
 /** An earlier round or attempt of an endpoint's response. */
@@ -111,6 +121,7 @@ export function toTaskView(row: TaskRow): TaskView {
     stopped_reason: row.stopped_reason,
     success_threshold: row.success_threshold,
     cancel_reason: row.cancel_reason,
+    selector: parseJsonColumn<Selector>(row.selector),
   };
 }
 

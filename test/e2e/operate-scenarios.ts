@@ -6,33 +6,19 @@
  * and `backup` (which always fails) handlers; console3 has no agent.
  */
 import type { ResponseDetail, TaskView, TaskWithResponses } from '../../src/store';
+import { callJson, type Answer } from '../support/api-client';
 import { sleep, waitFor } from '../support/waiting';
-import type { E2eStack, ProcessStack } from './scenarios';
+import type { E2eStack, ProcessStack, ScenarioEntry } from './scenarios';
 
-interface Answer<T = unknown> {
-  status: number;
-  body: T;
-  headers: Headers;
-}
-
-async function call<T = unknown>(
+/** A request to the stack's API: its status, JSON body (null when empty) and headers. */
+export function call<T = unknown>(
   stack: E2eStack,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<Answer<T>> {
-  const res = await fetch(stack.api.url(path), {
-    method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return {
-    status: res.status,
-    body: (text === '' ? null : JSON.parse(text)) as T,
-    headers: res.headers,
-  };
+  return callJson<T>(stack.api.url(path), method, body, headers);
 }
 
 const statuses = (task: TaskWithResponses): Record<string, string> =>
@@ -81,14 +67,7 @@ async function readStream(
   return events;
 }
 
-export interface OperateScenario {
-  name: string;
-  /** when set, the scenario runs only on the stack of MariaDB and RabbitMQ, for this reason */
-  processesOnly?: string;
-  run(stack: E2eStack): Promise<void>;
-}
-
-export const OPERATE_SCENARIOS: OperateScenario[] = [
+export const OPERATE_SCENARIOS: ScenarioEntry[] = [
   {
     name: 'lists tasks newest first, filtered, a page at a time',
     run: async (stack) => {

@@ -13,6 +13,7 @@ import { childEnv, runCli, type Child } from '../support/child-processes';
 import { MYSQL_ROOT, uniqueName } from '../support/services';
 import type { TestStack } from '../support/stack';
 import { waitFor } from '../support/waiting';
+import { FLEET_SCENARIOS } from './fleet-scenarios';
 import { OPERATE_SCENARIOS } from './operate-scenarios';
 
 /** What every scenario may use. */
@@ -38,7 +39,10 @@ export interface ProcessStack extends E2eStack {
   agent(endpoint: string): Child;
   /** `tasker agent` arguments for `endpoint` on this stack: its flags, task types and handlers */
   agentArgs(endpoint: string): string[];
-  /** start another agent process (stopped with the stack) and wait until it consumes */
+  /**
+   * start another agent process (stopped with the stack), or start again one that stopped, and
+   * wait until it consumes
+   */
   startAgent(endpoint: string, extra?: string[]): Promise<Child>;
 }
 
@@ -59,6 +63,22 @@ type Scenario =
   | { name: string; on: 'both'; run(stack: E2eStack): Promise<void> }
   | OnlyOn<'mariadb-rabbitmq', ProcessStack>
   | OnlyOn<'embedded', EmbeddedStack>;
+
+/** A scenario kept in a file of its own: on both stacks, or on processes only for a reason. */
+export interface ScenarioEntry {
+  name: string;
+  /** when set, the scenario runs only on the stack of MariaDB and RabbitMQ, for this reason */
+  processesOnly?: string;
+  run(stack: E2eStack): Promise<void>;
+}
+
+function fromEntries(entries: readonly ScenarioEntry[]): Scenario[] {
+  return entries.map((entry) =>
+    entry.processesOnly === undefined
+      ? { name: entry.name, on: 'both', run: entry.run }
+      : { name: entry.name, on: 'mariadb-rabbitmq', because: entry.processesOnly, run: entry.run },
+  );
+}
 
 const ORIGINAL_RESULT = { yiya: 'yippie', yeah: 1234123 };
 
@@ -164,16 +184,9 @@ const SCENARIOS: Scenario[] = [
     },
   },
   // operating a broadcast: lists, waits, streams, cancels, retries, waves, thresholds
-  ...OPERATE_SCENARIOS.map((scenario): Scenario =>
-    scenario.processesOnly === undefined
-      ? { name: scenario.name, on: 'both', run: scenario.run }
-      : {
-          name: scenario.name,
-          on: 'mariadb-rabbitmq',
-          because: scenario.processesOnly,
-          run: scenario.run,
-        },
-  ),
+  ...fromEntries(OPERATE_SCENARIOS),
+  // knowing the fleet: the registry, its API, selectors
+  ...fromEntries(FLEET_SCENARIOS),
   {
     name: 'drains and exits 0 on SIGTERM, and a restart keeps every task and takes new ones',
     on: 'both',

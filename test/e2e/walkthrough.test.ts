@@ -56,7 +56,10 @@ function agentArgs(endpoint: string): string[] {
 }
 
 async function startAgent(endpoint: string, extra: string[] = []): Promise<Child> {
-  if (agents.has(endpoint)) throw new Error(`${endpoint} has an agent already`);
+  const running = agents.get(endpoint)?.process;
+  if (running !== undefined && running.exitCode === null && running.signalCode === null) {
+    throw new Error(`${endpoint} has an agent already`);
+  }
   const agent = startCli(
     [...agentArgs(endpoint), ...extra, '--log-level', 'info'],
     childEnv({ WORKER_SECONDS: '1' }),

@@ -51,7 +51,11 @@ function doubling(inner: TaskBroker): TaskBroker {
       // and each event once more on its own, as an agent that reports one by one would
       for (const event of events) await inner.publishResult(event);
     },
-    consumeTasks: (options, onTask) => inner.consumeTasks(options, onTask),
+    async publishHeartbeat(heartbeat) {
+      await inner.publishHeartbeat(heartbeat);
+      await inner.publishHeartbeat(heartbeat);
+    },
+    consumeTasks: (options, onTask, onControl) => inner.consumeTasks(options, onTask, onControl),
     consumeResults: (options, onBatch) => inner.consumeResults(options, onBatch),
     close: () => inner.close(),
   };

@@ -163,7 +163,7 @@ describe('POST /<type>', () => {
       () => request(app).post('/worker').send({ identifier: 'u2', endpoints: 'a,b' }),
       400,
       'bad_request',
-      /endpoints must be an array/,
+      /endpoints must be a list of endpoint names, "\*", or a selector/,
     ],
     [
       'bad endpoint name',
@@ -267,6 +267,43 @@ describe('POST /<type>', () => {
       400,
       'bad_request',
       /well-formed Unicode/,
+    ],
+    [
+      'a selector with an unknown key',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'u13', endpoints: { labels: { role: 'web' }, zone: 'a' } }),
+      400,
+      'bad_request',
+      /endpoints.zone is not a known field/,
+    ],
+    [
+      'a selector label that is not a string',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'u14', endpoints: { labels: { rack: 3 } } }),
+      400,
+      'bad_request',
+      /endpoints.labels.rack must be a string/,
+    ],
+    [
+      '"*" for a type no registered endpoint serves',
+      () => request(app).post('/worker').send({ identifier: 'u15', endpoints: '*' }),
+      422,
+      'selector_matched_nothing',
+      /no registered endpoint serves worker/,
+    ],
+    [
+      'a selector that matches nothing',
+      () =>
+        request(app)
+          .post('/worker')
+          .send({ identifier: 'u16', endpoints: { labels: { role: 'web' }, status: 'online' } }),
+      422,
+      'selector_matched_nothing',
+      /the selector role=web \(online\) matches no registered endpoint that serves worker/,
     ],
     [
       'unknown task type',

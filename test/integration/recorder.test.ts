@@ -4,14 +4,14 @@
  * starts. The database's refusals are real: a narrowed column, a trigger, a missing table.
  */
 import { MemoryBroker } from '../../src/broker';
-import type { ResultEvent } from '../../src/domain';
+import type { Heartbeat, ResultEvent } from '../../src/domain';
 import { createLogger } from '../../src/log';
 import { startRecorder } from '../../src/server/recorder';
 import { createDb, createTask, type Db } from '../../src/store';
 import { uniqueName } from '../support/services';
 import { createTestStack, type TestStack } from '../support/stack';
 import { waitFor } from '../support/waiting';
-import { resultEvent } from '../support/messages';
+import { heartbeat, resultEvent } from '../support/messages';
 import { startTcpProxy } from '../support/tcp-proxy';
 
 let stack: TestStack;
@@ -46,15 +46,21 @@ async function statusOf(taskId: number, endpoint: string): Promise<string | unde
   return row?.status;
 }
 
-/** Publish `messages`, then run a recorder over them (one batch) while `check` runs. */
+/**
+ * Publish `messages` (result events, or a heartbeat), then run a recorder over them (one batch)
+ * while `check` runs.
+ */
 async function recording(
-  messages: ResultEvent[][],
+  messages: Array<ResultEvent[] | Heartbeat>,
   check: (broker: MemoryBroker, lines: string[]) => Promise<void>,
   db: Db = stack.db,
 ): Promise<void> {
   const broker = new MemoryBroker({ prefix: uniqueName('r'), log: createLogger('error') });
   await broker.start();
-  for (const message of messages) await broker.publishResults(message);
+  for (const message of messages) {
+    if (Array.isArray(message)) await broker.publishResults(message);
+    else await broker.publishHeartbeat(message);
+  }
   const lines: string[] = [];
   const subscription = await startRecorder(
     db,
@@ -85,7 +91,7 @@ async function handedBack(
   await waitFor(
     () =>
       Promise.resolve(
-        logged(lines, 'could not record result events; returning them to the queue').length,
+        logged(lines, 'could not record what agents sent; returning it to the queue').length,
       ),
     (n) => n >= times,
     timeoutMs,
@@ -260,3 +266,103 @@ it('hands every message back while the database is unreachable, counting nothing
     await proxy.close();
   }
 }, 90_000);
+
+describe('heartbeats', () => {
+  const registered = async (names: string[]) =>
+    (await stack.db('endpoints').whereIn('name', names).orderBy('name')) as Array<{
+      name: string;
+      labels: string;
+      stopped_at: Date | null;
+      hostname: string;
+    }>;
+
+  it('records the heartbeats of a batch in one upsert beside its results, the latest of each endpoint winning', async () => {
+    const t1 = await newTask(['hb1']);
+    const inserts: string[] = [];
+    const count = (query: { sql: string }) => {
+      if (/^insert into `endpoints`/.test(query.sql)) inserts.push(query.sql);
+    };
+    stack.db.on('query', count);
+    const earlier = new Date(Date.now() - 1000).toISOString();
+    try {
+      await recording(
+        [
+          heartbeat('hb1', { labels: { role: 'db' }, at: new Date().toISOString() }),
+          [resultEvent(t1, 'hb1')],
+          heartbeat('hb1', { labels: { role: 'old' }, at: earlier }),
+          heartbeat('hb2'),
+          heartbeat('hb3', { phase: 'goodbye' }),
+        ],
+        async (broker) => {
+          await allRecorded([[t1, 'hb1']]);
+          await waitFor(
+            () => registered(['hb1', 'hb2', 'hb3']),
+            (rows) => rows.length === 3,
+            10_000,
+            'three endpoints registered',
+          );
+          expect(broker.deadLetters()).toEqual([]);
+        },
+      );
+    } finally {
+      stack.db.off('query', count);
+    }
+    const [hb1, hb2, hb3] = await registered(['hb1', 'hb2', 'hb3']);
+    expect(JSON.parse(hb1?.labels ?? '')).toEqual({ role: 'db' });
+    expect(hb2?.stopped_at).toBeNull();
+    expect(hb3?.stopped_at).toBeInstanceOf(Date);
+    expect(inserts).toHaveLength(1);
+  });
+
+  it('hands heartbeats back while their table is missing, and records them once it is back', async () => {
+    await stack.db.raw('RENAME TABLE endpoints TO endpoints_away');
+    let renamed = true;
+    try {
+      await recording([heartbeat('hb4'), heartbeat('hb5')], async (broker, lines) => {
+        await waitFor(
+          () =>
+            Promise.resolve(
+              logged(lines, 'could not record what agents sent; returning it to the queue').length,
+            ),
+          (n) => n >= 2,
+          10_000,
+          'the heartbeats handed back twice',
+        );
+        await stack.db.raw('RENAME TABLE endpoints_away TO endpoints');
+        renamed = false;
+        await waitFor(
+          () => registered(['hb4', 'hb5']),
+          (rows) => rows.length === 2,
+          20_000,
+          'both endpoints registered',
+        );
+        expect(broker.deadLetters()).toEqual([]);
+      });
+    } finally {
+      if (renamed) await stack.db.raw('RENAME TABLE endpoints_away TO endpoints');
+    }
+  });
+
+  it('dead-letters the heartbeat the database refuses, and records the others of its batch', async () => {
+    await stack.db.raw('ALTER TABLE endpoints MODIFY hostname VARCHAR(10) NOT NULL');
+    try {
+      await recording(
+        [heartbeat('hb6'), heartbeat('hb7', { hostname: 'h'.repeat(40) }), heartbeat('hb8')],
+        async (broker) => {
+          await waitFor(
+            () => Promise.resolve(broker.deadLetters().length),
+            (n) => n === 1,
+            10_000,
+            'the long hostname dead-lettered',
+          );
+          expect((await registered(['hb6', 'hb7', 'hb8'])).map((row) => row.name)).toEqual([
+            'hb6',
+            'hb8',
+          ]);
+        },
+      );
+    } finally {
+      await stack.db.raw('ALTER TABLE endpoints MODIFY hostname VARCHAR(255) NOT NULL');
+    }
+  });
+});

@@ -14,6 +14,7 @@ import { waitFor } from '../support/waiting';
 import { ROOT } from '../support/child-processes';
 import { startTestAgent, startTestServer, type RunningAgent } from '../support/in-process';
 import { getTask, postTask, waitForTerminal } from '../support/api-client';
+import { heartbeat } from '../support/messages';
 
 const run = promisify(execFile);
 jest.setTimeout(120_000);
@@ -65,6 +66,38 @@ async function refused(
     }
   } finally {
     await connection.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Publish `message` to the results exchange as the agent of `endpoint`, under its own broker user,
+ * and wait until the recorder dead-lettered it.
+ */
+async function deadLetteredFromOwnUser(message: unknown): Promise<void> {
+  const deadQueue = brokerNames.deadQueue(stack.prefix);
+  const admin = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+  try {
+    const adminCh = await admin.createChannel();
+    const before = (await adminCh.checkQueue(deadQueue)).messageCount;
+    const err = await refused(agentUrl(endpoint), async (ch) => {
+      ch.publish(
+        brokerNames.resultsExchange(stack.prefix),
+        '',
+        Buffer.from(JSON.stringify(message)),
+        {
+          userId: `tasker-agent-${endpoint}`,
+        },
+      );
+    });
+    expect(err).toBeNull();
+    await waitFor(
+      async () => (await adminCh.checkQueue(deadQueue)).messageCount,
+      (n) => n > before,
+      5000,
+      'dead letter',
+    );
+  } finally {
+    await admin.close();
   }
 }
 
@@ -205,28 +238,7 @@ describe('reporting for another endpoint', () => {
   });
 
   it('is dead-lettered by the recorder when published under its own user', async () => {
-    const deadQueue = brokerNames.deadQueue(stack.prefix);
-    const admin = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
-    const adminCh = await admin.createChannel();
-    const before = (await adminCh.checkQueue(deadQueue)).messageCount;
-    const err = await refused(agentUrl(endpoint), async (ch) => {
-      ch.publish(
-        brokerNames.resultsExchange(stack.prefix),
-        '',
-        Buffer.from(JSON.stringify(forged())),
-        {
-          userId: `tasker-agent-${endpoint}`,
-        },
-      );
-    });
-    expect(err).toBeNull();
-    await waitFor(
-      async () => (await adminCh.checkQueue(deadQueue)).messageCount,
-      (n) => n > before,
-      5000,
-      'dead letter',
-    );
-    await admin.close();
+    await deadLetteredFromOwnUser(forged());
     const task = await getTask(server.url, 'worker', 'sec-2');
     expect(task.taskResponseList).toHaveLength(1);
     expect(task.taskResponseList[0]).toMatchObject({
@@ -234,6 +246,27 @@ describe('reporting for another endpoint', () => {
       status: 'PENDING',
       payload: null,
     });
+  });
+});
+
+describe('heartbeats', () => {
+  it('register an agent under its own broker user', async () => {
+    const found = await waitFor(
+      async () =>
+        (await (await fetch(`${server.url}/endpoints/${endpoint}`)).json()) as {
+          registration?: { status?: string };
+        },
+      (body) => body.registration?.status === 'online',
+      10_000,
+      `${endpoint} registered`,
+    );
+    expect(found).toMatchObject({ registration: { types: ['worker'] } });
+  });
+
+  it('for another endpoint, under its own user, are dead-lettered and register nothing', async () => {
+    const forged = heartbeat(`ghost-${stack.prefix}`);
+    await deadLetteredFromOwnUser(forged);
+    expect((await fetch(`${server.url}/endpoints/${forged.endpoint}`)).status).toBe(404);
   });
 });
 

@@ -25,6 +25,13 @@ import {
   recordResultEvents,
   relayDueTasks,
   sweepDeadlines,
+  findEndpointRow,
+  forgetEndpoint,
+  listEndpoints,
+  recordHeartbeats,
+  registryOf,
+  selectEndpoints,
+  type EndpointFilter,
   type NewTask,
   type Publishers,
   type TaskRow,
@@ -36,7 +43,7 @@ import { ConflictError, RESULT_LIMITS, UnavailableError } from '../../src/domain
 import { createLogger, type Logger } from '../../src/log';
 import type { DatabaseConfig } from '../../src/config/types';
 import { createTestStack } from '../support/stack';
-import { resultEvent as event } from '../support/messages';
+import { heartbeat, resultEvent as event } from '../support/messages';
 import { migrations } from '../../migrations';
 
 interface StoreFixture {
@@ -706,6 +713,109 @@ describe.each([
         expect(await status(held.id)).toBe('SENT');
       });
     }
+  });
+
+  describe('endpoint registry', () => {
+    const at = (ms: number) => new Date(Date.parse('2026-11-30T12:00:00Z') + ms);
+    const names = (page: { endpoints: Array<{ name: string }> }) =>
+      page.endpoints.map((e) => e.name);
+    const ANY: EndpointFilter = {
+      type: null,
+      labels: {},
+      statuses: null,
+      version: null,
+      handlerVersion: null,
+    };
+    beforeAll(async () => {
+      await stack.db('endpoints').delete();
+      // r1 web 15 s beats, r2 web stopped, r3 db on another version, r4 silent since long
+      await recordHeartbeats(
+        stack.db,
+        [
+          heartbeat('r1'),
+          heartbeat('r3', { labels: { role: 'db' }, version: '0.9.0', handlers: { worker: '2' } }),
+        ],
+        at(0),
+      );
+      await recordHeartbeats(stack.db, [heartbeat('r2', { phase: 'goodbye' })], at(0));
+      await recordHeartbeats(stack.db, [heartbeat('r4', { types: ['backup'] })], at(-3_600_000));
+    });
+
+    it('says online until three beats are missed, offline after, stopped after a goodbye', async () => {
+      const page = await listEndpoints(stack.db, ANY, { limit: 10, after: null }, at(44_999));
+      expect(Object.fromEntries(page.endpoints.map((e) => [e.name, e.status]))).toEqual({
+        r1: 'online',
+        r2: 'stopped',
+        r3: 'online',
+        r4: 'offline',
+      });
+      const later = await listEndpoints(stack.db, ANY, { limit: 10, after: null }, at(45_000));
+      expect(later.endpoints.find((e) => e.name === 'r1')).toMatchObject({
+        status: 'offline',
+        since: at(45_000).toISOString(),
+      });
+    });
+
+    it('filters by type, labels, status and versions, summing up every match', async () => {
+      const list = (filter: Partial<EndpointFilter>) =>
+        listEndpoints(stack.db, { ...ANY, ...filter }, { limit: 10, after: null }, at(1000));
+      expect(names(await list({ type: 'backup' }))).toEqual(['r4']);
+      expect(names(await list({ labels: { role: 'web' } }))).toEqual(['r1', 'r2', 'r4']);
+      expect(names(await list({ statuses: ['online'] }))).toEqual(['r1', 'r3']);
+      expect(names(await list({ version: '0.9.0' }))).toEqual(['r3']);
+      expect(names(await list({ type: 'worker', handlerVersion: '2' }))).toEqual(['r3']);
+      const { summary } = await list({});
+      expect(summary).toEqual({
+        total: 4,
+        statuses: { online: 2, offline: 1, stopped: 1 },
+        versions: { '1.0.0': 3, '0.9.0': 1 },
+        handlers: { worker: { 'sha256:0123456789ab': 3, '2': 1 } },
+      });
+    });
+
+    it('pages by name, the summary always of every match', async () => {
+      const first = await listEndpoints(stack.db, ANY, { limit: 3, after: null }, at(0));
+      expect(names(first)).toEqual(['r1', 'r2', 'r3']);
+      expect(first.next).toBe('r3');
+      const second = await listEndpoints(stack.db, ANY, { limit: 3, after: 'r3' }, at(0));
+      expect(names(second)).toEqual(['r4']);
+      expect(second.next).toBeNull();
+      expect(second.summary.total).toBe(4);
+    });
+
+    it('picks endpoints by selector, and says which it has never seen', async () => {
+      const now = at(1000);
+      expect(await selectEndpoints(stack.db, 'worker', '*', now)).toEqual(['r1', 'r2', 'r3']);
+      expect(
+        await selectEndpoints(
+          stack.db,
+          'worker',
+          { labels: { role: 'web' }, status: 'online' },
+          now,
+        ),
+      ).toEqual(['r1']);
+      expect(
+        await selectEndpoints(stack.db, 'backup', { labels: { role: 'db' }, status: null }, now),
+      ).toEqual([]);
+      const registry = await registryOf(stack.db, ['r1', 'r4', 'nobody'], now);
+      expect(registry.get('r1')).toMatchObject({ status: 'online' });
+      expect(registry.get('r4')).toMatchObject({ status: 'offline' });
+      expect(registry.get('nobody')).toEqual({ status: 'never_seen' });
+    });
+
+    it('keeps first_seen_at through a restart, updates the rest, and forgets on request', async () => {
+      const before = await findEndpointRow(stack.db, 'r2');
+      await recordHeartbeats(
+        stack.db,
+        [heartbeat('r2', { phase: 'hello', labels: { role: 'db' }, pid: 7 })],
+        at(5000),
+      );
+      const after = await findEndpointRow(stack.db, 'r2');
+      expect(after?.first_seen_at).toEqual(before?.first_seen_at);
+      expect(after).toMatchObject({ labels: '{"role":"db"}', pid: 7, stopped_at: null });
+      expect(await forgetEndpoint(stack.db, 'r2')).toBe(true);
+      expect(await forgetEndpoint(stack.db, 'r2')).toBe(false);
+    });
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * The task API over fetch, for tests that start the server themselves.
+ * The API over fetch, for tests that start the server themselves.
  */
 import { isTerminalTask } from '../../src/domain';
 import type { TaskWithResponses } from '../../src/store';
@@ -42,4 +42,31 @@ export function waitForTerminal(
     timeoutMs,
     `${type}/${identifier} to finish`,
   );
+}
+
+export interface Answer<T = unknown> {
+  status: number;
+  /** the JSON body, or null when there is none */
+  body: T;
+  headers: Headers;
+}
+
+/** Any request with an optional JSON body, answered with its status, JSON body and headers. */
+export async function callJson<T = unknown>(
+  url: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer<T>> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: (text === '' ? null : JSON.parse(text)) as T,
+    headers: res.headers,
+  };
 }

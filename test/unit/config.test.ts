@@ -112,6 +112,8 @@ describe('defaults', () => {
         stateDir: path.join(cwd, 'var', 'agent-state'),
         reportDelayMs: 200,
         isolation: 'process',
+        labels: {},
+        heartbeatMs: 15_000,
       },
       log: { level: 'info' },
     });

@@ -15,7 +15,7 @@ import {
 } from '../../src/server/recorder/isolate';
 import { acceptMessage, settleMessage, type Accepted } from '../../src/server/recorder/messages';
 import { outagePauseMs } from '../../src/server/recorder';
-import { resultEvent } from '../support/messages';
+import { heartbeat, resultEvent } from '../support/messages';
 
 interface FakeDelivery extends Delivery {
   settled: 'ack' | 'requeue' | 'deadLetter' | null;
@@ -42,9 +42,9 @@ const refused = (code: string): Error => Object.assign(new Error(code), { code }
 describe('acceptMessage and settleMessage', () => {
   it('takes a valid message, and acks it once every event is recorded', () => {
     const d = delivery([resultEvent(1, 'e1'), resultEvent(2, 'e1')]);
-    const accepted = acceptMessage(d, null, silentLogger);
-    expect(accepted?.events.map((e) => e.task_id)).toEqual([1, 2]);
-    expect(accepted?.keep).toBe(false);
+    const accepted = acceptMessage(d, null, silentLogger) as Accepted;
+    expect(accepted.events.map((e) => e.task_id)).toEqual([1, 2]);
+    expect(accepted.keep).toBe(false);
     settleMessage(accepted as Accepted, new Set(), silentLogger);
     expect(d.settled).toBe('ack');
   });
@@ -74,6 +74,29 @@ describe('acceptMessage and settleMessage', () => {
     const forged = delivery(event, 'tasker-agent-web2');
     expect(acceptMessage(forged, 'tasker-agent-', silentLogger)).toBeNull();
     expect(forged.settled).toBe('deadLetter');
+  });
+
+  it('takes a heartbeat apart from results, and only from its own broker user when told to', () => {
+    const own = acceptMessage(
+      delivery(heartbeat('web1'), 'tasker-agent-web1'),
+      'tasker-agent-',
+      silentLogger,
+    );
+    expect(own).toMatchObject({ heartbeat: { endpoint: 'web1', labels: { role: 'web' } } });
+    const forged = delivery(heartbeat('web1'), 'tasker-agent-web2');
+    expect(acceptMessage(forged, 'tasker-agent-', silentLogger)).toBeNull();
+    expect(forged.settled).toBe('deadLetter');
+  });
+
+  it.each([
+    ['a phase it does not know', { phase: 'hi' }],
+    ['a label that is not a string', { labels: { rack: 3 } }],
+    ['an interval under 100 ms', { interval_ms: 5 }],
+    ['an endpoint that is no name', { endpoint: '../etc' }],
+  ])('dead-letters a heartbeat with %s', (_what, extra) => {
+    const d = delivery({ ...heartbeat('web1'), ...extra });
+    expect(acceptMessage(d, null, silentLogger)).toBeNull();
+    expect(d.settled).toBe('deadLetter');
   });
 
   it('dead-letters a message with an event for a task that does not exist', () => {

@@ -47,11 +47,17 @@ describe('parseCreateTaskBody: accepted bodies', () => {
       identifier: 'e7bd91d0-16ad-11e2-892e-0800200c9a66',
       payload: { foo: 'bar' },
       endpoints: ['console1', 'console2'],
+      selector: null,
     });
   });
 
   it('defaults a missing payload to null and missing endpoints to a broadcast', () => {
-    expect(parse({ identifier: 'x' })).toEqual({ identifier: 'x', payload: null, endpoints: null });
+    expect(parse({ identifier: 'x' })).toEqual({
+      identifier: 'x',
+      payload: null,
+      endpoints: null,
+      selector: null,
+    });
   });
 
   it('reads endpoints null as a broadcast', () => {
@@ -103,6 +109,7 @@ describe('parseCreateTaskBody: accepted bodies', () => {
       identifier: text,
       payload: { text, list: [text] },
       endpoints: null,
+      selector: null,
     });
   });
 });
@@ -214,12 +221,48 @@ describe('parseCreateTaskBody: rejected bodies', () => {
 
   it.each([
     ['a string', 'console1'],
-    ['an object', { 0: 'console1' }],
     ['a number', 1],
     ['true', true],
   ])('rejects endpoints that are %s', (_what, endpoints) => {
     const err = validationError(() => parse({ identifier: 'x', endpoints }), 'endpoints');
-    expect(err.message).toContain('must be an array');
+    expect(err.message).toContain('must be a list of endpoint names, "*", or a selector');
+  });
+
+  it.each([
+    ['an unknown key', { 0: 'console1' }, 'endpoints.0', 'is not a known field'],
+    [
+      'a misspelt key',
+      { label: { role: 'web' } },
+      'endpoints.label',
+      'expected one of: labels, status',
+    ],
+    ['a label that is a number', { labels: { rack: 3 } }, 'endpoints.labels.rack', 'string'],
+    ['a label that is null', { labels: { role: null } }, 'endpoints.labels.role', 'string'],
+    ['labels that are a list', { labels: ['web'] }, 'endpoints.labels', 'object'],
+    [
+      'a label name with a space',
+      { labels: { 'my role': 'web' } },
+      'endpoints.labels.my role',
+      'label name',
+    ],
+    ['a status it does not know', { status: 'up' }, 'endpoints.status', 'online, offline, stopped'],
+    ['neither labels nor status', {}, 'endpoints', 'must select by labels or status'],
+  ])('rejects a selector with %s, naming the field', (_what, endpoints, field, problem) => {
+    const err = validationError(() => parse({ identifier: 'x', endpoints }), field);
+    expect(err.message).toContain(problem);
+  });
+
+  it('takes "*" and a selector of labels and status', () => {
+    expect(parse({ identifier: 'x', endpoints: '*' })).toMatchObject({
+      endpoints: null,
+      selector: '*',
+    });
+    expect(
+      parse({ identifier: 'x', endpoints: { labels: { role: 'web' }, status: 'online' } }),
+    ).toMatchObject({ endpoints: null, selector: { labels: { role: 'web' }, status: 'online' } });
+    expect(
+      parse({ identifier: 'x', endpoints: { labels: { role: 'web' } }, rollout: { batch: 2 } }),
+    ).toMatchObject({ selector: { labels: { role: 'web' }, status: null } });
   });
 
   it('rejects more endpoints than the limit', () => {

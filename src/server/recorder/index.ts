@@ -1,5 +1,6 @@
 /**
- * The recorder turns result events from the agents into response rows. It checks every message
+ * The recorder turns result events from the agents into response rows, and their heartbeats
+ * into the endpoint registry (heartbeats.ts). It checks every message
  * (messages.ts), writes a batch in one transaction, and acks only after the commit. A batch the
  * database could not take goes back to the queue after a pause that grows while failures last,
  * so an outage is no busy loop; when the batch failed for something in it rather than the
@@ -11,7 +12,8 @@ import type { ResultEvent } from '../../domain';
 import type { Logger } from '../../log';
 import { failsEveryWrite, recordResultEvents, type Db, type TaskChange } from '../../store';
 import { FailureCounts, isolateBadMessages, type WriteResult } from './isolate';
-import { acceptMessage, settleMessage, type Accepted } from './messages';
+import { recordHeartbeatDeliveries } from './heartbeats';
+import { acceptMessage, settleMessage, type Accepted, type HeardBeat } from './messages';
 
 export interface RecorderOptions {
   batchSize: number;
@@ -61,17 +63,16 @@ export async function startRecorder(
   const settle = (message: Accepted, orphaned: ReadonlySet<ResultEvent>): void =>
     settleMessage(message, orphaned, log);
 
-  const onBatch = async (deliveries: Delivery[]): Promise<void> => {
-    const accepted = deliveries
-      .map((delivery) => acceptMessage(delivery, agentUserPrefix, log))
-      .filter((a): a is Accepted => a !== null);
-    if (accepted.length === 0) return;
+  /** Record the batch's result events; returns what to hand back to the queue, and why. */
+  const recordResults = async (
+    accepted: Accepted[],
+  ): Promise<{ retry: Delivery[]; error?: unknown }> => {
+    if (accepted.length === 0) return { retry: [] };
     const batch = await write(accepted.flatMap((a) => a.events));
     if (!('error' in batch)) {
       const orphaned = new Set(batch.orphaned);
       for (const message of accepted) settle(message, orphaned);
-      handedBack = 0;
-      return;
+      return { retry: [] };
     }
     // A failure every write meets hands the batch back; after a few in a row, look anyway: a
     // batch too large for a statement timeout or the lock table looks the same. The search
@@ -80,19 +81,38 @@ export async function startRecorder(
       failsEveryWrite(batch.error) && handedBack < ISOLATE_AFTER_FAILURES
         ? accepted
         : await isolateBadMessages(accepted, batch.error, { write, settle, failures, log });
+    return { retry: retry.map((message) => message.delivery), error: batch.error };
+  };
+
+  const onBatch = async (deliveries: Delivery[]): Promise<void> => {
+    const results: Accepted[] = [];
+    const beats: HeardBeat[] = [];
+    for (const delivery of deliveries) {
+      const taken = acceptMessage(delivery, agentUserPrefix, log);
+      if (taken === null) continue;
+      if ('heartbeat' in taken) beats.push(taken);
+      else results.push(taken);
+    }
+    // side by side: a batch of heartbeats is one upsert of another table, and results are
+    // acked as soon as theirs commit
+    const [fromResults, fromBeats] = await Promise.all([
+      recordResults(results),
+      recordHeartbeatDeliveries(db, beats, log),
+    ]);
+    const retry = [...fromResults.retry, ...fromBeats.retry];
     if (retry.length === 0) {
       handedBack = 0;
       return;
     }
     handedBack += 1;
     const pause = outagePauseMs(handedBack);
-    log.warn('could not record result events; returning them to the queue', {
-      err: batch.error,
+    log.warn('could not record what agents sent; returning it to the queue', {
+      err: fromResults.error ?? fromBeats.error,
       messages: retry.length,
       pause_ms: pause,
     });
     await new Promise((resolve) => setTimeout(resolve, pause));
-    for (const { delivery } of retry) delivery.requeue();
+    for (const delivery of retry) delivery.requeue();
   };
   return broker.consumeResults(
     { batchSize: options.batchSize, prefetch: options.prefetch, lingerMs: options.lingerMs ?? 10 },

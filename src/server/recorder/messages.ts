@@ -1,11 +1,12 @@
 /**
- * One result message as the recorder takes it: parsed and checked (an invalid message is
+ * One message from an agent as the recorder takes it: parsed and checked (an invalid message is
  * dead-lettered, an invalid event among valid ones is refused and the rest kept), its
- * publisher checked against the endpoint it reports for, and settled once written: acked, or
- * dead-lettered when some of its events could not be recorded.
+ * publisher checked against the endpoint it speaks for, and settled once written: acked, or
+ * dead-lettered when some of its events could not be recorded. It holds result events or a
+ * heartbeat.
  */
 import type { Delivery } from '../../broker';
-import { parseResultMessage, type ResultEvent, type ResultMessage } from '../../domain';
+import { parseAgentMessage, type Heartbeat, type ResultEvent } from '../../domain';
 import type { Logger } from '../../log';
 
 export interface Accepted {
@@ -15,39 +16,53 @@ export interface Accepted {
   keep: boolean;
 }
 
-/** Why an event cannot be trusted, or null when it can. */
+/** A heartbeat taken from an agent, to record with the others of its batch. */
+export interface HeardBeat {
+  delivery: Delivery;
+  heartbeat: Heartbeat;
+}
+
+/** Why a message for `endpoint` cannot be trusted, or null when it can. */
 export function untrusted(
   delivery: Delivery,
-  event: ResultEvent,
+  endpoint: string,
   agentUserPrefix: string | null,
 ): string | null {
   if (agentUserPrefix === null) return null;
-  const expected = `${agentUserPrefix}${event.endpoint}`;
+  const expected = `${agentUserPrefix}${endpoint}`;
   if (delivery.userId === expected) return null;
-  return `event for endpoint ${event.endpoint} published by broker user ${JSON.stringify(
+  return `message for endpoint ${endpoint} published by broker user ${JSON.stringify(
     delivery.userId,
   )}, not ${JSON.stringify(expected)}`;
 }
 
 /**
- * The message's events to record, or null when there are none (the delivery is then
- * dead-lettered): not JSON, no valid event, or published by another endpoint's broker user
- * when `agentUserPrefix` says who may publish for an endpoint.
+ * The message's events to record or its heartbeat, or null when there is nothing to record (the
+ * delivery is then dead-lettered): not JSON, no valid event, or published by another
+ * endpoint's broker user when `agentUserPrefix` says who may publish for an endpoint.
  */
 export function acceptMessage(
   delivery: Delivery,
   agentUserPrefix: string | null,
   log: Logger,
-): Accepted | null {
-  let message: ResultMessage;
+): Accepted | HeardBeat | null {
+  let parsed: ReturnType<typeof parseAgentMessage>;
   try {
-    message = parseResultMessage(delivery.content);
+    parsed = parseAgentMessage(delivery.content);
   } catch (err) {
-    log.warn('dead-lettering an invalid result message', { err });
+    log.warn('dead-lettering an invalid message from an agent', { err });
     delivery.deadLetter();
     return null;
   }
-  const { events, invalid } = message;
+  if (parsed.kind === 'heartbeat') {
+    const { heartbeat } = parsed;
+    const distrust = untrusted(delivery, heartbeat.endpoint, agentUserPrefix);
+    if (distrust === null) return { delivery, heartbeat };
+    log.warn('dead-lettering a heartbeat from the wrong broker user', { reason: distrust });
+    delivery.deadLetter();
+    return null;
+  }
+  const { events, invalid } = parsed.message;
   if (invalid.length > 0) {
     log.warn('refusing invalid result events', { problems: invalid, recording: events.length });
   }
@@ -56,7 +71,7 @@ export function acceptMessage(
     return null;
   }
   // one endpoint per message (checked when parsing), so its first event speaks for all
-  const distrust = untrusted(delivery, events[0] as ResultEvent, agentUserPrefix);
+  const distrust = untrusted(delivery, (events[0] as ResultEvent).endpoint, agentUserPrefix);
   if (distrust !== null) {
     log.warn('dead-lettering a result message from the wrong broker user', {
       reason: distrust,
