@@ -373,8 +373,11 @@ export class AmqpBroker implements TaskBroker {
   consumeChanges(onChange: (event: ChangeEvent) => void): Promise<Subscription> {
     return this.subscribe(async (ch, _managed, consume) => {
       await declareCommon(ch, this.prefix);
-      // a queue of this process's own, named by the broker, gone with its connection
-      const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
+      // a queue of this process's own, gone with its connection
+      const { queue } = await ch.assertQueue(names.watchQueue(this.prefix, uuidv7()), {
+        exclusive: true,
+        autoDelete: true,
+      });
       await ch.bindQueue(queue, names.eventsExchange(this.prefix), '#');
       await consume(queue, (message) => {
         if (message === null) {
