@@ -96,7 +96,7 @@ export function startCpuMeter(roles: Record<string, number[]>): CpuMeter {
       const wall = (performance.now() - started) / 1000;
       const out: Record<string, CpuShare> = {};
       const share = (cpu: number): CpuShare => ({
-        cpu_s: Math.round(cpu * 10) / 10,
+        cpu_s: Math.round(cpu * 100) / 100,
         pct_of_core: wall <= 0 ? 0 : Math.round((100 * cpu) / wall),
       });
       for (const [role, pids] of Object.entries(roles)) {

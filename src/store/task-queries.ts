@@ -2,6 +2,7 @@
  * Reading tasks back: one by its type and identifier or its id, with or without its endpoints'
  * responses; one endpoint's response with its history; pages of tasks, newest first.
  */
+import type { Knex } from 'knex';
 import type { TaskStatus } from '../domain';
 import { asStoreError, type Db } from './db';
 import type { HistoryRow, ResponseRow, TaskRow } from './rows';
@@ -104,28 +105,34 @@ export interface TaskPage {
 const escapeLike = (text: string): string => text.replace(/[!%_]/g, (c) => `!${c}`);
 
 /**
+ * The query behind a page of tasks (one row more than the page, to tell whether another
+ * follows); the benchmark EXPLAINs it.
+ */
+export function listTasksQuery(db: Db, filter: TaskFilter): Knex.QueryBuilder {
+  const query = db('tasks')
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.type !== undefined) query.where('type', filter.type);
+  if (filter.statuses !== undefined) query.whereIn('status', filter.statuses);
+  if (filter.since !== undefined) query.where('created_at', '>=', filter.since);
+  if (filter.until !== undefined) query.where('created_at', '<', filter.until);
+  if (filter.beforeId !== undefined) query.where('id', '<', filter.beforeId);
+  if (filter.identifierPrefix !== undefined) {
+    query.whereRaw("identifier LIKE ? ESCAPE '!'", [`${escapeLike(filter.identifierPrefix)}%`]);
+  }
+  if (filter.endpoint !== undefined) {
+    query.whereIn('id', db('task_responses').select('task_id').where('endpoint', filter.endpoint));
+  }
+  return query;
+}
+
+/**
  * A page of tasks, newest first (by id, which grows with creation). Keyset pagination: the next
  * page starts below the last id, so it neither skips nor repeats while tasks are added.
  */
 export async function listTasks(db: Db, filter: TaskFilter): Promise<TaskPage> {
   try {
-    const query = db('tasks')
-      .orderBy('id', 'desc')
-      .limit(filter.limit + 1);
-    if (filter.type !== undefined) query.where('type', filter.type);
-    if (filter.statuses !== undefined) query.whereIn('status', filter.statuses);
-    if (filter.since !== undefined) query.where('created_at', '>=', filter.since);
-    if (filter.until !== undefined) query.where('created_at', '<', filter.until);
-    if (filter.beforeId !== undefined) query.where('id', '<', filter.beforeId);
-    if (filter.identifierPrefix !== undefined) {
-      query.whereRaw("identifier LIKE ? ESCAPE '!'", [`${escapeLike(filter.identifierPrefix)}%`]);
-    }
-    if (filter.endpoint !== undefined) {
-      query.whereIn(
-        'id',
-        db('task_responses').select('task_id').where('endpoint', filter.endpoint),
-      );
-    }
+    const query = listTasksQuery(db, filter);
     const rows = (await query) as TaskRow[];
     const page = rows.slice(0, filter.limit);
     const more = rows.length > filter.limit;
