@@ -16,7 +16,7 @@ import { MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS } from '../domain/fleet';
 import { checkEndpoint, checkTaskType } from '../domain/names';
 import { LOG_LEVELS } from '../log';
 import { bool, bytes, dir, dirs, duration, int, list, oneOf } from './kinds';
-import { labels, rollout, seconds, share, string, url } from './kinds';
+import { commands, labels, rollout, seconds, share, string, url } from './kinds';
 import type { At, Setting } from './kinds';
 import { absoluteDatabaseUrl } from './urls';
 
@@ -122,10 +122,14 @@ export const SECTIONS = {
       check: (endpoint, at) => checkEndpoint(endpoint, at.path, at.fail),
     }),
     handlers_dir: dirs(
-      (packageRoot: string) => [path.join(packageRoot, 'dist', 'handlers')],
-      'directories of <type>.js handlers, first match wins',
+      (packageRoot: string) => [
+        path.join(packageRoot, 'dist', 'handlers'),
+        path.join(packageRoot, 'handlers'),
+      ],
+      'directories of <type>.js and executable <type> handlers, first match wins',
       { flag: '--handlers DIRS' },
     ),
+    handlers: commands({}, 'task types whose handler is a command: {deploy: {command: [...]}}'),
     concurrency: int(4, 'tasks run at once', { min: 1, max: 1000, flag: '--concurrency N' }),
     prefetch: int(32, 'deliveries held, at least concurrency', {
       ...PREFETCH,

@@ -106,7 +106,11 @@ describe('defaults', () => {
       },
       agent: {
         endpoint: null,
-        handlersDirs: [path.join(PACKAGE_ROOT, 'dist', 'handlers')],
+        handlersDirs: [
+          path.join(PACKAGE_ROOT, 'dist', 'handlers'),
+          path.join(PACKAGE_ROOT, 'handlers'),
+        ],
+        handlers: {},
         concurrency: 4,
         prefetch: 32,
         stateDir: path.join(cwd, 'var', 'agent-state'),
