@@ -6,6 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Delivery, Subscription, TaskBroker } from '../broker';
 import {
@@ -492,6 +493,22 @@ export class Agent {
     if (this.finished.size > FINISHED_CACHE) {
       const oldest = this.finished.keys().next().value;
       if (oldest !== undefined) this.finished.delete(oldest);
+    }
+  }
+
+  /**
+   * Resolves once this agent has nothing left to do: no task held or running, and its queues
+   * empty, at two checks `intervalMs` apart (for `tasker agent --burst`). A check the broker
+   * cannot answer (it is away) counts as work left. Resolves at once when the agent closes.
+   */
+  async drained(intervalMs = 500): Promise<void> {
+    const { broker, endpoint, types } = this.options;
+    let quiet = 0;
+    while (quiet < 2 && this.closing === null) {
+      await sleep(intervalMs);
+      const waiting =
+        this.inFlight.size > 0 ? 1 : await broker.waitingTasks(endpoint, types).catch(() => 1);
+      quiet = waiting === 0 && this.inFlight.size === 0 ? quiet + 1 : 0;
     }
   }
 

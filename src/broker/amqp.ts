@@ -493,6 +493,24 @@ export class AmqpBroker implements TaskBroker {
     };
   }
 
+  async waitingTasks(endpoint: string, types: readonly string[]): Promise<number> {
+    const connection = this.session.current;
+    if (connection === null) throw this.unavailable('not connected');
+    // a channel of its own: checking a queue that is not there closes the channel
+    const probe = await connection.createChannel();
+    probe.on('error', () => undefined);
+    try {
+      let waiting = 0;
+      for (const type of types) {
+        const queue = names.endpointQueue(this.prefix, type, endpoint);
+        waiting += (await probe.checkQueue(queue)).messageCount;
+      }
+      return waiting;
+    } finally {
+      await probe.close().catch(() => undefined);
+    }
+  }
+
   consumeTasks(
     options: ConsumeTasksOptions,
     onTask: (delivery: Delivery) => Promise<void>,

@@ -96,7 +96,11 @@ export function createAgent(
   });
 }
 
-export async function agentCommand(config: TaskerConfig): Promise<void> {
+/**
+ * `tasker agent`; with `burst`, it stops by itself (goodbye, exit 0) once its queues are empty
+ * and nothing runs: for an agent started by cron or a CI job.
+ */
+export async function agentCommand(config: TaskerConfig, burst = false): Promise<void> {
   const endpoint = config.agent.endpoint;
   if (endpoint === null) {
     throw new Error(
@@ -141,4 +145,10 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
   );
   // started by `tasker up` (an IPC channel to it): when it goes, without a word, go too
   if (process.send !== undefined) process.once('disconnect', () => stop('parent gone'));
+  if (burst) {
+    log.info('burst: running until the queues are empty and nothing runs');
+    await agent.drained();
+    log.info('burst: the queues are empty and nothing runs; stopping');
+    stop('burst done');
+  }
 }

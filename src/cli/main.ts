@@ -52,7 +52,7 @@ async function main(argv: string[]): Promise<void> {
     case 'server':
       return (await import('./commands.js')).serverCommand(config, values.migrate === true);
     case 'agent':
-      return (await import('./agent-command.js')).agentCommand(config);
+      return (await import('./agent-command.js')).agentCommand(config, values.burst === true);
     case 'migrate':
       return (await import('./commands.js')).migrateCommand(
         config,
