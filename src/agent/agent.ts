@@ -22,6 +22,7 @@ import type { Logger } from '../log';
 import { VERSION } from '../package';
 import { AttemptJournal } from './attempts';
 import { HeartbeatSender } from './heartbeat';
+import { OutputCapture, type CapturedOutput } from './output';
 import { lockStateDir, type DirLock } from './lock';
 import { ReportSender } from './reports';
 import type { HandlerTask } from './contract';
@@ -36,6 +37,8 @@ export interface AgentOptions {
   broker: TaskBroker;
   /** handlers run at once */
   concurrency: number;
+  /** output kept of a run, in bytes (head and tail); default 64 KiB */
+  outputLimitBytes?: number;
   /** deliveries held at once (at least `concurrency`): the rest wait in order for a slot */
   prefetch?: number;
   reportDelayMs: number;
@@ -55,6 +58,8 @@ export interface AgentOptions {
 export const HEARTBEAT_MS = 15_000;
 /** on close, how long running handlers may take to finish by default */
 export const DRAIN_TIMEOUT_MS = 30_000;
+/** output kept of a run when the agent is not told (agent.output_limit) */
+export const OUTPUT_LIMIT_BYTES = 64 * 1024;
 // results kept to answer redeliveries without rerunning; older duplicates rerun (handlers are idempotent)
 const FINISHED_CACHE = 1000;
 const PROGRESS_INTERVAL_MS = 1000;
@@ -403,13 +408,23 @@ export class Agent {
       this.log.warn('failing task without running it', { task_id: task.id, errmsg });
       return this.event(task, attempt, { event: 'finished', status: 'FAILED', errnr: 1, errmsg });
     }
-    const outcome = await this.run(task, attempt);
+    const { outcome, output } = await this.run(task, attempt);
     if (outcome.abandoned) return SHUTDOWN;
     const { status, errnr, errmsg, payload } = outcome;
-    return this.event(task, attempt, { event: 'finished', status, errnr, errmsg, payload });
+    return this.event(task, attempt, {
+      event: 'finished',
+      status,
+      errnr,
+      errmsg,
+      payload,
+      ...(output === null ? {} : { output: output.text, output_bytes: output.bytes }),
+    });
   }
 
-  private async run(task: TaskMessage, attempt: number): Promise<Outcome> {
+  private async run(
+    task: TaskMessage,
+    attempt: number,
+  ): Promise<{ outcome: Outcome; output: CapturedOutput | null }> {
     const log = this.log.child({ task_id: task.id, type: task.type, attempt });
     let lastProgress = 0;
     const send = (fields: Partial<ResultEvent>): void => {
@@ -449,6 +464,7 @@ export class Agent {
     if (this.shutdown.signal.aborted) onShutdown();
     else this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
     this.stops.set(key, stop);
+    const output = new OutputCapture(this.options.outputLimitBytes ?? OUTPUT_LIMIT_BYTES);
     try {
       log.debug('running task');
       const outcome = await this.options.runner.run({
@@ -459,9 +475,10 @@ export class Agent {
         signal: stop.signal,
         log,
         progress,
+        output: (stream, line) => output.add(stream, line),
       });
       log.info('task finished', { status: outcome.status, errnr: outcome.errnr });
-      return outcome;
+      return { outcome, output: output.result() };
     } finally {
       clearTimeout(started);
       this.stops.delete(key);

@@ -78,25 +78,34 @@ function runEnv(spec: CommandSpec, request: RunRequest, files: Record<string, st
   };
 }
 
-/** Calls `onLine` with each complete line of a stream; a line too long is dropped. */
-function lines(onLine: (line: string) => void): (chunk: string) => void {
+/**
+ * Calls `onLine` with each line of a stream, the last one (without a newline) at its end; a line
+ * longer than MAX_LINE_CHARS is dropped.
+ */
+function lines(onLine: (line: string) => void): { push(chunk: string): void; end(): void } {
   let partial = '';
   let dropping = false;
-  return (chunk) => {
-    let text = chunk;
-    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n')) {
-      const line = partial + text.slice(0, end);
-      if (!dropping) onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+  return {
+    push: (chunk) => {
+      let text = chunk;
+      for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n')) {
+        const line = partial + text.slice(0, end);
+        if (!dropping) onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+        partial = '';
+        dropping = false;
+        text = text.slice(end + 1);
+      }
+      if (dropping) return;
+      partial += text;
+      if (partial.length > MAX_LINE_CHARS) {
+        partial = '';
+        dropping = true;
+      }
+    },
+    end: () => {
+      if (!dropping && partial !== '') onLine(partial);
       partial = '';
-      dropping = false;
-      text = text.slice(end + 1);
-    }
-    if (dropping) return;
-    partial += text;
-    if (partial.length > MAX_LINE_CHARS) {
-      partial = '';
-      dropping = true;
-    }
+    },
   };
 }
 
@@ -162,18 +171,21 @@ export async function runCommand(
     child.stdin.on('error', () => undefined); // a command that does not read its stdin
     child.stdin.end(taskJson);
     child.stdout.setEncoding('utf8');
-    child.stdout.on(
-      'data',
-      lines((line) => {
-        const said = parseCommandLine(line);
-        if (said?.kind === 'progress') request.progress(said.current, said.total, said.text);
-        if (said?.kind === 'result') resultLine = said.json;
-      }),
-    );
+    const stdoutLines = lines((line) => {
+      request.output?.('stdout', line);
+      const said = parseCommandLine(line);
+      if (said?.kind === 'progress') request.progress(said.current, said.total, said.text);
+      if (said?.kind === 'result') resultLine = said.json;
+    });
+    child.stdout.on('data', stdoutLines.push);
+    child.stdout.on('end', stdoutLines.end);
     child.stderr.setEncoding('utf8');
+    const stderrLines = lines((line) => request.output?.('stderr', line));
     child.stderr.on('data', (chunk: string) => {
       stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
+      stderrLines.push(chunk);
     });
+    child.stderr.on('end', stderrLines.end);
 
     const exit = await new Promise<Exit>((resolve) => {
       child.once('error', (error: NodeJS.ErrnoException) =>

@@ -186,6 +186,7 @@ export class HandlerSandbox implements HandlerRunner {
         break;
       case 'log':
         relayLogLine(run.request.log, message.line);
+        run.request.output?.('log', message.line.trimEnd());
         break;
       case 'done':
         run.settle(message.outcome);

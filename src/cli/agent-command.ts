@@ -92,6 +92,7 @@ export function createAgent(
     stateDir: config.agent.stateDir,
     labels: config.agent.labels,
     heartbeatMs: config.agent.heartbeatMs,
+    outputLimitBytes: config.agent.outputLimitBytes,
     log,
   });
 }

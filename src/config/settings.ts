@@ -13,6 +13,7 @@
  */
 import path from 'node:path';
 import { MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS } from '../domain/fleet';
+import { RESULT_LIMITS } from '../domain/messages';
 import { checkEndpoint, checkTaskType } from '../domain/names';
 import { LOG_LEVELS } from '../log';
 import { bool, bytes, dir, dirs, duration, int, list, oneOf } from './kinds';
@@ -134,6 +135,12 @@ export const SECTIONS = {
     prefetch: int(32, 'deliveries held, at least concurrency', {
       ...PREFETCH,
       flag: '--prefetch N',
+    }),
+    output_limit: bytes('64kb', 'output kept of a run (head and tail), sent with its result', {
+      check: (limit, at) => {
+        if (limit > RESULT_LIMITS.outputChars) throw at.fail(at.path, 'must be at most 1mb');
+        return limit;
+      },
     }),
     state_dir: dir('var/agent-state', 'where the attempt journal survives restarts'),
     report_delay: duration('200ms', 'a handler still running then is reported RUNNING'),

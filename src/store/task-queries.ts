@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import type { TaskStatus } from '../domain';
 import { asStoreError, engineOf, type Db } from './db';
-import type { HistoryRow, ResponseRow, TaskRow } from './rows';
+import type { HistoryRow, OutputRow, ResponseRow, TaskRow } from './rows';
 import {
   toHistoryView,
   toResponseView,
@@ -55,9 +55,13 @@ export async function findTask(
   }
 }
 
-/** One endpoint's response to a task: as it is now, and its earlier rounds and attempts. */
+/**
+ * One endpoint's response to a task: as it is now, and its earlier rounds and attempts, each
+ * with the output its run printed (null: none, or not finished).
+ */
 export interface ResponseDetail extends ResponseView {
-  history: HistoryView[];
+  output: string | null;
+  history: Array<HistoryView & { output: string | null }>;
 }
 
 export async function findResponse(
@@ -69,10 +73,25 @@ export async function findResponse(
     const row = (await db('task_responses').where({ task_id: taskId, endpoint }).first()) as
       ResponseRow | undefined;
     if (row === undefined) return null;
-    const history = (await db('response_history')
-      .where({ task_id: taskId, endpoint })
-      .orderBy(['round', 'attempt', 'id'])) as HistoryRow[];
-    return { ...toResponseView(row), history: history.map(toHistoryView) };
+    const [history, outputs] = await Promise.all([
+      db('response_history')
+        .where({ task_id: taskId, endpoint })
+        .orderBy(['round', 'attempt', 'id']) as Promise<HistoryRow[]>,
+      db('response_outputs')
+        .where({ task_id: taskId, endpoint })
+        .select('round', 'attempt', 'output') as Promise<OutputRow[]>,
+    ]);
+    const outputOf = (run: { round: number; attempt: number }): string | null =>
+      outputs.find(
+        (o) => Number(o.round) === Number(run.round) && Number(o.attempt) === Number(run.attempt),
+      )?.output ?? null;
+    const finished = (run: ResponseRow | HistoryRow): string | null =>
+      run.finished_at === null ? null : outputOf(run);
+    return {
+      ...toResponseView(row),
+      output: finished(row),
+      history: history.map((entry) => ({ ...toHistoryView(entry), output: finished(entry) })),
+    };
   } catch (err) {
     throw asStoreError(err);
   }

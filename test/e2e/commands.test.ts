@@ -27,6 +27,7 @@ const DEPLOY = `#!/bin/sh
 echo "::progress 1/2 fetching $2"
 [ "$2" = slow ] && sleep 60
 [ "$2" = bad ] && { echo "no release named bad" >&2; exit 5; }
+[ "$2" = loud ] && { yes 'building the release' | head -c 200000000; echo; }
 echo "::progress 2/2 switching"
 node -e 'console.log("::result " + JSON.stringify({ deployed: process.argv[1], cwd: process.cwd() }))' "$2"
 `;
@@ -119,6 +120,43 @@ it('runs a declared command with the payload field as one argument, in its cwd',
   expect(task.taskResponseList[0]?.payload).toEqual({ deployed: version, cwd: dir });
   expect(existsSync(join(dir, 'INJECTED'))).toBe(false);
   expect(existsSync(join(dir, 'INJECTED2'))).toBe(false);
+});
+
+it('keeps what the command printed: GET of the endpoint has it, the task says how long', async () => {
+  await postTask(url, 'deploy', {
+    identifier: 'd-out',
+    endpoints: ['web1'],
+    payload: { version: '2.0' },
+  });
+  const task = await waitForTerminal(url, 'deploy', 'd-out');
+  const bytes = task.taskResponseList[0]?.output_bytes ?? 0;
+  expect(bytes).toBeGreaterThan(0);
+  const detail = await callJson<{ output: string; output_bytes: number }>(
+    `${url}/deploy/d-out/responses/web1`,
+    'GET',
+  );
+  const lines = detail.body.output.split('\n').map((line) => line.replace(/^\S+ /, ''));
+  expect(lines.slice(0, 3)).toEqual([
+    'stdout ::progress 1/2 fetching 2.0',
+    'stdout ::progress 2/2 switching',
+    `stdout ::result {"deployed":"2.0","cwd":${JSON.stringify(dir)}}`,
+  ]);
+  expect(detail.body.output_bytes).toBe(bytes);
+});
+
+it('keeps the head and tail of 200 MB of output, within agent.output_limit', async () => {
+  await postTask(url, 'deploy', {
+    identifier: 'd-loud',
+    endpoints: ['web1'],
+    payload: { version: 'loud' },
+  });
+  const task = await waitForTerminal(url, 'deploy', 'd-loud', 120_000);
+  expect(task.task.status).toBe('DONE');
+  expect(task.taskResponseList[0]?.output_bytes).toBeGreaterThan(200_000_000);
+  const detail = await callJson<{ output: string }>(`${url}/deploy/d-loud/responses/web1`, 'GET');
+  expect(Buffer.byteLength(detail.body.output)).toBeLessThanOrEqual(64 * 1024 + 100);
+  expect(detail.body.output).toMatch(/… \d+ bytes left out …/);
+  expect(detail.body.output).toContain('stdout ::progress 2/2 switching');
 });
 
 it('fails with the exit code and the last line of stderr', async () => {

@@ -90,6 +90,25 @@ it('reports ::progress lines and takes the last ::result line as the payload', a
   ]);
 });
 
+it("hands each line of stdout and stderr to the run's output, the last one without a newline too", async () => {
+  const file = script('prints', 'echo out1; echo err1 >&2; echo out2; printf "err2" >&2');
+  const output: Array<[string, string]> = [];
+  const outcome = await runCommand(
+    spec([file]),
+    request({}, { output: (stream, line) => output.push([stream, line]) }),
+    1000,
+  );
+  expect(outcome.status).toBe('DONE');
+  expect(output.filter(([stream]) => stream === 'stdout')).toEqual([
+    ['stdout', 'out1'],
+    ['stdout', 'out2'],
+  ]);
+  expect(output.filter(([stream]) => stream === 'stderr')).toEqual([
+    ['stderr', 'err1'],
+    ['stderr', 'err2'],
+  ]);
+});
+
 it('a non-zero exit: FAILED, errnr the exit code, errmsg the last line of stderr', async () => {
   const file = script('fails', 'echo "starting" >&2; echo "disk full on /var" >&2; echo; exit 3');
   const outcome = await runCommand(spec([file]), request({}), 1000);

@@ -112,6 +112,7 @@ describe('defaults', () => {
         ],
         handlers: {},
         concurrency: 4,
+        outputLimitBytes: 65536,
         prefetch: 32,
         stateDir: path.join(cwd, 'var', 'agent-state'),
         reportDelayMs: 200,
