@@ -10,6 +10,7 @@ import type { SoakPhase } from './phases/soak';
 import type { WidthPhase } from './phases/width';
 import type { HeartbeatPhase, ListingPhase } from './phases/fleet';
 import type { WatchersResult } from './phases/watchers';
+import type { HandlerCost } from './phases/handler-cost';
 import { formatCpu } from './lib/cpu-meter';
 import { perUnit } from './lib/db-meter';
 import { fmtInt, fmtMb, fmtMs } from './lib/stats';
@@ -31,6 +32,7 @@ export interface Results {
   listing?: ListingPhase;
   heartbeats?: HeartbeatPhase;
   watchers?: WatchersResult;
+  handler_costs?: HandlerCost[];
   peak_rss: { server_bytes: number | null; agent_bytes: number | null };
   targets: Target[];
   errors: Array<{ phase: string; message: string }>;
@@ -263,6 +265,12 @@ export function render(r: Results): string {
       `${fmtMs(h.with.done.p50_ms)} / ${fmtMs(h.with.done.p99_ms)}`,
     ]);
     rows.push(['  CPU with heartbeats, % of one core', formatCpu(h.with.cpu)]);
+  }
+  for (const cost of r.handler_costs ?? []) {
+    rows.push([
+      `agent CPU per task: ${cost.handler} (${fmtInt(cost.tasks)} tasks)`,
+      `${cost.cpu_ms_per_task} ms, ${fmtInt(cost.tasks_per_s)} tasks/s`,
+    ]);
   }
   rows.push([
     'peak RSS: server (max over phases) / one agent process',

@@ -35,6 +35,7 @@ import { agentSoak, pipelineSoak } from './phases/soak';
 import { widthPhase } from './phases/width';
 import { heartbeatPhase, listingPhase } from './phases/fleet';
 import { watchersPhase } from './phases/watchers';
+import { handlerCosts } from './phases/handler-cost';
 import { checkTargets, render, type Results } from './report';
 
 const PHASES = ['ceilings', 'post', 'e2e', 'width', 'soak', 'fleet'] as const;
@@ -262,6 +263,14 @@ async function main(): Promise<number> {
         tasks: settings.soakTasks,
         concurrency: settings.agentConcurrency,
         prefetch: 32,
+        timeoutMs: quick ? 60_000 : 300_000,
+        progress,
+      });
+    });
+    await attempt('handler cost', async () => {
+      results.handler_costs = await handlerCosts({
+        tasks: quick ? 300 : 3000,
+        concurrency: 4,
         timeoutMs: quick ? 60_000 : 300_000,
         progress,
       });

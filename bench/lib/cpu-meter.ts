@@ -21,7 +21,7 @@ function statFields(pid: number): string[] | null {
  * CPU seconds of a process, with those of its children that ended (cutime, cstime): an
  * agent's handler processes that came and went count as the agent's.
  */
-function cpuSeconds(pid: number): number | null {
+export function cpuSeconds(pid: number): number | null {
   const fields = statFields(pid);
   if (fields === null) return null;
   const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]));
