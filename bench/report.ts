@@ -204,6 +204,11 @@ export function render(r: Results): string {
       `  one task in waves of ${ro.batch} (${ro.waves} waves), ${ro.status} after`,
       fmtMs(ro.done_ms),
     ]);
+    const n = w.narrow;
+    rows.push([
+      `  ${n.tasks} tasks each to ${n.addressed} of ${n.queues} endpoints: CPU per task, RabbitMQ / server`,
+      `${n.rabbitmq_cpu_ms_per_task} / ${n.server_cpu_ms_per_task} ms (all final after ${fmtMs(n.done_ms)})`,
+    ]);
   }
   const wa = r.watchers;
   if (wa) {
@@ -214,6 +219,11 @@ export function render(r: Results): string {
     rows.push([
       `  commit -> event read, p50 / p99 (${fmtInt(wa.events)} events)`,
       `${fmtMs(wa.commit_to_event.p50_ms)} / ${fmtMs(wa.commit_to_event.p99_ms)}`,
+    ]);
+    const wn = wa.narrow;
+    rows.push([
+      `  ${wn.tasks} tasks each to ${wn.addressed} of ${wn.queues} endpoints: CPU per task, RabbitMQ / server`,
+      `${wn.rabbitmq_cpu_ms_per_task} / ${wn.server_cpu_ms_per_task} ms (all final after ${fmtMs(wn.done_ms)})`,
     ]);
   }
   const soaks: Array<[string, SoakPhase | undefined]> = [

@@ -248,6 +248,7 @@ async function main(): Promise<number> {
         processes: settings.widthProcesses,
         agentsPerConnection: settings.agentsPerConnection,
         rounds: settings.widthRounds,
+        narrowTasks: quick ? 5 : 20,
         gets: settings.gets,
         timeoutMs: quick ? 20_000 : 60_000,
         stack,
@@ -303,6 +304,7 @@ async function main(): Promise<number> {
       results.watchers = await watchersPhase({
         watchers: quick ? 50 : 200,
         endpoints: 10,
+        narrowTasks: quick ? 20 : 100,
         timeoutMs: 60_000,
         stack,
         progress,

@@ -5,7 +5,7 @@
  */
 import * as http from 'node:http';
 import { sleep } from '../../test/support/waiting';
-import { startCpuMeter, type CpuShare } from '../lib/cpu-meter';
+import { servicePids, startCpuMeter, type CpuShare } from '../lib/cpu-meter';
 import { keepAliveAgent, request } from '../lib/http-load';
 import { TERMINAL, TYPE, startStack, type Stack, type StackOptions } from '../lib/phase-stack';
 import { endpointNames } from '../lib/http-load';
@@ -62,6 +62,48 @@ export async function rolloutOnce(
   };
 }
 
+export interface NarrowResult {
+  tasks: number;
+  /** endpoints each task names, of all that have a queue of the type */
+  addressed: number;
+  queues: number;
+  /** first POST → every task final */
+  done_ms: number | null;
+  /** RabbitMQ's and the server's CPU per task over that time */
+  rabbitmq_cpu_ms_per_task: number;
+  server_cpu_ms_per_task: number;
+}
+
+/**
+ * `tasks` tasks, each to 2 of the endpoints: the fanout exchange still copies each to every
+ * endpoint queue of the type (and each agent drops the copies not addressed to it), which is
+ * what a task for a few of many endpoints costs.
+ */
+export async function narrowTasks(
+  stack: Stack,
+  endpoints: string[],
+  tasks: number,
+  roles: Record<string, number[]>,
+  timeoutMs: number,
+): Promise<NarrowResult> {
+  const meter = startCpuMeter(roles);
+  const started = performance.now();
+  await busyTasks(stack, 'narrow', endpoints, tasks, 2, 0);
+  await allFinal(stack, 'narrow', timeoutMs);
+  const doneMs = Math.round(performance.now() - started);
+  const cpu = meter.stop();
+  const perTask = (role: string): number =>
+    Math.round(((cpu[role]?.cpu_s ?? 0) * 1000 * 100) / tasks) / 100;
+  return {
+    tasks,
+    addressed: 2,
+    queues: endpoints.length,
+    done_ms: doneMs,
+    rabbitmq_cpu_ms_per_task: perTask('rabbitmq'),
+    server_cpu_ms_per_task: perTask('server'),
+  };
+}
+
 export interface WatchersResult {
   watchers: number;
   tasks: number;
@@ -73,15 +115,21 @@ export interface WatchersResult {
   /** a task's updated_at (set in the transaction that changed it) → its `task` event read */
   commit_to_event: Latency;
   cpu_with: Record<string, CpuShare>;
+  /** the same narrow tasks as the width phase's, here with 10 endpoint queues */
+  narrow: NarrowResult;
 }
 
-/** `tasks` tasks of `perTask` endpoints each, kept busy 2-6 s; resolves once all are final. */
+/**
+ * Post `tasks` tasks of `perTask` endpoints each, kept busy 2-6 s (or `sleepMs` when given);
+ * resolves once all are posted.
+ */
 async function busyTasks(
   stack: Stack,
   label: string,
   endpoints: string[],
   tasks: number,
   perTask: number,
+  sleepMs?: number,
 ): Promise<string[]> {
   const agent = keepAliveAgent(8);
   const identifiers: string[] = [];
@@ -100,7 +148,7 @@ async function busyTasks(
           JSON.stringify({
             identifier,
             endpoints: targets,
-            payload: { sleep_ms: 2000 + (i % 5) * 1000 },
+            payload: { sleep_ms: sleepMs ?? 2000 + (i % 5) * 1000 },
           }),
         );
         if (res.status !== 201) throw new Error(`POST ${identifier}: ${res.status} ${res.body}`);
@@ -167,6 +215,8 @@ export interface WatchersOptions {
   watchers: number;
   /** endpoints (agents in one process); each busy task goes to 5 of them */
   endpoints: number;
+  /** tasks of 2 endpoints each after the watchers, to compare with the width phase's */
+  narrowTasks: number;
   timeoutMs: number;
   stack: StackOptions;
   progress: (line: string) => void;
@@ -210,6 +260,13 @@ export async function watchersPhase(options: WatchersOptions): Promise<WatchersR
     await allFinal(stack, 'watched', options.timeoutMs);
     const cpuWith = meter.stop();
     const withWatchers = cpuWith.server?.cpu_s ?? 0;
+    const narrow = await narrowTasks(
+      stack,
+      endpoints,
+      options.narrowTasks,
+      { server: [stack.server.pid], ...servicePids() },
+      options.timeoutMs,
+    );
     return {
       watchers,
       tasks: identifiers.length,
@@ -220,6 +277,7 @@ export async function watchersPhase(options: WatchersOptions): Promise<WatchersR
       events: counts.reduce((a, b) => a + b, 0),
       commit_to_event: latency(samples),
       cpu_with: cpuWith,
+      narrow,
     };
   } finally {
     await stack.close();

@@ -12,13 +12,15 @@ import { peakRss } from '../lib/run-processes';
 import { watchQueues } from '../lib/queue-watch';
 import { TYPE, startStack, TERMINAL, type StackOptions } from '../lib/phase-stack';
 import { latency, type Latency } from '../lib/stats';
-import { rolloutOnce, type RolloutResult } from './watchers';
+import { narrowTasks, rolloutOnce, type NarrowResult, type RolloutResult } from './watchers';
 
 export interface WidthPhaseOptions {
   endpoints: number;
   processes: number;
   /** Agents sharing one AmqpBroker (AMQP connection); 1 = a connection each */
   agentsPerConnection: number;
+  /** tasks of 2 endpoints each, to show what the fanout costs */
+  narrowTasks: number;
   /** tasks posted one after the other; the first one also declares the 1,000 queues */
   rounds: number;
   gets: number;
@@ -53,6 +55,7 @@ export interface WidthPhase {
   /** CPU per process over all rounds, in % of one core */
   cpu: Record<string, CpuShare>;
   rollout: RolloutResult;
+  narrow: NarrowResult;
 }
 
 export async function widthPhase(options: WidthPhaseOptions): Promise<WidthPhase> {
@@ -132,6 +135,14 @@ export async function widthPhase(options: WidthPhaseOptions): Promise<WidthPhase
     progress(
       `width: rollout ${rollout.status} in ${rollout.waves} waves after ${rollout.done_ms} ms`,
     );
+    progress(`width: ${options.narrowTasks} tasks, each to 2 of the ${endpoints.length} endpoints`);
+    const narrow = await narrowTasks(
+      stack,
+      endpoints,
+      options.narrowTasks,
+      { server: [stack.server.pid], ...servicePids() },
+      options.timeoutMs * 9,
+    );
 
     const later = rounds.slice(1).map((r) => r.done_ms ?? Number.POSITIVE_INFINITY);
     const warm = later.length === 0 ? [rounds[0]?.done_ms ?? null] : later.sort((a, b) => a - b);
@@ -150,6 +161,7 @@ export async function widthPhase(options: WidthPhaseOptions): Promise<WidthPhase
       agent_host_peak_rss_bytes: Math.max(...hosts.map((h) => peakRss(h.pid) ?? 0)) || null,
       cpu,
       rollout,
+      narrow,
     };
   } finally {
     progress('width: stopping server and agents, deleting database and queues');
