@@ -473,3 +473,52 @@ describe('bearer tokens', () => {
     await request(secured).get('/healthz').expect(200);
   });
 });
+
+describe('GET /types', () => {
+  it('lists the configured types with their effective settings', async () => {
+    const res = await request(app).get('/types').expect(200);
+    expect(res.body.types.map((type: { name: string }) => type.name)).toEqual(['worker', 'backup']);
+    expect(res.body.types[0]).toEqual({
+      name: 'worker',
+      route: '/worker',
+      exchange: `${stack.prefix}.worker`,
+      wait_for_endpoints_timeout_ms: 10_000,
+      execution_timeout_ms: 30_000,
+      max_deliveries: 5,
+      rollout: null,
+      success_threshold: null,
+    });
+    // backup sets no execution timeout: the default applies
+    expect(res.body.types[1]).toMatchObject({ name: 'backup', execution_timeout_ms: 1_500_000 });
+  });
+
+  it("shows a type's rollout and threshold, and one type alone; 404 for an unknown one", async () => {
+    const config = loadConfig({
+      mode: 'test',
+      env: {},
+      flags: {
+        'database-url': `mysql://root@127.0.0.1:3306/${stack.dbName}`,
+        prefix: stack.prefix,
+        set: [
+          'api.rollout=batch=25%,max_errors=1,pause=30s',
+          'api.success_threshold=90%',
+          'api.tokens=a-long-enough-secret-token',
+        ].join('\n'),
+      },
+    });
+    const typed = apiFor(config);
+    const auth = { authorization: 'Bearer a-long-enough-secret-token' };
+    const one = await request(typed).get('/types/backup').set(auth).expect(200);
+    expect(one.body).toMatchObject({
+      name: 'backup',
+      rollout: { batch: '25%', max_errors: '1', pause_ms: 30_000 },
+      success_threshold: '90%',
+    });
+    const all = await request(typed).get('/types').set(auth).expect(200);
+    // the configuration's secrets are never shown
+    expect(JSON.stringify(all.body)).not.toContain('a-long-enough-secret-token');
+    await request(typed).get('/types').expect(401);
+    const unknown = await request(typed).get('/types/deploy').set(auth).expect(404);
+    expect(unknown.body.error.code).toBe('unknown_task_type');
+  });
+});
