@@ -18,7 +18,12 @@ export const RESPONSE_STATUSES = [
 ] as const;
 export type ResponseStatus = (typeof RESPONSE_STATUSES)[number];
 
+/**
+ * A task waits `SCHEDULED` (until its `not_before`) before it is `CREATED`: stored with its rows
+ * but not published, and none of its rows has a delivery deadline yet.
+ */
 export const TASK_STATUSES = [
+  'SCHEDULED',
   'CREATED',
   'SENT',
   'DONE',
@@ -51,6 +56,11 @@ export function isTerminalTask(status: TaskStatus): boolean {
   return (
     status === 'DONE' || status === 'FAILED' || status === 'INCOMPLETE' || status === 'CANCELLED'
   );
+}
+
+/** Stored but not yet released for publishing: its time has not come. */
+export function isHeldTask(status: TaskStatus): boolean {
+  return status === 'SCHEDULED';
 }
 
 export function isResponseStatus(value: unknown): value is ResponseStatus {

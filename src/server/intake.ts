@@ -39,6 +39,8 @@ export interface TaskRequest {
   rollout?: Rollout | null;
   /** DONE endpoints that decide the task DONE: undefined takes the type's, null means all */
   successThreshold?: Share | null;
+  /** hold the task SCHEDULED until then: the scheduler releases it */
+  notBefore?: Date | null;
 }
 
 export interface Accepted {
@@ -80,6 +82,7 @@ export class Intake {
       payload: request.payload,
       endpoints,
       selector,
+      notBefore: request.notBefore ?? null,
       deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
       executionTimeoutMs: type.executionTimeoutMs,
       // a type's rollout applies to the tasks that name their endpoints
@@ -93,6 +96,16 @@ export class Intake {
     });
     const { task, created } = result;
     if (!created) return { task, created };
+    if (task.status === 'SCHEDULED') {
+      // its time has not come: the scheduler releases it into the outbox then
+      log.info('task scheduled', {
+        task_id: task.id,
+        type: task.type,
+        not_before: task.not_before,
+      });
+      this.deps.onAccepted?.(task);
+      return { task, created };
+    }
     let accepted = task;
     if (await this.publishNow(result)) {
       accepted = { ...task, status: 'SENT', sent_at: new Date(), version: task.version + 1 };

@@ -36,6 +36,8 @@ export interface TaskRow {
   stopped_reason: string | null;
   /** JSON of the selector the endpoints were picked by, or null when they were named */
   selector: string | null;
+  /** a delayed task's due time: SCHEDULED until then; null when it was not delayed */
+  not_before: Date | null;
 }
 
 export interface ResponseRow {

@@ -43,6 +43,7 @@ export const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set([
   'last_seen_at',
   'offline_at',
   'stopped_at',
+  'not_before',
 ]);
 
 function reviveTimestamps(row: unknown): void {

@@ -1,7 +1,8 @@
 /**
  * Accepting tasks. A task, one PENDING response row per addressed endpoint, and its outbox row
  * are written in one transaction, so an accepted task is never without its rows nor forgotten by
- * the relay; under load, tasks are written in groups.
+ * the relay (a delayed task is written SCHEDULED, without an outbox row: the scheduler writes it
+ * when the task is due); under load, tasks are written in groups.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Knex } from 'knex';
@@ -46,6 +47,11 @@ export interface NewTask {
   successThreshold?: Share | null;
   /** the selector the endpoints were picked from the fleet by, kept for display */
   selector?: Selector | null;
+  /**
+   * hold the task SCHEDULED until then: no outbox row and no delivery deadline on its rows
+   * until the scheduler releases it; its delivery window starts at the release
+   */
+  notBefore?: Date | null;
 }
 
 /** What the first publish of a task sends: its first wave, or all it addresses. */
@@ -82,28 +88,36 @@ function firstPublication(input: NewTask): FirstPublication {
   return { kind: 'task', round: 1, wave: 1, endpoints };
 }
 
+/** Held SCHEDULED until a due time, rather than published at once. */
+const isDelayed = (input: NewTask): boolean => input.notBefore != null;
+
 function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
   const pending = (input.endpoints ?? []).map(() => ({
     status: 'PENDING' as const,
     expected: true,
   }));
+  const waitMs = Math.max(0, input.deliverBy.getTime() - input.now.getTime());
+  // until released, a delayed task's deadline is where it would be if released on time
+  const deliverBy =
+    input.notBefore == null ? input.deliverBy : new Date(input.notBefore.getTime() + waitMs);
   return {
     type: input.type,
     identifier: input.identifier,
-    status: 'CREATED',
+    status: isDelayed(input) ? 'SCHEDULED' : 'CREATED',
     payload: JSON.stringify(input.payload ?? null),
     endpoints: input.endpoints === null ? null : JSON.stringify(input.endpoints),
     counts: JSON.stringify(countResponses(pending)),
     execution_timeout_ms: input.executionTimeoutMs,
     created_at: input.now,
     sent_at: null,
-    deliver_by: input.deliverBy,
-    sweep_at: input.deliverBy,
+    deliver_by: deliverBy,
+    // the sweeper has nothing to do for a task not yet released
+    sweep_at: isDelayed(input) ? null : deliverBy,
     finished_at: null,
     updated_at: input.now,
     version: 0,
     round: 1,
-    wait_ms: Math.max(0, input.deliverBy.getTime() - input.now.getTime()),
+    wait_ms: waitMs,
     rollout: input.rollout == null ? null : JSON.stringify(input.rollout),
     wave: 1,
     success_threshold:
@@ -111,6 +125,7 @@ function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
     cancel_reason: null,
     stopped_reason: null,
     selector: input.selector == null ? null : selectorText(input.selector),
+    not_before: input.notBefore ?? null,
   };
 }
 
@@ -126,8 +141,8 @@ function pendingResponses(taskId: number, input: NewTask): ResponseRow[] {
         expected: true,
         round: 1,
         wave,
-        // a later wave's deadline starts when the wave is sent
-        deliver_by: wave === 1 ? input.deliverBy : null,
+        // a later wave's deadline starts when the wave is sent, a delayed task's at its release
+        deliver_by: wave === 1 && !isDelayed(input) ? input.deliverBy : null,
         cancel_requested_at: null,
         cancel_reason: null,
       },
@@ -178,10 +193,11 @@ async function insertTasks(
     }
     const responses = inputs.flatMap((input, i) => pendingResponses(ids[i] as number, input));
     await insertChunked(trx, 'task_responses', responses);
+    // a delayed task gets its outbox row from the scheduler, when it is due
     await insertChunked(
       trx,
       'outbox',
-      inputs.map((input, i) => outboxRow(ids[i] as number, input)),
+      inputs.flatMap((input, i) => (isDelayed(input) ? [] : [outboxRow(ids[i] as number, input)])),
     );
     // new tasks have no other outbox rows yet
     const outbox = (await trx('outbox').select('id', 'task_id').whereIn('task_id', ids)) as Array<{

@@ -46,6 +46,8 @@ export interface TaskView {
   cancel_reason: string | null;
   /** the selector its endpoints were picked from the fleet by, or null when they were named */
   selector: Selector | null;
+  /** a delayed task's due time: SCHEDULED until then */
+  not_before: string | null;
 }
 
 /** What the registry knows of a PENDING row's endpoint: why it may still be waiting. */
@@ -122,6 +124,7 @@ export function toTaskView(row: TaskRow): TaskView {
     success_threshold: row.success_threshold,
     cancel_reason: row.cancel_reason,
     selector: parseJsonColumn<Selector>(row.selector),
+    not_before: iso(row.not_before ?? null),
   };
 }
 

@@ -522,3 +522,72 @@ describe('GET /types', () => {
     expect(unknown.body.error.code).toBe('unknown_task_type');
   });
 });
+
+describe('delayed tasks (not_before)', () => {
+  it('answers 201 SCHEDULED with its not_before, lists it by status and cancels it', async () => {
+    const before = Date.now();
+    const res = await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-1', endpoints: ['x1'], not_before: '1h' })
+      .expect(201);
+    expect(res.body).toMatchObject({ status: 'SCHEDULED', sent_at: null });
+    const due = Date.parse(res.body.not_before);
+    expect(due).toBeGreaterThanOrEqual(before + 3_600_000);
+    expect(due).toBeLessThan(Date.now() + 3_600_000 + 1000);
+    // a repeat answers the stored task, whatever time its duration means now
+    const again = await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-1', endpoints: ['x1'], not_before: '1h' })
+      .expect(200);
+    expect(again.body.not_before).toBe(res.body.not_before);
+    expect(await stack.db('outbox').where({ task_id: res.body.id })).toHaveLength(0);
+
+    const got = await request(app).get('/worker/later-1').expect(200);
+    expect(got.body.task.status).toBe('SCHEDULED');
+    expect(got.body.taskResponseList[0]).toMatchObject({ status: 'PENDING', deliver_by: null });
+    const listed = await request(app).get('/worker?status=scheduled').expect(200);
+    expect(listed.body.tasks.map((task: { identifier: string }) => task.identifier)).toContain(
+      'later-1',
+    );
+
+    const cancelled = await request(app)
+      .post('/worker/later-1/cancel')
+      .send({ reason: 'changed my mind' })
+      .expect(200);
+    expect(cancelled.body).toMatchObject({ status: 'CANCELLED', cancel_reason: 'changed my mind' });
+    expect(await stack.db('outbox').where({ task_id: res.body.id })).toHaveLength(0);
+  });
+
+  it('publishes at once a not_before that has come', async () => {
+    const res = await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-2', not_before: new Date(Date.now() - 5000).toISOString() })
+      .expect(201);
+    expect(res.body).toMatchObject({ status: 'SENT', not_before: null });
+  });
+
+  it('refuses a retry of a task not yet released', async () => {
+    await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-3', endpoints: ['x1'], not_before: '10m' })
+      .expect(201);
+    const res = await request(app).post('/worker/later-3/retry').expect(409);
+    expect(res.body.error.code).toBe('task_not_final');
+  });
+
+  it.each([
+    ['tomorrow', /not_before must be an ISO 8601 time/],
+    ['2026-12-03T03:00:00', /with its offset from UTC/],
+    [new Date(Date.now() - 3_600_000).toISOString(), /s in the past; at most 60 s/],
+    ['721h', /the limit is api.max_delay/],
+  ])('400s not_before %j, naming it, and writes nothing', async (notBefore, message) => {
+    const counts = await tableCounts();
+    const res = await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-bad', not_before: notBefore })
+      .expect(400);
+    expect(res.body.error).toMatchObject({ code: 'bad_request', field: 'not_before' });
+    expect(res.body.error.message).toMatch(message);
+    expect(await tableCounts()).toEqual(counts);
+  });
+});

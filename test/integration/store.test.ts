@@ -24,6 +24,8 @@ import {
   markSent,
   recordResultEvents,
   relayDueTasks,
+  releaseDueTasks,
+  cancelTask,
   sweepDeadlines,
   findEndpointRow,
   forgetEndpoint,
@@ -713,6 +715,160 @@ describe.each([
         expect(await status(held.id)).toBe('SENT');
       });
     }
+  });
+
+  describe('delayed tasks', () => {
+    /** a task due `inMs` from now, published to whatever the relay's publisher records */
+    const delayed = (inMs: number, overrides: Partial<NewTask> = {}): NewTask => {
+      const now = new Date();
+      return newTask({
+        now,
+        deliverBy: new Date(now.getTime() + 60_000),
+        notBefore: new Date(now.getTime() + inMs),
+        ...overrides,
+      });
+    };
+    const taskRow = async (id: number): Promise<TaskRow> =>
+      (await stack.db('tasks').where({ id }).first()) as TaskRow;
+
+    it('stores a delayed task SCHEDULED, without an outbox row or a delivery deadline', async () => {
+      const input = delayed(3_600_000);
+      const { task, outboxId } = await createTask(stack.db, input);
+      expect(task.status).toBe('SCHEDULED');
+      expect(outboxId).toBeNull();
+      const row = await taskRow(task.id);
+      expect(row.status).toBe('SCHEDULED');
+      expect(row.not_before).toEqual(input.notBefore);
+      expect(row.sweep_at).toBeNull();
+      // its delivery window is kept, and counts from its release
+      expect(Number(row.wait_ms)).toBe(60_000);
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+      const rows = await rowsOf(task.id);
+      expect(rows.map((r) => [r.status, r.deliver_by])).toEqual([
+        ['PENDING', null],
+        ['PENDING', null],
+      ]);
+      // the sweeper leaves it alone, whatever the time
+      const swept = await sweepDeadlines(stack.db, {
+        now: new Date(Date.now() + 7_200_000),
+        timeoutGraceMs: 1000,
+      });
+      expect(swept.changed.map((change) => change.task.id)).not.toContain(task.id);
+    });
+
+    it('releases a task once due: CREATED, deadline from then, its publish in the outbox', async () => {
+      await stack.db('outbox').delete();
+      const input = delayed(5_000);
+      const { task } = await createTask(stack.db, input);
+      const early = await releaseDueTasks(stack.db, { now: new Date(Date.now() + 1_000) });
+      expect(early.changed.map((change) => change.task.id)).not.toContain(task.id);
+      expect((await taskRow(task.id)).status).toBe('SCHEDULED');
+
+      const releasedAt = new Date((input.notBefore as Date).getTime() + 2_000);
+      const outcome = await releaseDueTasks(stack.db, { now: releasedAt });
+      const change = outcome.changed.find((entry) => entry.task.id === task.id);
+      expect(change?.task).toMatchObject({ status: 'CREATED', version: 1 });
+      const row = await taskRow(task.id);
+      expect(row.status).toBe('CREATED');
+      expect(row.deliver_by).toEqual(new Date(releasedAt.getTime() + 60_000));
+      expect(row.sweep_at).toEqual(row.deliver_by);
+      const rows = await rowsOf(task.id);
+      expect(rows.map((r) => r.deliver_by)).toEqual([row.deliver_by, row.deliver_by]);
+      const outbox = await stack.db('outbox').where({ task_id: task.id });
+      expect(outbox).toHaveLength(1);
+      expect(JSON.parse(outbox[0].body)).toEqual({
+        kind: 'task',
+        round: 1,
+        wave: 1,
+        endpoints: null,
+      });
+
+      // released once: a second pass finds nothing more of it
+      const again = await releaseDueTasks(stack.db, { now: releasedAt });
+      expect(again.changed.map((entry) => entry.task.id)).not.toContain(task.id);
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(1);
+
+      const published: Array<[number, string]> = [];
+      await relayDueTasks(
+        stack.db,
+        {
+          task: async (stored, _body, deliverBy) => {
+            published.push([stored.id, deliverBy.toISOString()]);
+          },
+          cancel: () => Promise.reject(new Error('no cancel expected')),
+        },
+        { now: releasedAt },
+      );
+      expect(published).toEqual([[task.id, (row.deliver_by as Date).toISOString()]]);
+      expect((await taskRow(task.id)).status).toBe('SENT');
+    });
+
+    it('cancels a SCHEDULED task whole, addressed or broadcast: never published', async () => {
+      const addressed = await createTask(stack.db, delayed(10_000));
+      const broadcast = await createTask(stack.db, delayed(10_000, { endpoints: null }));
+      for (const { task } of [addressed, broadcast]) {
+        const outcome = await cancelTask(stack.db, task.id, {
+          endpoints: null,
+          reason: 'not needed',
+        });
+        expect(outcome.changed).toBe(true);
+        expect(outcome.task).toMatchObject({ status: 'CANCELLED', cancel_reason: 'not needed' });
+        const row = await taskRow(task.id);
+        expect(row.status).toBe('CANCELLED');
+        expect(row.finished_at).not.toBeNull();
+        expect(row.sent_at).toBeNull();
+      }
+      expect((await rowsOf(addressed.task.id)).map((r) => [r.status, r.errmsg])).toEqual([
+        ['CANCELLED', 'cancelled: not needed'],
+        ['CANCELLED', 'cancelled: not needed'],
+      ]);
+      const later = await releaseDueTasks(stack.db, { now: new Date(Date.now() + 60_000) });
+      const ids = later.changed.map((change) => change.task.id);
+      expect(ids).not.toContain(addressed.task.id);
+      expect(ids).not.toContain(broadcast.task.id);
+      const outbox = await stack
+        .db('outbox')
+        .whereIn('task_id', [addressed.task.id, broadcast.task.id]);
+      expect(outbox).toHaveLength(0);
+    });
+
+    it('publishes a released task only to the endpoints not cancelled while it waited', async () => {
+      const { task } = await createTask(
+        stack.db,
+        delayed(10_000, { endpoints: ['d1', 'd2', 'd3'] }),
+      );
+      const partial = await cancelTask(stack.db, task.id, { endpoints: ['d2'], reason: 'down' });
+      expect(partial.task.status).toBe('SCHEDULED');
+      await releaseDueTasks(stack.db, { now: new Date(Date.now() + 60_000) });
+      const outbox = await stack.db('outbox').where({ task_id: task.id });
+      expect(JSON.parse(outbox[0].body)).toMatchObject({ endpoints: ['d1', 'd3'] });
+      const rows = await rowsOf(task.id);
+      expect(rows.map((r) => [r.endpoint, r.status, r.deliver_by === null])).toEqual([
+        ['d1', 'PENDING', false],
+        ['d2', 'CANCELLED', true],
+        ['d3', 'PENDING', false],
+      ]);
+    });
+
+    it('releases each due task once when two schedulers run at the same time', async () => {
+      const due = await Promise.all(
+        Array.from({ length: 40 }, () => createTask(stack.db, delayed(1_000))),
+      );
+      const at = new Date(Date.now() + 30_000);
+      const [a, b] = await Promise.all([
+        releaseDueTasks(stack.db, { now: at, limit: 30 }),
+        releaseDueTasks(stack.db, { now: at, limit: 30 }),
+      ]);
+      const mine = new Set(due.map((created) => created.task.id));
+      const released = [...a.changed, ...b.changed]
+        .map((change) => change.task.id)
+        .filter((id) => mine.has(id));
+      const rest = await releaseDueTasks(stack.db, { now: at });
+      const all = [...released, ...rest.changed.map((c) => c.task.id).filter((id) => mine.has(id))];
+      expect(all.sort()).toEqual([...mine].sort());
+      const outbox = await stack.db('outbox').whereIn('task_id', [...mine]);
+      expect(outbox).toHaveLength(40);
+    });
   });
 
   describe('endpoint registry', () => {
