@@ -20,6 +20,8 @@ import * as createEndpoints from './20261201000009_create_endpoints';
 import * as addTasksSelector from './20261201000010_add_tasks_selector';
 import * as addTasksNotBefore from './20261203000001_add_tasks_not_before';
 import * as addTasksDueIndex from './20261203000002_add_tasks_due_index';
+import * as createTaskDependencies from './20261203000003_create_task_dependencies';
+import * as addTasksDependencyColumns from './20261203000004_add_tasks_dependency_columns';
 
 export interface Migration {
   name: string;
@@ -44,4 +46,6 @@ export const migrations: readonly Migration[] = [
   { name: '20261201000010_add_tasks_selector', ...addTasksSelector },
   { name: '20261203000001_add_tasks_not_before', ...addTasksNotBefore },
   { name: '20261203000002_add_tasks_due_index', ...addTasksDueIndex },
+  { name: '20261203000003_create_task_dependencies', ...createTaskDependencies },
+  { name: '20261203000004_add_tasks_dependency_columns', ...addTasksDependencyColumns },
 ];

@@ -17,6 +17,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   endpoint_not_found: 404,
   selector_matched_nothing: 422,
   selector_matched_too_many: 422,
+  unknown_dependency: 422,
+  dependency_cycle: 422,
   endpoint_online: 409,
   identifier_conflict: 409,
   task_not_final: 409,

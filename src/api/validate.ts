@@ -1,6 +1,7 @@
 /**
  * What requests carry, checked field by field with errors that name the field: the body of a
- * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?, not_before?}`
+ * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?, not_before?, after?,
+ * on_dependency_failure?}`
  * (endpoints: names, or a selector of the fleet), of a cancel and
  * of a retry, and the query of a task list or a wait. Nothing is written for a request that
  * fails here.
@@ -28,6 +29,10 @@ import {
   type Selector,
   type Share,
   type TaskStatus,
+  readAfter,
+  readPolicy,
+  type DependencyPolicy,
+  type TaskRef,
 } from '../domain';
 import { parseDuration } from '../config';
 import type { EndpointFilter } from '../store';
@@ -44,6 +49,9 @@ export interface CreateTaskBody {
   successThreshold?: Share | null;
   /** hold the task SCHEDULED until then; absent when it is to be published at once */
   notBefore?: Date;
+  /** hold the task WAITING until these tasks are final */
+  after?: TaskRef[];
+  onDependencyFailure?: DependencyPolicy;
 }
 
 export interface BodyLimits {
@@ -123,7 +131,16 @@ export function parseCreateTaskBody(
   if (!isPlainObject(body)) throw new ValidationError('request body must be a JSON object');
   rejectUnknownKeys(
     body,
-    ['identifier', 'payload', 'endpoints', 'rollout', 'success_threshold', 'not_before'],
+    [
+      'identifier',
+      'payload',
+      'endpoints',
+      'rollout',
+      'success_threshold',
+      'not_before',
+      'after',
+      'on_dependency_failure',
+    ],
     '',
     fail,
   );
@@ -163,6 +180,19 @@ export function parseCreateTaskBody(
   }
   const notBefore = readNotBefore(body.not_before, now, limits.maxDelayMs);
   if (notBefore !== undefined) parsed.notBefore = notBefore;
+  if (body.after !== undefined && body.after !== null) {
+    parsed.after = readAfter(body.after, 'after', fail, limits.maxIdentifierLength);
+  }
+  if (body.on_dependency_failure !== undefined && body.on_dependency_failure !== null) {
+    if (parsed.after === undefined) {
+      throw fail('on_dependency_failure', 'needs after: the tasks this one waits for');
+    }
+    parsed.onDependencyFailure = readPolicy(
+      body.on_dependency_failure,
+      'on_dependency_failure',
+      fail,
+    );
+  }
   return parsed;
 }
 

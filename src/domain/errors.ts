@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'endpoint_not_found'
   | 'selector_matched_nothing'
   | 'selector_matched_too_many'
+  | 'unknown_dependency'
+  | 'dependency_cycle'
   | 'endpoint_online'
   | 'identifier_conflict'
   | 'task_not_final'

@@ -7,3 +7,4 @@ export * from './messages';
 export * from './transitions';
 export * from './rollout';
 export * from './fleet';
+export * from './dependencies';

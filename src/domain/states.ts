@@ -19,10 +19,12 @@ export const RESPONSE_STATUSES = [
 export type ResponseStatus = (typeof RESPONSE_STATUSES)[number];
 
 /**
- * A task waits `SCHEDULED` (until its `not_before`) before it is `CREATED`: stored with its rows
- * but not published, and none of its rows has a delivery deadline yet.
+ * A task may be held before it is `CREATED`: `WAITING` until every task it comes after is final,
+ * `SCHEDULED` until its `not_before`. Held, it is stored with its rows but not published, and
+ * none of its rows has a delivery deadline yet.
  */
 export const TASK_STATUSES = [
+  'WAITING',
   'SCHEDULED',
   'CREATED',
   'SENT',
@@ -58,9 +60,9 @@ export function isTerminalTask(status: TaskStatus): boolean {
   );
 }
 
-/** Stored but not yet released for publishing: its time has not come. */
+/** Stored but not yet released for publishing: its dependencies or its time have not come. */
 export function isHeldTask(status: TaskStatus): boolean {
-  return status === 'SCHEDULED';
+  return status === 'WAITING' || status === 'SCHEDULED';
 }
 
 export function isResponseStatus(value: unknown): value is ResponseStatus {

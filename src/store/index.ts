@@ -40,7 +40,8 @@ export {
 } from './outbox';
 export { recordResultEvents, type RecordOutcome } from './result-events';
 export { sweepDeadlines, type SweepOutcome } from './deadlines';
-export { releaseDueTasks, type ReleaseOutcome } from './releases';
+export { findTaskIds, reachesTask } from './dependencies';
+export { releaseDueTasks, releaseReadyTasks, type ReleaseOutcome } from './releases';
 export type { TaskChange } from './locked-tasks';
 export {
   outboxBody,

@@ -38,6 +38,12 @@ export interface TaskRow {
   selector: string | null;
   /** a delayed task's due time: SCHEDULED until then; null when it was not delayed */
   not_before: Date | null;
+  /** JSON of the `<type>/<identifier>` it comes after, as posted; null when none */
+  after: string | null;
+  /** "cancel" or "run": what a dependency that did not end DONE does to it */
+  on_dependency_failure: string | null;
+  /** JSON of the DependencyResult[] its handler receives, taken at its release */
+  dependencies: string | null;
 }
 
 export interface ResponseRow {

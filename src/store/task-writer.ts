@@ -1,8 +1,9 @@
 /**
  * Accepting tasks. A task, one PENDING response row per addressed endpoint, and its outbox row
  * are written in one transaction, so an accepted task is never without its rows nor forgotten by
- * the relay (a delayed task is written SCHEDULED, without an outbox row: the scheduler writes it
- * when the task is due); under load, tasks are written in groups.
+ * the relay (a held task is written WAITING for its dependencies or SCHEDULED for its time,
+ * without an outbox row: the scheduler writes it when it releases the task); under load, tasks
+ * are written in groups.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Knex } from 'knex';
@@ -18,6 +19,9 @@ import {
   selectorText,
   type Selector,
   type Share,
+  type DependencyPolicy,
+  type TaskRef,
+  refText,
 } from '../domain';
 import { asStoreError, isDuplicateKey, withTransaction, type Db } from './db';
 import { stateToRow } from './locked-tasks';
@@ -52,6 +56,10 @@ export interface NewTask {
    * until the scheduler releases it; its delivery window starts at the release
    */
   notBefore?: Date | null;
+  /** hold the task WAITING until these stored tasks are final, in this order */
+  after?: ReadonlyArray<TaskRef & { id: number }> | null;
+  /** what a dependency that did not end DONE does to it (with `after`) */
+  onDependencyFailure?: DependencyPolicy;
 }
 
 /** What the first publish of a task sends: its first wave, or all it addresses. */
@@ -88,8 +96,14 @@ function firstPublication(input: NewTask): FirstPublication {
   return { kind: 'task', round: 1, wave: 1, endpoints };
 }
 
-/** Held SCHEDULED until a due time, rather than published at once. */
-const isDelayed = (input: NewTask): boolean => input.notBefore != null;
+/** Held WAITING until dependencies are final. */
+const isWaiting = (input: NewTask): boolean => (input.after?.length ?? 0) > 0;
+/** Held (WAITING, or SCHEDULED until a due time), rather than published at once. */
+const isDelayed = (input: NewTask): boolean => input.notBefore != null || isWaiting(input);
+
+/** `after` as stored and shown: its `<type>/<identifier>` list. */
+const afterText = (input: NewTask): string | null =>
+  isWaiting(input) ? JSON.stringify((input.after ?? []).map(refText)) : null;
 
 function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
   const pending = (input.endpoints ?? []).map(() => ({
@@ -103,7 +117,7 @@ function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
   return {
     type: input.type,
     identifier: input.identifier,
-    status: isDelayed(input) ? 'SCHEDULED' : 'CREATED',
+    status: isWaiting(input) ? 'WAITING' : isDelayed(input) ? 'SCHEDULED' : 'CREATED',
     payload: JSON.stringify(input.payload ?? null),
     endpoints: input.endpoints === null ? null : JSON.stringify(input.endpoints),
     counts: JSON.stringify(countResponses(pending)),
@@ -126,6 +140,9 @@ function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
     stopped_reason: null,
     selector: input.selector == null ? null : selectorText(input.selector),
     not_before: input.notBefore ?? null,
+    after: afterText(input),
+    on_dependency_failure: isWaiting(input) ? (input.onDependencyFailure ?? 'cancel') : null,
+    dependencies: null,
   };
 }
 
@@ -193,7 +210,18 @@ async function insertTasks(
     }
     const responses = inputs.flatMap((input, i) => pendingResponses(ids[i] as number, input));
     await insertChunked(trx, 'task_responses', responses);
-    // a delayed task gets its outbox row from the scheduler, when it is due
+    await insertChunked(
+      trx,
+      'task_dependencies',
+      inputs.flatMap((input, i) =>
+        (input.after ?? []).map((dependency, position) => ({
+          task_id: ids[i] as number,
+          depends_on_id: dependency.id,
+          position,
+        })),
+      ),
+    );
+    // a held task gets its outbox row from the scheduler, when it is released
     await insertChunked(
       trx,
       'outbox',
@@ -263,7 +291,8 @@ async function existingTask(db: Db, input: NewTask): Promise<CreateResult> {
     throw new Error(`task ${input.type}/${input.identifier} vanished after a duplicate-key error`);
   }
   const samePayload = isDeepStrictEqual(parseJsonColumn(existing.payload), input.payload ?? null);
-  const sameRollout =
+  const sameOptions =
+    existing.after === afterText(input) &&
     existing.rollout === (input.rollout == null ? null : JSON.stringify(input.rollout)) &&
     existing.success_threshold ===
       (input.successThreshold == null ? null : describeShare(input.successThreshold));
@@ -272,10 +301,10 @@ async function existingTask(db: Db, input: NewTask): Promise<CreateResult> {
     input.selector == null
       ? existing.selector === null && sameEndpoints(taskEndpoints(existing), input.endpoints)
       : existing.selector === selectorText(input.selector);
-  if (!samePayload || !sameTargets || !sameRollout) {
+  if (!samePayload || !sameTargets || !sameOptions) {
     throw new ConflictError(
       `a ${input.type} task with identifier ${JSON.stringify(input.identifier)} already exists ` +
-        'with a different payload, endpoint list or selector, rollout or success threshold',
+        'with a different payload, endpoint list or selector, rollout, success threshold or after',
     );
   }
   return { task: existing, created: false, publication: firstPublication(input), outboxId: null };

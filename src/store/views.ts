@@ -48,6 +48,10 @@ export interface TaskView {
   selector: Selector | null;
   /** a delayed task's due time: SCHEDULED until then */
   not_before: string | null;
+  /** the tasks it comes after, `<type>/<identifier>`; null when none */
+  after: string[] | null;
+  /** with `after`: "cancel" or "run" when a dependency did not end DONE */
+  on_dependency_failure: string | null;
 }
 
 /** What the registry knows of a PENDING row's endpoint: why it may still be waiting. */
@@ -125,6 +129,8 @@ export function toTaskView(row: TaskRow): TaskView {
     cancel_reason: row.cancel_reason,
     selector: parseJsonColumn<Selector>(row.selector),
     not_before: iso(row.not_before ?? null),
+    after: parseJsonColumn<string[]>(row.after ?? null),
+    on_dependency_failure: row.on_dependency_failure ?? null,
   };
 }
 

@@ -591,3 +591,111 @@ describe('delayed tasks (not_before)', () => {
     expect(await tableCounts()).toEqual(counts);
   });
 });
+
+describe('dependencies (after)', () => {
+  it('answers 201 WAITING with its after and policy, and shows them on GET', async () => {
+    await request(app)
+      .post('/worker')
+      .send({ identifier: 'dep-a', endpoints: ['x1'] })
+      .expect(201);
+    const res = await request(app)
+      .post('/backup')
+      .send({
+        identifier: 'dep-b',
+        endpoints: ['x1'],
+        after: ['worker/dep-a'],
+        on_dependency_failure: 'run',
+      })
+      .expect(201);
+    expect(res.body).toMatchObject({
+      status: 'WAITING',
+      after: ['worker/dep-a'],
+      on_dependency_failure: 'run',
+      sent_at: null,
+    });
+    const got = await request(app).get('/backup/dep-b').expect(200);
+    expect(got.body.task).toMatchObject({ status: 'WAITING', after: ['worker/dep-a'] });
+    const listed = await request(app).get('/tasks?status=WAITING').expect(200);
+    expect(listed.body.tasks.map((task: { identifier: string }) => task.identifier)).toEqual([
+      'dep-b',
+    ]);
+    // a repeat answers the stored task; a different after is a conflict
+    await request(app)
+      .post('/backup')
+      .send({
+        identifier: 'dep-b',
+        endpoints: ['x1'],
+        after: ['worker/dep-a'],
+        on_dependency_failure: 'run',
+      })
+      .expect(200);
+    await request(app)
+      .post('/worker')
+      .send({ identifier: 'dep-c', endpoints: ['x1'] })
+      .expect(201);
+    const other = await request(app)
+      .post('/backup')
+      .send({ identifier: 'dep-b', endpoints: ['x1'], after: ['worker/dep-c'] })
+      .expect(409);
+    expect(other.body.error.code).toBe('identifier_conflict');
+  });
+
+  const refused: Array<[string, Record<string, unknown>, number, string, string, RegExp]> = [
+    [
+      'a missing task',
+      { identifier: 'dep-x', after: ['worker/dep-a', 'worker/nope'] },
+      422,
+      'unknown_dependency',
+      'after[1]',
+      /after\[1\] names worker\/nope, which does not exist/,
+    ],
+    [
+      'the task itself',
+      { identifier: 'dep-self', after: ['worker/dep-self'] },
+      422,
+      'dependency_cycle',
+      'after[0]',
+      /names this task itself/,
+    ],
+    [
+      'a task that comes after this one (a repost closing a cycle)',
+      { identifier: 'dep-a', endpoints: ['x1'], after: ['backup/dep-b'] },
+      422,
+      'dependency_cycle',
+      'after',
+      /worker\/dep-a exists, and a task in after comes after it/,
+    ],
+    [
+      'an item that is no task reference',
+      { identifier: 'dep-x', after: ['dep-a'] },
+      400,
+      'bad_request',
+      'after[0]',
+      /must be "<type>\/<identifier>"/,
+    ],
+    [
+      'a policy without after',
+      { identifier: 'dep-x', on_dependency_failure: 'run' },
+      400,
+      'bad_request',
+      'on_dependency_failure',
+      /needs after/,
+    ],
+    [
+      'an unknown policy',
+      { identifier: 'dep-x', after: ['worker/dep-a'], on_dependency_failure: 'skip' },
+      400,
+      'bad_request',
+      'on_dependency_failure',
+      /must be "cancel" or "run"/,
+    ],
+  ];
+  it.each(refused)('refuses %s, naming the field, and writes nothing', async (...args) => {
+    const [, body, status, code, field, message] = args;
+    const before = await tableCounts();
+    const res = await request(app).post('/worker').send(body).expect(status);
+    expect(res.body.error).toMatchObject({ code, field });
+    expect(res.body.error.message).toMatch(message);
+    expect(await tableCounts()).toEqual(before);
+  });
+});

@@ -25,6 +25,7 @@ import {
   recordResultEvents,
   relayDueTasks,
   releaseDueTasks,
+  releaseReadyTasks,
   cancelTask,
   sweepDeadlines,
   findEndpointRow,
@@ -868,6 +869,150 @@ describe.each([
       expect(all.sort()).toEqual([...mine].sort());
       const outbox = await stack.db('outbox').whereIn('task_id', [...mine]);
       expect(outbox).toHaveLength(40);
+    });
+  });
+
+  describe('dependencies', () => {
+    /** a task that comes after `dependencies`, by their stored rows */
+    const after = (dependencies: TaskRow[], overrides: Partial<NewTask> = {}): NewTask =>
+      newTask({
+        endpoints: ['c1'],
+        after: dependencies.map((task) => ({
+          id: task.id,
+          type: task.type,
+          identifier: task.identifier,
+        })),
+        ...overrides,
+      });
+    const taskRow = async (id: number): Promise<TaskRow> =>
+      (await stack.db('tasks').where({ id }).first()) as TaskRow;
+    const released = (outcome: { changed: Array<{ task: TaskRow }> }): number[] =>
+      outcome.changed.map((change) => change.task.id);
+
+    it('holds a task WAITING until every dependency is final, then releases it with their results', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1', 'a2'] }))).task;
+      const b = (await createTask(stack.db, newTask({ endpoints: ['b1'] }))).task;
+      const { task, outboxId } = await createTask(stack.db, after([a, b]));
+      expect(task.status).toBe('WAITING');
+      expect(outboxId).toBeNull();
+      const links = await stack
+        .db('task_dependencies')
+        .where({ task_id: task.id })
+        .orderBy('position');
+      expect(links.map((link) => Number(link.depends_on_id))).toEqual([a.id, b.id]);
+      expect((await rowsOf(task.id)).map((r) => [r.status, r.deliver_by])).toEqual([
+        ['PENDING', null],
+      ]);
+
+      await recordResultEvents(stack.db, [
+        event(a.id, 'a1', { payload: { from: 'a1' } }),
+        event(a.id, 'a2', { payload: { from: 'a2' } }),
+      ]);
+      // b is still open
+      expect(released(await releaseReadyTasks(stack.db))).not.toContain(task.id);
+      expect((await taskRow(task.id)).status).toBe('WAITING');
+
+      await recordResultEvents(stack.db, [event(b.id, 'b1', { payload: [1, 2, 3] })]);
+      const outcome = await releaseReadyTasks(stack.db);
+      expect(released(outcome)).toContain(task.id);
+      const row = await taskRow(task.id);
+      expect(row.status).toBe('CREATED');
+      expect(JSON.parse(String(row.dependencies))).toEqual([
+        {
+          type: 'worker',
+          identifier: a.identifier,
+          status: 'DONE',
+          responses: [
+            { endpoint: 'a1', status: 'DONE', errnr: 0, errmsg: null, payload: { from: 'a1' } },
+            { endpoint: 'a2', status: 'DONE', errnr: 0, errmsg: null, payload: { from: 'a2' } },
+          ],
+        },
+        {
+          type: 'worker',
+          identifier: b.identifier,
+          status: 'DONE',
+          responses: [
+            { endpoint: 'b1', status: 'DONE', errnr: 0, errmsg: null, payload: [1, 2, 3] },
+          ],
+        },
+      ]);
+      const outbox = await stack.db('outbox').where({ task_id: task.id });
+      expect(outbox).toHaveLength(1);
+      expect((await rowsOf(task.id))[0].deliver_by).toEqual(row.deliver_by);
+      // released once
+      expect(released(await releaseReadyTasks(stack.db))).not.toContain(task.id);
+    });
+
+    it('cancels a waiting task, with the reason, when a dependency failed and its policy is cancel', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const { task } = await createTask(stack.db, after([a]));
+      await recordResultEvents(stack.db, [
+        event(a.id, 'a1', { status: 'FAILED', errnr: 3, errmsg: 'no' }),
+      ]);
+      const outcome = await releaseReadyTasks(stack.db);
+      expect(outcome.cancelled).toBeGreaterThanOrEqual(1);
+      const row = await taskRow(task.id);
+      expect(row).toMatchObject({
+        status: 'CANCELLED',
+        cancel_reason: `dependency worker/${a.identifier} ended FAILED`,
+        sent_at: null,
+      });
+      expect((await rowsOf(task.id)).map((r) => [r.status, r.errmsg])).toEqual([
+        ['CANCELLED', `cancelled: dependency worker/${a.identifier} ended FAILED`],
+      ]);
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+    });
+
+    it('runs a waiting task whose policy is run, whatever its dependencies ended', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const { task } = await createTask(stack.db, after([a], { onDependencyFailure: 'run' }));
+      await cancelTask(stack.db, a.id, { endpoints: null, reason: 'stop' });
+      await releaseReadyTasks(stack.db);
+      const row = await taskRow(task.id);
+      expect(row.status).toBe('CREATED');
+      expect(row.on_dependency_failure).toBe('run');
+      expect(JSON.parse(String(row.dependencies))[0]).toMatchObject({ status: 'CANCELLED' });
+    });
+
+    it('holds a task whose dependencies are done SCHEDULED until its not_before', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const notBefore = new Date(Date.now() + 60_000);
+      const { task } = await createTask(stack.db, after([a], { notBefore }));
+      expect(task.status).toBe('WAITING');
+      await recordResultEvents(stack.db, [event(a.id, 'a1')]);
+      await releaseReadyTasks(stack.db);
+      expect((await taskRow(task.id)).status).toBe('SCHEDULED');
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+      await releaseDueTasks(stack.db, { now: new Date(notBefore.getTime() + 1) });
+      expect((await taskRow(task.id)).status).toBe('CREATED');
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(1);
+    });
+
+    it('cancels a WAITING task as a whole: never published', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const { task } = await createTask(stack.db, after([a], { endpoints: null }));
+      const outcome = await cancelTask(stack.db, task.id, { endpoints: null, reason: 'no' });
+      expect(outcome.task.status).toBe('CANCELLED');
+      await recordResultEvents(stack.db, [event(a.id, 'a1')]);
+      expect(released(await releaseReadyTasks(stack.db))).not.toContain(task.id);
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+    });
+
+    it('releases each ready task once when two schedulers run at the same time', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const waiting = await Promise.all(
+        Array.from({ length: 30 }, () => createTask(stack.db, after([a]))),
+      );
+      await recordResultEvents(stack.db, [event(a.id, 'a1')]);
+      const mine = new Set(waiting.map((created) => created.task.id));
+      const [x, y] = await Promise.all([
+        releaseReadyTasks(stack.db, { limit: 20 }),
+        releaseReadyTasks(stack.db, { limit: 20 }),
+      ]);
+      const rest = await releaseReadyTasks(stack.db);
+      const all = [...released(x), ...released(y), ...released(rest)].filter((id) => mine.has(id));
+      expect(all.sort()).toEqual([...mine].sort());
+      expect(await stack.db('outbox').whereIn('task_id', [...mine])).toHaveLength(30);
     });
   });
 
