@@ -8,3 +8,4 @@ export * from './transitions';
 export * from './rollout';
 export * from './fleet';
 export * from './dependencies';
+export * from './schedules';
