@@ -22,6 +22,7 @@ import * as addTasksNotBefore from './20261203000001_add_tasks_not_before';
 import * as addTasksDueIndex from './20261203000002_add_tasks_due_index';
 import * as createTaskDependencies from './20261203000003_create_task_dependencies';
 import * as addTasksDependencyColumns from './20261203000004_add_tasks_dependency_columns';
+import * as createSchedules from './20261203000005_create_schedules';
 
 export interface Migration {
   name: string;
@@ -48,4 +49,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261203000002_add_tasks_due_index', ...addTasksDueIndex },
   { name: '20261203000003_create_task_dependencies', ...createTaskDependencies },
   { name: '20261203000004_add_tasks_dependency_columns', ...addTasksDependencyColumns },
+  { name: '20261203000005_create_schedules', ...createSchedules },
 ];

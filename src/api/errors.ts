@@ -21,6 +21,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   dependency_cycle: 422,
   endpoint_online: 409,
   identifier_conflict: 409,
+  schedule_exists: 409,
   task_not_final: 409,
   round_not_latest: 409,
   nothing_to_retry: 409,

@@ -132,12 +132,13 @@ export async function startServer(
     if (parts.scheduler) {
       const scheduler = startScheduler(
         db,
-        parts.scheduleIntervalMs,
-        log.child({ part: 'scheduler' }),
         {
+          intervalMs: parts.scheduleIntervalMs,
+          types: config.taskTypes,
           onReleased: () => relay?.kick(),
           onChanged,
         },
+        log.child({ part: 'scheduler' }),
       );
       cleanups.push(() => scheduler.stop());
     }

@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'dependency_cycle'
   | 'endpoint_online'
   | 'identifier_conflict'
+  | 'schedule_exists'
   | 'task_not_final'
   | 'round_not_latest'
   | 'nothing_to_retry'
@@ -63,6 +64,7 @@ export class NotFoundError extends TaskerError {
 
 export type ConflictCode =
   | 'identifier_conflict'
+  | 'schedule_exists'
   | 'task_not_final'
   | 'round_not_latest'
   | 'nothing_to_retry'

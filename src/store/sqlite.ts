@@ -44,6 +44,10 @@ export const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set([
   'offline_at',
   'stopped_at',
   'not_before',
+  'start_at',
+  'end_at',
+  'next_run_at',
+  'last_run_at',
 ]);
 
 function reviveTimestamps(row: unknown): void {

@@ -200,46 +200,53 @@ async function insertTasks(
   inputs: readonly NewTask[],
   rows: ReadonlyArray<Omit<TaskRow, 'id'>> = inputs.map(taskRow),
 ): Promise<CreateResult[]> {
-  return withTransaction(db, async (trx) => {
-    let ids: number[];
-    if (rows.length === 1) {
-      ids = ((await trx('tasks').insert(rows)) as number[]).map(Number);
-    } else {
-      await trx('tasks').insert(rows);
-      ids = await idsOf(trx, rows);
-    }
-    const responses = inputs.flatMap((input, i) => pendingResponses(ids[i] as number, input));
-    await insertChunked(trx, 'task_responses', responses);
-    await insertChunked(
-      trx,
-      'task_dependencies',
-      inputs.flatMap((input, i) =>
-        (input.after ?? []).map((dependency, position) => ({
-          task_id: ids[i] as number,
-          depends_on_id: dependency.id,
-          position,
-        })),
-      ),
-    );
-    // a held task gets its outbox row from the scheduler, when it is released
-    await insertChunked(
-      trx,
-      'outbox',
-      inputs.flatMap((input, i) => (isDelayed(input) ? [] : [outboxRow(ids[i] as number, input)])),
-    );
-    // new tasks have no other outbox rows yet
-    const outbox = (await trx('outbox').select('id', 'task_id').whereIn('task_id', ids)) as Array<{
-      id: number;
-      task_id: number;
-    }>;
-    const outboxOf = new Map(outbox.map((row) => [Number(row.task_id), Number(row.id)]));
-    return rows.map((row, i) => ({
-      task: { ...row, id: ids[i] as number },
-      created: true,
-      publication: firstPublication(inputs[i] as NewTask),
-      outboxId: outboxOf.get(ids[i] as number) ?? null,
-    }));
-  });
+  return withTransaction(db, (trx) => writeNewTasks(trx, inputs, rows));
+}
+
+/** Write new tasks inside a transaction the caller holds (a schedule's run is one). */
+export async function writeNewTasks(
+  trx: Knex.Transaction,
+  inputs: readonly NewTask[],
+  rows: ReadonlyArray<Omit<TaskRow, 'id'>> = inputs.map(taskRow),
+): Promise<CreateResult[]> {
+  let ids: number[];
+  if (rows.length === 1) {
+    ids = ((await trx('tasks').insert(rows)) as number[]).map(Number);
+  } else {
+    await trx('tasks').insert(rows);
+    ids = await idsOf(trx, rows);
+  }
+  const responses = inputs.flatMap((input, i) => pendingResponses(ids[i] as number, input));
+  await insertChunked(trx, 'task_responses', responses);
+  await insertChunked(
+    trx,
+    'task_dependencies',
+    inputs.flatMap((input, i) =>
+      (input.after ?? []).map((dependency, position) => ({
+        task_id: ids[i] as number,
+        depends_on_id: dependency.id,
+        position,
+      })),
+    ),
+  );
+  // a held task gets its outbox row from the scheduler, when it is released
+  await insertChunked(
+    trx,
+    'outbox',
+    inputs.flatMap((input, i) => (isDelayed(input) ? [] : [outboxRow(ids[i] as number, input)])),
+  );
+  // new tasks have no other outbox rows yet
+  const outbox = (await trx('outbox').select('id', 'task_id').whereIn('task_id', ids)) as Array<{
+    id: number;
+    task_id: number;
+  }>;
+  const outboxOf = new Map(outbox.map((row) => [Number(row.task_id), Number(row.id)]));
+  return rows.map((row, i) => ({
+    task: { ...row, id: ids[i] as number },
+    created: true,
+    publication: firstPublication(inputs[i] as NewTask),
+    outboxId: outboxOf.get(ids[i] as number) ?? null,
+  }));
 }
 
 type TaskName = Pick<TaskRow, 'type' | 'identifier'>;

@@ -699,3 +699,86 @@ describe('dependencies (after)', () => {
     expect(await tableCounts()).toEqual(before);
   });
 });
+
+describe('schedules', () => {
+  const nightly = {
+    name: 'nightly-backup',
+    type: 'backup',
+    payload: { full: true },
+    endpoints: ['x1'],
+    cron: '0 3 * * *',
+    timezone: 'Europe/Berlin',
+    catch_up: 'one',
+  };
+
+  it('makes, lists, shows, changes, pauses, resumes and deletes a schedule', async () => {
+    const made = await request(app).post('/schedules').send(nightly).expect(201);
+    expect(made.body).toMatchObject({
+      name: 'nightly-backup',
+      type: 'backup',
+      payload: { full: true },
+      endpoints: ['x1'],
+      every_ms: null,
+      cron: '0 3 * * *',
+      timezone: 'Europe/Berlin',
+      catch_up: 'one',
+      paused: false,
+    });
+    // 03:00 in Berlin is 02:00Z in winter, 01:00Z in summer
+    expect(made.body.next_run_at).toMatch(/T0[12]:00:00\.000Z$/);
+    await request(app).post('/schedules').send(nightly).expect(200);
+    const conflict = await request(app)
+      .post('/schedules')
+      .send({ ...nightly, cron: '0 4 * * *' })
+      .expect(409);
+    expect(conflict.body.error.code).toBe('schedule_exists');
+
+    const list = await request(app).get('/schedules').expect(200);
+    expect(list.body.schedules.map((s: { name: string }) => s.name)).toEqual(['nightly-backup']);
+    const one = await request(app).get('/schedules/nightly-backup').expect(200);
+    expect(one.body.schedule.name).toBe('nightly-backup');
+    expect(one.body.next_runs).toHaveLength(5);
+    expect(one.body.recent_tasks).toEqual([]);
+
+    const changed = await request(app)
+      .patch('/schedules/nightly-backup')
+      .send({ cron: null, every: '2h' })
+      .expect(200);
+    expect(changed.body).toMatchObject({
+      cron: null,
+      every_ms: 7_200_000,
+      payload: { full: true },
+    });
+    const paused = await request(app).post('/schedules/nightly-backup/pause').expect(200);
+    expect(paused.body.paused).toBe(true);
+    expect((await request(app).get('/schedules/nightly-backup')).body.next_runs).toEqual([]);
+    const resumed = await request(app).post('/schedules/nightly-backup/resume').expect(200);
+    expect(resumed.body.paused).toBe(false);
+    await request(app).delete('/schedules/nightly-backup').expect(204);
+    const gone = await request(app).get('/schedules/nightly-backup').expect(404);
+    expect(gone.body.error.code).toBe('not_found');
+    await request(app).patch('/schedules/nightly-backup').send({ every: '1h' }).expect(404);
+  });
+
+  it.each([
+    [{ cron: '0 25 * * *' }, 'cron', /cron is not a valid cron expression/],
+    [{ cron: null, every: '0s' }, 'every', /every must be from 1s to 366 days/],
+    [
+      { start_at: '2026-12-05T00:00:00Z', end_at: '2026-12-04T00:00:00Z' },
+      'end_at',
+      /end_at must be after start_at/,
+    ],
+    [{ timezone: 'Europe/Atlantis' }, 'timezone', /timezone is not a time zone this server knows/],
+    [{ type: 'deploy' }, 'type', /not a configured task type/],
+    [{ name: 'no spaces' }, 'name', /name must be 1-64 letters/],
+  ])('400s %j naming the field, and writes nothing', async (change, field, message) => {
+    const before = await stack.db('schedules').count({ n: '*' });
+    const res = await request(app)
+      .post('/schedules')
+      .send({ ...nightly, name: 'bad', ...change })
+      .expect(400);
+    expect(res.body.error).toMatchObject({ code: 'bad_request', field });
+    expect(res.body.error.message).toMatch(message);
+    expect(await stack.db('schedules').count({ n: '*' })).toEqual(before);
+  });
+});

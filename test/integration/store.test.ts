@@ -27,6 +27,11 @@ import {
   releaseDueTasks,
   releaseReadyTasks,
   cancelTask,
+  createSchedule,
+  describeSchedule,
+  fireDueSchedules,
+  setSchedulePaused,
+  updateSchedule,
   sweepDeadlines,
   findEndpointRow,
   forgetEndpoint,
@@ -42,7 +47,13 @@ import {
 import { sqliteFile } from '../../src/config';
 import { forUpdate } from '../../src/store/db';
 import { TIMESTAMP_COLUMNS } from '../../src/store/sqlite';
-import { ConflictError, RESULT_LIMITS, UnavailableError } from '../../src/domain';
+import {
+  ConflictError,
+  RESULT_LIMITS,
+  UnavailableError,
+  type ScheduleSpec,
+} from '../../src/domain';
+import type { TaskTypeConfig } from '../../src/config';
 import { createLogger, type Logger } from '../../src/log';
 import type { DatabaseConfig } from '../../src/config/types';
 import { createTestStack } from '../support/stack';
@@ -1013,6 +1024,159 @@ describe.each([
       const all = [...released(x), ...released(y), ...released(rest)].filter((id) => mine.has(id));
       expect(all.sort()).toEqual([...mine].sort());
       expect(await stack.db('outbox').whereIn('task_id', [...mine])).toHaveLength(30);
+    });
+  });
+
+  describe('schedules', () => {
+    const TYPES: Record<string, TaskTypeConfig> = {
+      worker: {
+        name: 'worker',
+        waitForEndpointsTimeoutMs: 60_000,
+        executionTimeoutMs: 30_000,
+        maxDeliveries: 5,
+        rollout: null,
+        successThreshold: null,
+      },
+    };
+    let scheduleSeq = 0;
+    const spec = (overrides: Partial<ScheduleSpec> = {}): ScheduleSpec => {
+      scheduleSeq += 1;
+      return {
+        name: `every-minute-${scheduleSeq}`,
+        type: 'worker',
+        payload: { n: 1 },
+        endpoints: ['s1'],
+        selector: null,
+        everyMs: 60_000,
+        cron: null,
+        timezone: 'UTC',
+        startAt: null,
+        endAt: null,
+        catchUp: 'skip',
+        ...overrides,
+      };
+    };
+    const t0 = new Date('2026-12-01T10:00:00.000Z');
+    const at = (seconds: number): Date => new Date(t0.getTime() + seconds * 1000);
+    const tasksOf = async (name: string): Promise<string[]> =>
+      (
+        (await stack
+          .db('tasks')
+          .where('identifier', '>=', `${name}@`)
+          .where('identifier', '<', `${name}A`)
+          .orderBy('id')) as TaskRow[]
+      ).map((task) => task.identifier);
+    /** fire as the scheduler does, but only what `name` makes counts */
+    const fire = async (now: Date) => fireDueSchedules(stack.db, TYPES, { now });
+
+    it('fires every interval, one task per due time, named after the schedule and the time', async () => {
+      const { row, created } = await createSchedule(stack.db, spec(), t0);
+      expect(created).toBe(true);
+      expect(row.next_run_at).toEqual(at(60));
+      await fire(at(30));
+      expect(await tasksOf(row.name)).toEqual([]);
+      await fire(at(61));
+      await fire(at(62));
+      await fire(at(125));
+      expect(await tasksOf(row.name)).toEqual([
+        `${row.name}@2026-12-01T10:01:00.000Z`,
+        `${row.name}@2026-12-01T10:02:00.000Z`,
+      ]);
+      const [task] = (await stack
+        .db('tasks')
+        .where({ identifier: `${row.name}@2026-12-01T10:01:00.000Z` })) as TaskRow[];
+      expect(task).toMatchObject({ status: 'CREATED', type: 'worker' });
+      expect(JSON.parse(task?.payload ?? '')).toEqual({ n: 1 });
+      expect(await stack.db('outbox').where({ task_id: task?.id })).toHaveLength(1);
+      expect(await rowsOf(Number(task?.id))).toHaveLength(1);
+      const described = await describeSchedule(stack.db, row.name, { nextRuns: 3, recentTasks: 5 });
+      expect(described.next_runs).toEqual([
+        '2026-12-01T10:03:00.000Z',
+        '2026-12-01T10:04:00.000Z',
+        '2026-12-01T10:05:00.000Z',
+      ]);
+      expect(described.recent_tasks.map((t) => t.identifier)).toEqual([
+        `${row.name}@2026-12-01T10:02:00.000Z`,
+        `${row.name}@2026-12-01T10:01:00.000Z`,
+      ]);
+    });
+
+    it('makes no second task for a due time whose task exists (a crash before the advance)', async () => {
+      const { row } = await createSchedule(stack.db, spec(), t0);
+      await fire(at(61));
+      // as if the schedule had not been moved on with its task
+      await stack
+        .db('schedules')
+        .where({ id: row.id })
+        .update({ next_run_at: at(60) });
+      await fire(at(62));
+      expect(await tasksOf(row.name)).toEqual([`${row.name}@2026-12-01T10:01:00.000Z`]);
+      const moved = await stack.db('schedules').where({ id: row.id }).first();
+      expect(moved.next_run_at).toEqual(at(120));
+    });
+
+    it('fires each due schedule once when two schedulers run at the same time', async () => {
+      const names = [];
+      for (let i = 0; i < 12; i += 1)
+        names.push((await createSchedule(stack.db, spec(), t0)).row.name);
+      await Promise.all([
+        fireDueSchedules(stack.db, TYPES, { now: at(61), limit: 8 }),
+        fireDueSchedules(stack.db, TYPES, { now: at(61), limit: 8 }),
+      ]);
+      await fire(at(61));
+      for (const name of names) {
+        expect(await tasksOf(name)).toEqual([`${name}@2026-12-01T10:01:00.000Z`]);
+      }
+    });
+
+    it('after three missed intervals makes one task under "one", none under "skip"', async () => {
+      const one = (await createSchedule(stack.db, spec({ catchUp: 'one' }), t0)).row;
+      const skip = (await createSchedule(stack.db, spec({ catchUp: 'skip' }), t0)).row;
+      // due at 10:01; the server was down until 10:04:10
+      const outcome = await fire(at(250));
+      expect(outcome.skipped).toBeGreaterThanOrEqual(3 + 4);
+      expect(await tasksOf(one.name)).toEqual([`${one.name}@2026-12-01T10:04:00.000Z`]);
+      expect(await tasksOf(skip.name)).toEqual([]);
+      for (const name of [one.name, skip.name]) {
+        const row = await stack.db('schedules').where({ name }).first();
+        expect(row.next_run_at).toEqual(at(300));
+      }
+      await fire(at(301));
+      expect(await tasksOf(skip.name)).toEqual([`${skip.name}@2026-12-01T10:05:00.000Z`]);
+    });
+
+    it('pauses and resumes without making up the runs due meanwhile; stops after end_at', async () => {
+      const { row } = await createSchedule(stack.db, spec({ endAt: at(400) }), t0);
+      await setSchedulePaused(stack.db, row.name, true, at(10));
+      await fire(at(200));
+      expect(await tasksOf(row.name)).toEqual([]);
+      const resumed = await setSchedulePaused(stack.db, row.name, false, at(200));
+      expect(resumed.next_run_at).toEqual(at(240));
+      await fire(at(241));
+      await fire(at(301));
+      await fire(at(361));
+      expect(await tasksOf(row.name)).toEqual([
+        `${row.name}@2026-12-01T10:04:00.000Z`,
+        `${row.name}@2026-12-01T10:05:00.000Z`,
+        `${row.name}@2026-12-01T10:06:00.000Z`,
+      ]);
+      const ended = await stack.db('schedules').where({ id: row.id }).first();
+      expect(ended.next_run_at).toBeNull();
+    });
+
+    it('refuses another schedule of the same name (409), answers the same one (200), and updates', async () => {
+      const first = spec();
+      await createSchedule(stack.db, first, t0);
+      expect((await createSchedule(stack.db, first, t0)).created).toBe(false);
+      await expect(
+        createSchedule(stack.db, { ...first, everyMs: 120_000 }, t0),
+      ).rejects.toBeInstanceOf(ConflictError);
+      const updated = await updateSchedule(
+        stack.db,
+        { ...first, everyMs: null, cron: '30 * * * *' },
+        at(10),
+      );
+      expect(updated.next_run_at).toEqual(new Date('2026-12-01T10:30:00.000Z'));
     });
   });
 

@@ -1,0 +1,346 @@
+/**
+ * Recurring schedules as stored, and their runs. Making, reading, changing, pausing, resuming
+ * and deleting a schedule; and the scheduler's write, `fireDueSchedules`: in one transaction per
+ * batch it claims the schedules due (FOR UPDATE SKIP LOCKED, so several servers share them and
+ * none fires one twice), writes for each the task of its due time, named `<name>@<due time>`,
+ * with its rows and outbox row, and moves the schedule to its next due time. A crash before the
+ * commit leaves the schedule due for the next pass; the task's identifier makes a second task
+ * for one due time impossible however the passes interleave.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { TaskTypeConfig } from '../config';
+import {
+  ConflictError,
+  NotFoundError,
+  nextDue,
+  nextDueTimes,
+  planRun,
+  scheduledIdentifier,
+  selectorText,
+  type ScheduleSpec,
+  type Selector,
+} from '../domain';
+import { asStoreError, forUpdate, isDuplicateKey, withTransaction, type Db } from './db';
+import { selectEndpoints } from './endpoints';
+import { parseJsonColumn, type TaskRow } from './rows';
+import { writeNewTasks, type NewTask } from './task-writer';
+
+export interface ScheduleRow {
+  id: number;
+  name: string;
+  type: string;
+  payload: string;
+  endpoints: string | null;
+  selector: string | null;
+  every_ms: number | null;
+  cron: string | null;
+  timezone: string;
+  start_at: Date | null;
+  end_at: Date | null;
+  catch_up: string;
+  paused: boolean | number;
+  next_run_at: Date | null;
+  last_run_at: Date | null;
+  last_error: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export function rowToSpec(row: ScheduleRow): ScheduleSpec {
+  return {
+    name: row.name,
+    type: row.type,
+    payload: parseJsonColumn(row.payload),
+    endpoints: parseJsonColumn<string[]>(row.endpoints),
+    selector: parseJsonColumn<Selector>(row.selector),
+    everyMs: row.every_ms === null ? null : Number(row.every_ms),
+    cron: row.cron,
+    timezone: row.timezone,
+    startAt: row.start_at,
+    endAt: row.end_at,
+    catchUp: row.catch_up === 'one' ? 'one' : 'skip',
+  };
+}
+
+function specColumns(spec: ScheduleSpec): Partial<ScheduleRow> {
+  return {
+    name: spec.name,
+    type: spec.type,
+    payload: JSON.stringify(spec.payload ?? null),
+    endpoints: spec.endpoints === null ? null : JSON.stringify(spec.endpoints),
+    selector: spec.selector === null ? null : selectorText(spec.selector),
+    every_ms: spec.everyMs,
+    cron: spec.cron,
+    timezone: spec.timezone,
+    start_at: spec.startAt,
+    end_at: spec.endAt,
+    catch_up: spec.catchUp,
+  };
+}
+
+export interface ScheduleView {
+  name: string;
+  type: string;
+  payload: unknown;
+  endpoints: string[] | Selector | null;
+  every_ms: number | null;
+  cron: string | null;
+  timezone: string;
+  start_at: string | null;
+  end_at: string | null;
+  catch_up: string;
+  paused: boolean;
+  /** null once it ended (past end_at) */
+  next_run_at: string | null;
+  last_run_at: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString());
+
+export function toScheduleView(row: ScheduleRow): ScheduleView {
+  const spec = rowToSpec(row);
+  return {
+    name: row.name,
+    type: row.type,
+    payload: spec.payload,
+    endpoints: spec.selector ?? spec.endpoints,
+    every_ms: spec.everyMs,
+    cron: row.cron,
+    timezone: row.timezone,
+    start_at: iso(row.start_at),
+    end_at: iso(row.end_at),
+    catch_up: row.catch_up,
+    paused: Boolean(row.paused),
+    next_run_at: iso(row.next_run_at),
+    last_run_at: iso(row.last_run_at),
+    last_error: row.last_error,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+export async function findScheduleRow(db: Db, name: string): Promise<ScheduleRow | null> {
+  try {
+    return ((await db('schedules').where({ name }).first()) as ScheduleRow | undefined) ?? null;
+  } catch (err) {
+    throw asStoreError(err);
+  }
+}
+
+async function existingSchedule(db: Db, name: string): Promise<ScheduleRow> {
+  const row = await findScheduleRow(db, name);
+  if (row === null) {
+    throw new NotFoundError('not_found', `no schedule ${JSON.stringify(name)}`);
+  }
+  return row;
+}
+
+/** Make a schedule; the same one again answers the stored one (created false), another is 409. */
+export async function createSchedule(
+  db: Db,
+  spec: ScheduleSpec,
+  now = new Date(),
+): Promise<{ row: ScheduleRow; created: boolean }> {
+  try {
+    await db('schedules').insert({
+      ...specColumns(spec),
+      paused: false,
+      next_run_at: nextDue(spec, now, now),
+      last_run_at: null,
+      last_error: null,
+      created_at: now,
+      updated_at: now,
+    });
+    return { row: await existingSchedule(db, spec.name), created: true };
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw asStoreError(err);
+  }
+  const row = await existingSchedule(db, spec.name);
+  if (!isDeepStrictEqual(rowToSpec(row), spec)) {
+    throw new ConflictError(
+      `a schedule named ${JSON.stringify(spec.name)} exists with other settings: change it with PATCH`,
+      'schedule_exists',
+    );
+  }
+  return { row, created: false };
+}
+
+export async function listSchedules(db: Db): Promise<ScheduleRow[]> {
+  try {
+    return (await db('schedules').orderBy('name')) as ScheduleRow[];
+  } catch (err) {
+    throw asStoreError(err);
+  }
+}
+
+/** A schedule with its next due times and its latest tasks, newest first. */
+export async function describeSchedule(
+  db: Db,
+  name: string,
+  counts: { nextRuns: number; recentTasks: number },
+): Promise<{
+  schedule: ScheduleView;
+  next_runs: string[];
+  recent_tasks: Array<Pick<TaskRow, 'identifier' | 'status' | 'created_at' | 'finished_at'>>;
+}> {
+  const row = await existingSchedule(db, name);
+  const spec = rowToSpec(row);
+  const next =
+    row.next_run_at === null || Boolean(row.paused)
+      ? []
+      : [
+          row.next_run_at,
+          ...nextDueTimes(spec, row.next_run_at, row.created_at, counts.nextRuns - 1),
+        ];
+  const tasks = (await db('tasks')
+    .select('identifier', 'status', 'created_at', 'finished_at')
+    .where({ type: row.type })
+    // "<name>@…": every identifier from "<name>@" up to "<name>A", byte for byte
+    .where('identifier', '>=', `${name}@`)
+    .where('identifier', '<', `${name}A`)
+    .orderBy('id', 'desc')
+    .limit(counts.recentTasks)) as Array<
+    Pick<TaskRow, 'identifier' | 'status' | 'created_at' | 'finished_at'>
+  >;
+  return {
+    schedule: toScheduleView(row),
+    next_runs: next.map((date) => date.toISOString()),
+    recent_tasks: tasks,
+  };
+}
+
+/** Change a schedule: its next due time is computed again from now. */
+export async function updateSchedule(
+  db: Db,
+  spec: ScheduleSpec,
+  now = new Date(),
+): Promise<ScheduleRow> {
+  const row = await existingSchedule(db, spec.name);
+  await db('schedules')
+    .where({ id: row.id })
+    .update({
+      ...specColumns(spec),
+      next_run_at: nextDue(spec, now, row.created_at),
+      updated_at: now,
+    });
+  return existingSchedule(db, spec.name);
+}
+
+/**
+ * Pause or resume. A resumed schedule runs next at its first due time from now: the runs due
+ * while it was paused are not made up.
+ */
+export async function setSchedulePaused(
+  db: Db,
+  name: string,
+  paused: boolean,
+  now = new Date(),
+): Promise<ScheduleRow> {
+  const row = await existingSchedule(db, name);
+  if (Boolean(row.paused) !== paused) {
+    const next = paused ? row.next_run_at : nextDue(rowToSpec(row), now, row.created_at);
+    await db('schedules')
+      .where({ id: row.id })
+      .update({ paused, next_run_at: next, updated_at: now });
+  }
+  return existingSchedule(db, name);
+}
+
+export async function deleteSchedule(db: Db, name: string): Promise<void> {
+  const row = await existingSchedule(db, name);
+  await db('schedules').where({ id: row.id }).delete();
+}
+
+export interface FireOutcome {
+  /** schedules looked at */
+  schedules: number;
+  /** tasks made */
+  fired: number;
+  /** due times not made up under catch_up "skip" */
+  skipped: number;
+  /** tasks made, as stored (CREATED), for the relay and the change feed */
+  tasks: TaskRow[];
+}
+
+/**
+ * Make the tasks of the schedules due. `types` are the configured task types: a schedule whose
+ * type is gone makes nothing and says so in `last_error`.
+ */
+export async function fireDueSchedules(
+  db: Db,
+  types: Record<string, TaskTypeConfig>,
+  options: { now?: Date; limit?: number } = {},
+): Promise<FireOutcome> {
+  const now = options.now ?? new Date();
+  return withTransaction(db, async (trx) => {
+    const due = (await forUpdate(
+      trx,
+      trx('schedules')
+        .where({ paused: false })
+        .where('next_run_at', '<=', now)
+        .orderBy('next_run_at')
+        .limit(options.limit ?? 100),
+      { skipLocked: true },
+    )) as ScheduleRow[];
+    const outcome: FireOutcome = { schedules: due.length, fired: 0, skipped: 0, tasks: [] };
+    for (const row of due) {
+      const spec = rowToSpec(row);
+      const plan = planRun(spec, row.next_run_at as Date, now, row.created_at);
+      let lastError: string | null = null;
+      if (plan.fire === null) {
+        outcome.skipped += plan.missed + 1;
+      } else {
+        if (plan.missed > 0) outcome.skipped += plan.missed;
+        const identifier = scheduledIdentifier(spec.name, plan.fire);
+        const type = Object.hasOwn(types, spec.type) ? types[spec.type] : undefined;
+        const exists = await trx('tasks').where({ type: spec.type, identifier }).first('id');
+        if (type === undefined) {
+          lastError = `task type ${JSON.stringify(spec.type)} is not configured`;
+        } else if (exists === undefined) {
+          const endpoints =
+            spec.selector === null
+              ? spec.endpoints
+              : await selectEndpoints(trx, spec.type, spec.selector, now);
+          if (endpoints !== null && endpoints.length === 0) {
+            lastError = 'the selector matched no endpoint: no task made';
+          } else {
+            const input: NewTask = {
+              type: spec.type,
+              identifier,
+              payload: spec.payload,
+              endpoints,
+              selector: spec.selector,
+              deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
+              executionTimeoutMs: type.executionTimeoutMs,
+              rollout: endpoints === null ? null : type.rollout,
+              successThreshold: type.successThreshold,
+              now,
+              // the relay publishes it at once
+              outboxDelayMs: 0,
+            };
+            try {
+              const [created] = await writeNewTasks(trx, [input]);
+              if (created !== undefined) outcome.tasks.push(created.task);
+              outcome.fired += 1;
+            } catch (err) {
+              // another pass made it after all: one task per due time
+              if (!isDuplicateKey(err)) throw err;
+            }
+          }
+        }
+      }
+      await trx('schedules')
+        .where({ id: row.id })
+        .update({
+          next_run_at: plan.next,
+          last_run_at: plan.fire ?? row.last_run_at,
+          last_error: lastError,
+          updated_at: now,
+        });
+    }
+    return outcome;
+  });
+}
