@@ -23,6 +23,7 @@ import * as addTasksDueIndex from './20261203000002_add_tasks_due_index';
 import * as createTaskDependencies from './20261203000003_create_task_dependencies';
 import * as addTasksDependencyColumns from './20261203000004_add_tasks_dependency_columns';
 import * as createSchedules from './20261203000005_create_schedules';
+import * as addSchedulesBackoff from './20261203000006_add_schedules_backoff';
 
 export interface Migration {
   name: string;
@@ -50,4 +51,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261203000003_create_task_dependencies', ...createTaskDependencies },
   { name: '20261203000004_add_tasks_dependency_columns', ...addTasksDependencyColumns },
   { name: '20261203000005_create_schedules', ...createSchedules },
+  { name: '20261203000006_add_schedules_backoff', ...addSchedulesBackoff },
 ];

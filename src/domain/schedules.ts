@@ -32,7 +32,17 @@ export interface ScheduleSpec {
   startAt: Date | null;
   endAt: Date | null;
   catchUp: CatchUp;
+  /** with `every`: after a FAILED run the interval grows by `factor`, up to `maxMs` */
+  backoff: Backoff | null;
 }
+
+export interface Backoff {
+  factor: number;
+  maxMs: number;
+}
+
+/** the largest growth factor of a backoff */
+export const MAX_BACKOFF_FACTOR = 10;
 
 export interface ScheduleLimits {
   maxEndpoints: number;
@@ -95,6 +105,7 @@ const SCHEDULE_KEYS = [
   'start_at',
   'end_at',
   'catch_up',
+  'backoff',
 ];
 
 /**
@@ -185,6 +196,16 @@ export function readScheduleBody(
     }
     catchUp = found;
   }
+  let backoff = base?.backoff ?? null;
+  if (given('backoff')) {
+    backoff = body.backoff === null ? null : readBackoff(body.backoff, options.readDuration, fail);
+  }
+  if (backoff !== null && everyMs === null) {
+    throw fail('backoff', 'needs every: a cron schedule runs at its times');
+  }
+  if (backoff !== null && everyMs !== null && backoff.maxMs < everyMs) {
+    throw fail('backoff.max', 'must be at least every');
+  }
   return {
     name,
     type,
@@ -197,7 +218,38 @@ export function readScheduleBody(
     startAt,
     endAt,
     catchUp,
+    backoff,
   };
+}
+
+function readBackoff(
+  value: unknown,
+  readDuration: (value: unknown, path: string) => number,
+  fail: Fail,
+): Backoff {
+  if (!isPlainObject(value)) throw fail('backoff', 'must be an object {factor, max}');
+  rejectUnknownKeys(value, ['factor', 'max'], 'backoff', fail);
+  const factor = value.factor;
+  if (typeof factor !== 'number' || !(factor > 1 && factor <= MAX_BACKOFF_FACTOR)) {
+    throw fail('backoff.factor', `must be a number above 1, at most ${MAX_BACKOFF_FACTOR}`);
+  }
+  if (value.max === undefined) throw fail('backoff.max', 'is required');
+  return { factor, maxMs: readDuration(value.max, 'backoff.max') };
+}
+
+/**
+ * The interval after a run ended `status`, with a backoff: grown by its factor (up to its
+ * maximum) after FAILED, back to `every` after DONE, unchanged otherwise.
+ */
+export function nextInterval(
+  backoff: Backoff,
+  everyMs: number,
+  currentMs: number,
+  status: string,
+): number {
+  if (status === 'FAILED') return Math.min(backoff.maxMs, Math.round(currentMs * backoff.factor));
+  if (status === 'DONE') return everyMs;
+  return currentMs;
 }
 
 function readTargets(

@@ -8,12 +8,15 @@
  * for one due time impossible however the passes interleave.
  */
 import { isDeepStrictEqual } from 'node:util';
+import type { Knex } from 'knex';
 import type { TaskTypeConfig } from '../config';
 import {
   ConflictError,
   NotFoundError,
+  isTerminalTask,
   nextDue,
   nextDueTimes,
+  nextInterval,
   planRun,
   scheduledIdentifier,
   selectorText,
@@ -44,6 +47,11 @@ export interface ScheduleRow {
   last_error: string | null;
   created_at: Date;
   updated_at: Date;
+  backoff_factor: number | null;
+  backoff_max_ms: number | null;
+  /** the interval now, with a backoff (every_ms when none has grown it) */
+  interval_ms: number | null;
+  backoff_applied_at: Date | null;
 }
 
 export function rowToSpec(row: ScheduleRow): ScheduleSpec {
@@ -59,6 +67,10 @@ export function rowToSpec(row: ScheduleRow): ScheduleSpec {
     startAt: row.start_at,
     endAt: row.end_at,
     catchUp: row.catch_up === 'one' ? 'one' : 'skip',
+    backoff:
+      row.backoff_factor === null || row.backoff_max_ms === null
+        ? null
+        : { factor: Number(row.backoff_factor), maxMs: Number(row.backoff_max_ms) },
   };
 }
 
@@ -75,6 +87,10 @@ function specColumns(spec: ScheduleSpec): Partial<ScheduleRow> {
     start_at: spec.startAt,
     end_at: spec.endAt,
     catch_up: spec.catchUp,
+    backoff_factor: spec.backoff?.factor ?? null,
+    backoff_max_ms: spec.backoff?.maxMs ?? null,
+    // a changed schedule starts from its every again
+    interval_ms: spec.everyMs,
   };
 }
 
@@ -89,6 +105,10 @@ export interface ScheduleView {
   start_at: string | null;
   end_at: string | null;
   catch_up: string;
+  /** with `every`: {factor, max_ms} */
+  backoff: { factor: number; max_ms: number } | null;
+  /** with a backoff, the interval now */
+  interval_ms: number | null;
   paused: boolean;
   /** null once it ended (past end_at) */
   next_run_at: string | null;
@@ -113,6 +133,9 @@ export function toScheduleView(row: ScheduleRow): ScheduleView {
     start_at: iso(row.start_at),
     end_at: iso(row.end_at),
     catch_up: row.catch_up,
+    backoff:
+      spec.backoff === null ? null : { factor: spec.backoff.factor, max_ms: spec.backoff.maxMs },
+    interval_ms: row.interval_ms === null ? null : Number(row.interval_ms),
     paused: Boolean(row.paused),
     next_run_at: iso(row.next_run_at),
     last_run_at: iso(row.last_run_at),
@@ -187,7 +210,12 @@ export async function describeSchedule(
   recent_tasks: Array<Pick<TaskRow, 'identifier' | 'status' | 'created_at' | 'finished_at'>>;
 }> {
   const row = await existingSchedule(db, name);
-  const spec = rowToSpec(row);
+  const stored = rowToSpec(row);
+  // with a backoff, the runs follow one another at the interval it has now
+  const spec =
+    stored.backoff === null || row.interval_ms === null || row.next_run_at === null
+      ? stored
+      : { ...stored, everyMs: Number(row.interval_ms), startAt: row.next_run_at };
   const next =
     row.next_run_at === null || Boolean(row.paused)
       ? []
@@ -254,6 +282,34 @@ export async function deleteSchedule(db: Db, name: string): Promise<void> {
   await db('schedules').where({ id: row.id }).delete();
 }
 
+/**
+ * A backoff schedule's interval now, from the outcome of its latest run if it is final and not
+ * counted yet: `wait` when that outcome pushes its due time past `now`. Null without a backoff.
+ */
+async function backoffOf(
+  trx: Knex.Transaction,
+  row: ScheduleRow,
+  spec: ScheduleSpec,
+  now: Date,
+): Promise<{ intervalMs: number; due: Date; appliedAt: Date | null; wait: boolean } | null> {
+  if (spec.backoff === null || spec.everyMs === null) return null;
+  const intervalMs = Number(row.interval_ms ?? spec.everyMs);
+  const result = { intervalMs, due: row.next_run_at as Date, appliedAt: row.backoff_applied_at };
+  const last = row.last_run_at;
+  if (last === null || row.backoff_applied_at?.getTime() === last.getTime()) {
+    return { ...result, wait: false };
+  }
+  const task = (await trx('tasks')
+    .where({ type: spec.type, identifier: scheduledIdentifier(spec.name, last) })
+    .first('status')) as Pick<TaskRow, 'status'> | undefined;
+  // a run still going (or never made) changes nothing yet
+  if (task === undefined || !isTerminalTask(task.status)) return { ...result, wait: false };
+  const grown = nextInterval(spec.backoff, spec.everyMs, intervalMs, task.status);
+  // a grown interval pushes the next run later; a reset one does not bring it forward
+  const due = new Date(Math.max(last.getTime() + grown, (row.next_run_at as Date).getTime()));
+  return { intervalMs: grown, due, appliedAt: last, wait: due.getTime() > now.getTime() };
+}
+
 export interface FireOutcome {
   /** schedules looked at */
   schedules: number;
@@ -288,7 +344,21 @@ export async function fireDueSchedules(
     const outcome: FireOutcome = { schedules: due.length, fired: 0, skipped: 0, tasks: [] };
     for (const row of due) {
       const spec = rowToSpec(row);
-      const plan = planRun(spec, row.next_run_at as Date, now, row.created_at);
+      const backoff = await backoffOf(trx, row, spec, now);
+      if (backoff !== null && backoff.wait) {
+        await trx('schedules').where({ id: row.id }).update({
+          next_run_at: backoff.due,
+          interval_ms: backoff.intervalMs,
+          backoff_applied_at: backoff.appliedAt,
+          updated_at: now,
+        });
+        continue;
+      }
+      // with a backoff, due times follow one another at the interval it has now
+      const timing =
+        backoff === null ? spec : { ...spec, everyMs: backoff.intervalMs, startAt: backoff.due };
+      const anchor = backoff === null ? row.created_at : backoff.due;
+      const plan = planRun(timing, backoff?.due ?? (row.next_run_at as Date), now, anchor);
       let lastError: string | null = null;
       if (plan.fire === null) {
         outcome.skipped += plan.missed + 1;
@@ -339,6 +409,9 @@ export async function fireDueSchedules(
           last_run_at: plan.fire ?? row.last_run_at,
           last_error: lastError,
           updated_at: now,
+          ...(backoff === null
+            ? {}
+            : { interval_ms: backoff.intervalMs, backoff_applied_at: backoff.appliedAt }),
         });
     }
     return outcome;

@@ -48,6 +48,7 @@ export const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set([
   'end_at',
   'next_run_at',
   'last_run_at',
+  'backoff_applied_at',
 ]);
 
 function reviveTimestamps(row: unknown): void {

@@ -749,6 +749,14 @@ describe('schedules', () => {
       every_ms: 7_200_000,
       payload: { full: true },
     });
+    const backoff = await request(app)
+      .patch('/schedules/nightly-backup')
+      .send({ backoff: { factor: 1.5, max: '6h' } })
+      .expect(200);
+    expect(backoff.body).toMatchObject({
+      backoff: { factor: 1.5, max_ms: 21_600_000 },
+      interval_ms: 7_200_000,
+    });
     const paused = await request(app).post('/schedules/nightly-backup/pause').expect(200);
     expect(paused.body.paused).toBe(true);
     expect((await request(app).get('/schedules/nightly-backup')).body.next_runs).toEqual([]);
@@ -771,6 +779,7 @@ describe('schedules', () => {
     [{ timezone: 'Europe/Atlantis' }, 'timezone', /timezone is not a time zone this server knows/],
     [{ type: 'deploy' }, 'type', /not a configured task type/],
     [{ name: 'no spaces' }, 'name', /name must be 1-64 letters/],
+    [{ backoff: { factor: 2, max: '1h' } }, 'backoff', /backoff needs every/],
   ])('400s %j naming the field, and writes nothing', async (change, field, message) => {
     const before = await stack.db('schedules').count({ n: '*' });
     const res = await request(app)

@@ -1053,6 +1053,7 @@ describe.each([
         startAt: null,
         endAt: null,
         catchUp: 'skip',
+        backoff: null,
         ...overrides,
       };
     };
@@ -1162,6 +1163,46 @@ describe.each([
       ]);
       const ended = await stack.db('schedules').where({ id: row.id }).first();
       expect(ended.next_run_at).toBeNull();
+    });
+
+    it('backs off after a FAILED run, up to its maximum, and goes back to every after DONE', async () => {
+      const { row } = await createSchedule(
+        stack.db,
+        spec({ backoff: { factor: 2, maxMs: 180_000 } }),
+        t0,
+      );
+      const finish = async (due: string, status: 'DONE' | 'FAILED') => {
+        const [task] = (await stack
+          .db('tasks')
+          .where({ identifier: `${row.name}@${due}` })) as TaskRow[];
+        await recordResultEvents(stack.db, [
+          event(Number(task?.id), 's1', { status, errnr: status === 'DONE' ? 0 : 1 }),
+        ]);
+      };
+      const stored = () => stack.db('schedules').where({ id: row.id }).first();
+      await fire(at(61));
+      await finish('2026-12-01T10:01:00.000Z', 'FAILED');
+      // the failure doubles the interval: nothing at 10:02, the next at 10:03
+      await fire(at(121));
+      expect((await stored()).next_run_at).toEqual(at(180));
+      expect(Number((await stored()).interval_ms)).toBe(120_000);
+      await fire(at(181));
+      await finish('2026-12-01T10:03:00.000Z', 'FAILED');
+      // doubled again, but at most 3 minutes
+      await fire(at(301));
+      expect((await stored()).next_run_at).toEqual(at(360));
+      await fire(at(361));
+      await finish('2026-12-01T10:06:00.000Z', 'DONE');
+      await fire(at(541));
+      expect(Number((await stored()).interval_ms)).toBe(60_000);
+      await fire(at(601));
+      expect(await tasksOf(row.name)).toEqual([
+        `${row.name}@2026-12-01T10:01:00.000Z`,
+        `${row.name}@2026-12-01T10:03:00.000Z`,
+        `${row.name}@2026-12-01T10:06:00.000Z`,
+        `${row.name}@2026-12-01T10:09:00.000Z`,
+        `${row.name}@2026-12-01T10:10:00.000Z`,
+      ]);
     });
 
     it('refuses another schedule of the same name (409), answers the same one (200), and updates', async () => {

@@ -7,6 +7,7 @@ import { parseDuration } from '../../src/config';
 import {
   nextDue,
   nextDueTimes,
+  nextInterval,
   planRun,
   readScheduleBody,
   scheduledIdentifier,
@@ -44,6 +45,7 @@ describe('readScheduleBody', () => {
       startAt: null,
       endAt: null,
       catchUp: 'skip',
+      backoff: null,
     });
     expect(
       read({
@@ -119,6 +121,32 @@ describe('readScheduleBody', () => {
       payload: 1,
     });
     expect(() => read({ name: 'm' }, base)).toThrow(/^name cannot change/);
+  });
+});
+
+describe('backoff', () => {
+  const base = { name: 'n', type: 'worker', every: '1m' };
+
+  it('reads {factor, max} with every, and grows the interval after FAILED, resets after DONE', () => {
+    const spec = read({ ...base, backoff: { factor: 2, max: '5m' } });
+    expect(spec.backoff).toEqual({ factor: 2, maxMs: 300_000 });
+    const backoff = spec.backoff as NonNullable<ScheduleSpec['backoff']>;
+    expect(nextInterval(backoff, 60_000, 60_000, 'FAILED')).toBe(120_000);
+    expect(nextInterval(backoff, 60_000, 240_000, 'FAILED')).toBe(300_000);
+    expect(nextInterval(backoff, 60_000, 240_000, 'INCOMPLETE')).toBe(240_000);
+    expect(nextInterval(backoff, 60_000, 240_000, 'DONE')).toBe(60_000);
+  });
+
+  it.each([
+    [{ backoff: { factor: 1, max: '5m' } }, /^backoff.factor must be a number above 1/],
+    [{ backoff: { factor: 2 } }, /^backoff.max is required/],
+    [{ backoff: { factor: 2, max: '30s' } }, /^backoff.max must be at least every/],
+    [
+      { every: undefined, cron: '0 3 * * *', backoff: { factor: 2, max: '1h' } },
+      /^backoff needs every/,
+    ],
+  ])('refuses %j', (change, message) => {
+    expect(() => read({ ...base, ...change })).toThrow(message);
   });
 });
 
