@@ -4,7 +4,7 @@
  * does it (`fireDueSchedules`, 100 schedules a transaction, each writing its task, rows and
  * outbox row). Prints how long one minute's runs take to make, in tasks per second and as a
  * share of the minute, and the SQL statements a run costs. No broker: the tasks stay in the
- * outbox. Run with `npm run build && node dist/bench/schedules.js`.
+ * outbox. Run with `npm run bench:schedules`.
  */
 import type { TaskTypeConfig } from '../src/config';
 import { createDb, fireDueSchedules, migrateLatest, type Db } from '../src/store';
