@@ -2,8 +2,9 @@
  * Recurring schedules as stored, and their runs. Making, reading, changing, pausing, resuming
  * and deleting a schedule; and the scheduler's write, `fireDueSchedules`: in one transaction per
  * batch it claims the schedules due (FOR UPDATE SKIP LOCKED, so several servers share them and
- * none fires one twice), writes for each the task of its due time, named `<name>@<due time>`,
- * with its rows and outbox row, and moves the schedule to its next due time. A crash before the
+ * none fires one twice), writes the tasks of their due times, each named `<name>@<due time>`,
+ * with their rows and outbox rows (the batch's together, one statement per table), and moves
+ * each schedule to its next due time. A crash before the
  * commit leaves the schedule due for the next pass; the task's identifier makes a second task
  * for one due time impossible however the passes interleave.
  */
@@ -342,15 +343,22 @@ export async function fireDueSchedules(
       { skipLocked: true },
     )) as ScheduleRow[];
     const outcome: FireOutcome = { schedules: due.length, fired: 0, skipped: 0, tasks: [] };
+    /** what each schedule does: its update, and the due time to make a task for */
+    const runs: Array<{ row: ScheduleRow; update: Record<string, unknown>; fire: string | null }> =
+      [];
     for (const row of due) {
       const spec = rowToSpec(row);
       const backoff = await backoffOf(trx, row, spec, now);
       if (backoff !== null && backoff.wait) {
-        await trx('schedules').where({ id: row.id }).update({
-          next_run_at: backoff.due,
-          interval_ms: backoff.intervalMs,
-          backoff_applied_at: backoff.appliedAt,
-          updated_at: now,
+        runs.push({
+          row,
+          fire: null,
+          update: {
+            next_run_at: backoff.due,
+            interval_ms: backoff.intervalMs,
+            backoff_applied_at: backoff.appliedAt,
+            updated_at: now,
+          },
         });
         continue;
       }
@@ -359,60 +367,74 @@ export async function fireDueSchedules(
         backoff === null ? spec : { ...spec, everyMs: backoff.intervalMs, startAt: backoff.due };
       const anchor = backoff === null ? row.created_at : backoff.due;
       const plan = planRun(timing, backoff?.due ?? (row.next_run_at as Date), now, anchor);
-      let lastError: string | null = null;
-      if (plan.fire === null) {
-        outcome.skipped += plan.missed + 1;
-      } else {
-        if (plan.missed > 0) outcome.skipped += plan.missed;
-        const identifier = scheduledIdentifier(spec.name, plan.fire);
-        const type = Object.hasOwn(types, spec.type) ? types[spec.type] : undefined;
-        const exists = await trx('tasks').where({ type: spec.type, identifier }).first('id');
-        if (type === undefined) {
-          lastError = `task type ${JSON.stringify(spec.type)} is not configured`;
-        } else if (exists === undefined) {
-          const endpoints =
-            spec.selector === null
-              ? spec.endpoints
-              : await selectEndpoints(trx, spec.type, spec.selector, now);
-          if (endpoints !== null && endpoints.length === 0) {
-            lastError = 'the selector matched no endpoint: no task made';
-          } else {
-            const input: NewTask = {
-              type: spec.type,
-              identifier,
-              payload: spec.payload,
-              endpoints,
-              selector: spec.selector,
-              deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
-              executionTimeoutMs: type.executionTimeoutMs,
-              rollout: endpoints === null ? null : type.rollout,
-              successThreshold: type.successThreshold,
-              now,
-              // the relay publishes it at once
-              outboxDelayMs: 0,
-            };
-            try {
-              const [created] = await writeNewTasks(trx, [input]);
-              if (created !== undefined) outcome.tasks.push(created.task);
-              outcome.fired += 1;
-            } catch (err) {
-              // another pass made it after all: one task per due time
-              if (!isDuplicateKey(err)) throw err;
-            }
-          }
-        }
-      }
-      await trx('schedules')
-        .where({ id: row.id })
-        .update({
+      outcome.skipped += plan.fire === null ? plan.missed + 1 : plan.missed;
+      runs.push({
+        row,
+        fire: plan.fire === null ? null : scheduledIdentifier(spec.name, plan.fire),
+        update: {
           next_run_at: plan.next,
           last_run_at: plan.fire ?? row.last_run_at,
-          last_error: lastError,
+          last_error: null,
           updated_at: now,
           ...(backoff === null
             ? {}
             : { interval_ms: backoff.intervalMs, backoff_applied_at: backoff.appliedAt }),
-        });
+        },
+      });
+    }
+    // a task made for a due time before (a client may even have posted one of that name)
+    const made = new Set<string>();
+    for (const type of new Set(runs.filter((run) => run.fire !== null).map((r) => r.row.type))) {
+      const identifiers = runs
+        .filter((run) => run.fire !== null && run.row.type === type)
+        .map((run) => run.fire as string);
+      const found = (await trx('tasks')
+        .select('identifier')
+        .where({ type })
+        .whereIn('identifier', identifiers)) as Array<Pick<TaskRow, 'identifier'>>;
+      for (const task of found) made.add(`${type}\u0000${task.identifier}`);
+    }
+    const inputs: NewTask[] = [];
+    for (const run of runs) {
+      const { row, fire } = run;
+      if (fire === null || made.has(`${row.type}\u0000${fire}`)) continue;
+      const spec = rowToSpec(row);
+      const type = Object.hasOwn(types, spec.type) ? types[spec.type] : undefined;
+      if (type === undefined) {
+        run.update.last_error = `task type ${JSON.stringify(spec.type)} is not configured`;
+        continue;
+      }
+      const endpoints =
+        spec.selector === null
+          ? spec.endpoints
+          : await selectEndpoints(trx, spec.type, spec.selector, now);
+      if (endpoints !== null && endpoints.length === 0) {
+        run.update.last_error = 'the selector matched no endpoint: no task made';
+        continue;
+      }
+      inputs.push({
+        type: spec.type,
+        identifier: fire,
+        payload: spec.payload,
+        endpoints,
+        selector: spec.selector,
+        deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
+        executionTimeoutMs: type.executionTimeoutMs,
+        rollout: endpoints === null ? null : type.rollout,
+        successThreshold: type.successThreshold,
+        now,
+        // the relay publishes it at once
+        outboxDelayMs: 0,
+      });
+    }
+    // the batch's tasks together, one statement per table
+    if (inputs.length > 0) {
+      const created = await writeNewTasks(trx, inputs);
+      outcome.tasks.push(...created.map((result) => result.task));
+      outcome.fired += created.length;
+    }
+    for (const { row, update } of runs) {
+      await trx('schedules').where({ id: row.id }).update(update);
     }
     return outcome;
   });
