@@ -8,6 +8,9 @@ import type { E2ePhase } from './phases/e2e';
 import type { PostPhase } from './phases/post';
 import type { SoakPhase } from './phases/soak';
 import type { WidthPhase } from './phases/width';
+import type { HeartbeatPhase, ListingPhase } from './phases/fleet';
+import type { WatchersResult } from './phases/watchers';
+import type { HandlerCost } from './phases/handler-cost';
 import { formatCpu } from './lib/cpu-meter';
 import { perUnit } from './lib/db-meter';
 import { fmtInt, fmtMb, fmtMs } from './lib/stats';
@@ -26,6 +29,10 @@ export interface Results {
   soak?: SoakPhase;
   soak_pipeline?: SoakPhase;
   soak_pipeline_rabbitmq?: SoakPhase;
+  listing?: ListingPhase;
+  heartbeats?: HeartbeatPhase;
+  watchers?: WatchersResult;
+  handler_costs?: HandlerCost[];
   peak_rss: { server_bytes: number | null; agent_bytes: number | null };
   targets: Target[];
   errors: Array<{ phase: string; message: string }>;
@@ -192,6 +199,22 @@ export function render(r: Results): string {
     ]);
     rows.push(['  agent host process peak RSS', fmtMb(w.agent_host_peak_rss_bytes)]);
     rows.push(['  CPU over the rounds, % of one core', formatCpu(w.cpu)]);
+    const ro = w.rollout;
+    rows.push([
+      `  one task in waves of ${ro.batch} (${ro.waves} waves), ${ro.status} after`,
+      fmtMs(ro.done_ms),
+    ]);
+  }
+  const wa = r.watchers;
+  if (wa) {
+    rows.push([
+      `watchers: ${wa.watchers} event streams on busy tasks, server CPU ms per watcher`,
+      `${wa.server_cpu_ms_per_watcher} (${wa.server_cpu_s_without} s -> ${wa.server_cpu_s_with} s)`,
+    ]);
+    rows.push([
+      `  commit -> event read, p50 / p99 (${fmtInt(wa.events)} events)`,
+      `${fmtMs(wa.commit_to_event.p50_ms)} / ${fmtMs(wa.commit_to_event.p99_ms)}`,
+    ]);
   }
   const soaks: Array<[string, SoakPhase | undefined]> = [
     ['through one agent, in-process broker', r.soak],
@@ -204,6 +227,49 @@ export function render(r: Results): string {
     rows.push([
       '  heap and Buffers kept per task, after a full GC (before / after)',
       `${fmtInt(k.heap_bytes_per_task)} bytes (${fmtMb(k.heap_before_bytes)} / ${fmtMb(k.heap_after_bytes)})`,
+    ]);
+  }
+  const l = r.listing;
+  if (l) {
+    rows.push([
+      `listing: ${fmtInt(l.tasks)} tasks, ${fmtInt(l.responses)} responses (filled in)`,
+      fmtMs(l.fill_ms),
+    ]);
+    for (const q of l.queries) {
+      rows.push([
+        `  GET ${q.name}, 50 per page: median / p99`,
+        `${fmtMs(q.latency.p50_ms)} / ${fmtMs(q.latency.p99_ms)}`,
+      ]);
+    }
+  }
+  const h = r.heartbeats;
+  if (h) {
+    rows.push([
+      `heartbeats: ${fmtInt(h.endpoints)} endpoints every 15 s (${fmtInt(h.heartbeats_per_s)}/s)`,
+      `${fmtInt(h.registry_rows)} registry rows`,
+    ]);
+    rows.push([
+      '  CPU ms per heartbeat: server / MariaDB',
+      `${h.server_cpu_ms_per_heartbeat ?? '-'} / ${h.mariadb_cpu_ms_per_heartbeat ?? '-'}`,
+    ]);
+    rows.push([
+      '  MariaDB per heartbeat: statements / commits',
+      `${h.db_per_heartbeat.statements} / ${h.db_per_heartbeat.commits}`,
+    ]);
+    rows.push([
+      '  tasks POST -> DONE p50 / p99: without heartbeats',
+      `${fmtMs(h.without.done.p50_ms)} / ${fmtMs(h.without.done.p99_ms)}`,
+    ]);
+    rows.push([
+      '  the same with heartbeats',
+      `${fmtMs(h.with.done.p50_ms)} / ${fmtMs(h.with.done.p99_ms)}`,
+    ]);
+    rows.push(['  CPU with heartbeats, % of one core', formatCpu(h.with.cpu)]);
+  }
+  for (const cost of r.handler_costs ?? []) {
+    rows.push([
+      `agent CPU per task: ${cost.handler} (${fmtInt(cost.tasks)} tasks)`,
+      `${cost.cpu_ms_per_task} ms, ${fmtInt(cost.tasks_per_s)} tasks/s`,
     ]);
   }
   rows.push([

@@ -33,9 +33,12 @@ import { e2ePhase, type AgentMode } from './phases/e2e';
 import { postPhase } from './phases/post';
 import { agentSoak, pipelineSoak } from './phases/soak';
 import { widthPhase } from './phases/width';
+import { heartbeatPhase, listingPhase } from './phases/fleet';
+import { watchersPhase } from './phases/watchers';
+import { handlerCosts } from './phases/handler-cost';
 import { checkTargets, render, type Results } from './report';
 
-const PHASES = ['ceilings', 'post', 'e2e', 'width', 'soak'] as const;
+const PHASES = ['ceilings', 'post', 'e2e', 'width', 'soak', 'fleet'] as const;
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -97,6 +100,9 @@ const settings = {
   gets: 20,
   soakTasks: quick ? 10_000 : 100_000,
   pipelineSoakTasks: quick ? 2000 : 20_000,
+  listingTasks: quick ? 20_000 : 1_000_000,
+  fleetEndpoints: quick ? 1000 : 10_000,
+  fleetMs: quick ? 5000 : 30_000,
 };
 
 const startedAt = Date.now();
@@ -261,6 +267,14 @@ async function main(): Promise<number> {
         progress,
       });
     });
+    await attempt('handler cost', async () => {
+      results.handler_costs = await handlerCosts({
+        tasks: quick ? 300 : 3000,
+        concurrency: 4,
+        timeoutMs: quick ? 60_000 : 300_000,
+        progress,
+      });
+    });
     for (const broker of ['memory', 'rabbitmq'] as const) {
       await attempt(`soak pipeline on ${broker}`, async () => {
         const phase = await pipelineSoak({
@@ -275,6 +289,35 @@ async function main(): Promise<number> {
         else results.soak_pipeline_rabbitmq = phase;
       });
     }
+  }
+  if (phases.has('fleet')) {
+    await attempt('listing', async () => {
+      results.listing = await listingPhase({
+        tasks: settings.listingTasks,
+        gets: settings.gets,
+        stack,
+        progress,
+      });
+    });
+    await attempt('watchers', async () => {
+      results.watchers = await watchersPhase({
+        watchers: quick ? 50 : 200,
+        endpoints: 10,
+        timeoutMs: 60_000,
+        stack,
+        progress,
+      });
+    });
+    await attempt('heartbeats', async () => {
+      results.heartbeats = await heartbeatPhase({
+        endpoints: settings.fleetEndpoints,
+        intervalMs: 15_000,
+        durationMs: settings.fleetMs,
+        taskRate: 20,
+        stack,
+        progress,
+      });
+    });
   }
   results.peak_rss.server_bytes = servers.length === 0 ? null : Math.max(...servers) || null;
   await cleanup();

@@ -18,6 +18,7 @@ import * as addListingIndexes from './20261201000007_add_listing_indexes';
 import * as addEndpointIndex from './20261201000008_add_task_responses_endpoint_index';
 import * as createEndpoints from './20261201000009_create_endpoints';
 import * as addTasksSelector from './20261201000010_add_tasks_selector';
+import * as createResponseOutputs from './20261202000001_create_response_outputs';
 import * as addTasksNotBefore from './20261203000001_add_tasks_not_before';
 import * as addTasksDueIndex from './20261203000002_add_tasks_due_index';
 import * as createTaskDependencies from './20261203000003_create_task_dependencies';
@@ -46,6 +47,7 @@ export const migrations: readonly Migration[] = [
   { name: '20261201000008_add_task_responses_endpoint_index', ...addEndpointIndex },
   { name: '20261201000009_create_endpoints', ...createEndpoints },
   { name: '20261201000010_add_tasks_selector', ...addTasksSelector },
+  { name: '20261202000001_create_response_outputs', ...createResponseOutputs },
   { name: '20261203000001_add_tasks_not_before', ...addTasksNotBefore },
   { name: '20261203000002_add_tasks_due_index', ...addTasksDueIndex },
   { name: '20261203000003_create_task_dependencies', ...createTaskDependencies },

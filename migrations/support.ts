@@ -33,3 +33,19 @@ export function tableOptions(knex: Knex, table: Knex.CreateTableBuilder): void {
   table.collate('utf8mb4_unicode_ci');
   table.engine('InnoDB');
 }
+
+/**
+ * The columns that tie a row to one endpoint of a task: `task_id` (the row goes with its task)
+ * and `endpoint`, byte-exact (`exact`, from exactCollation).
+ */
+export function endpointOfTask(table: Knex.CreateTableBuilder, exact: string | null): void {
+  table
+    .bigInteger('task_id')
+    .unsigned()
+    .notNullable()
+    .references('id')
+    .inTable('tasks')
+    .onDelete('CASCADE');
+  const endpoint = table.string('endpoint', 64).notNullable();
+  if (exact) endpoint.collate(exact);
+}

@@ -21,7 +21,7 @@ function statFields(pid: number): string[] | null {
  * CPU seconds of a process, with those of its children that ended (cutime, cstime): an
  * agent's handler processes that came and went count as the agent's.
  */
-function cpuSeconds(pid: number): number | null {
+export function cpuSeconds(pid: number): number | null {
   const fields = statFields(pid);
   if (fields === null) return null;
   const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]));
@@ -96,7 +96,7 @@ export function startCpuMeter(roles: Record<string, number[]>): CpuMeter {
       const wall = (performance.now() - started) / 1000;
       const out: Record<string, CpuShare> = {};
       const share = (cpu: number): CpuShare => ({
-        cpu_s: Math.round(cpu * 10) / 10,
+        cpu_s: Math.round(cpu * 100) / 100,
         pct_of_core: wall <= 0 ? 0 : Math.round((100 * cpu) / wall),
       });
       for (const [role, pids] of Object.entries(roles)) {

@@ -102,7 +102,7 @@ async function measure(
   };
 }
 
-function taskMessage(id: number): TaskMessage {
+export function taskMessage(id: number): TaskMessage {
   const now = Date.now();
   return {
     v: WIRE_VERSION,

@@ -1,7 +1,8 @@
 /**
  * Phase 4: width. One task addressed to 1,000 endpoints, with an agent for every one of them
  * (a few bench/agents.js processes hosting many Agents each). Timed from the POST until SQL says
- * the task is DONE; then the GET of that task (1,000 responses) is timed.
+ * the task is DONE; then the GET of that task (1,000 responses) is timed, and one task is rolled
+ * out to them all in waves of 100 (./watchers.ts).
  */
 import { endpointNames, keepAliveAgent, request, timedGets } from '../lib/http-load';
 import { startCpuMeter, servicePids, type CpuShare } from '../lib/cpu-meter';
@@ -11,6 +12,7 @@ import { peakRss } from '../lib/run-processes';
 import { watchQueues } from '../lib/queue-watch';
 import { TYPE, startStack, TERMINAL, type StackOptions } from '../lib/phase-stack';
 import { latency, type Latency } from '../lib/stats';
+import { rolloutOnce, type RolloutResult } from './watchers';
 
 export interface WidthPhaseOptions {
   endpoints: number;
@@ -50,6 +52,7 @@ export interface WidthPhase {
   agent_host_peak_rss_bytes: number | null;
   /** CPU per process over all rounds, in % of one core */
   cpu: Record<string, CpuShare>;
+  rollout: RolloutResult;
 }
 
 export async function widthPhase(options: WidthPhaseOptions): Promise<WidthPhase> {
@@ -124,6 +127,12 @@ export async function widthPhase(options: WidthPhaseOptions): Promise<WidthPhase
     progress(`width: ${options.gets} GETs of the last task`);
     const url = `${stack.baseUrl}/${TYPE}/${encodeURIComponent(identifier)}`;
     const { samples, bytes } = await timedGets(url, options.gets);
+    progress(`width: one task to all ${endpoints.length} endpoints in waves of 100`);
+    const rollout = await rolloutOnce(stack, endpoints, 100, options.timeoutMs * 3);
+    progress(
+      `width: rollout ${rollout.status} in ${rollout.waves} waves after ${rollout.done_ms} ms`,
+    );
+
     const later = rounds.slice(1).map((r) => r.done_ms ?? Number.POSITIVE_INFINITY);
     const warm = later.length === 0 ? [rounds[0]?.done_ms ?? null] : later.sort((a, b) => a - b);
     const median = warm[Math.floor((warm.length - 1) / 2)] ?? null;
@@ -140,6 +149,7 @@ export async function widthPhase(options: WidthPhaseOptions): Promise<WidthPhase
       server_peak_rss_bytes: stack.serverPeakRss(),
       agent_host_peak_rss_bytes: Math.max(...hosts.map((h) => peakRss(h.pid) ?? 0)) || null,
       cpu,
+      rollout,
     };
   } finally {
     progress('width: stopping server and agents, deleting database and queues');

@@ -6,6 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Delivery, Subscription, TaskBroker } from '../broker';
 import {
@@ -21,6 +22,7 @@ import type { Logger } from '../log';
 import { VERSION } from '../package';
 import { AttemptJournal } from './attempts';
 import { HeartbeatSender } from './heartbeat';
+import { OutputCapture, type CapturedOutput } from './output';
 import { lockStateDir, type DirLock } from './lock';
 import { ReportSender } from './reports';
 import type { HandlerTask } from './contract';
@@ -35,6 +37,8 @@ export interface AgentOptions {
   broker: TaskBroker;
   /** handlers run at once */
   concurrency: number;
+  /** output kept of a run, in bytes (head and tail); default 64 KiB */
+  outputLimitBytes?: number;
   /** deliveries held at once (at least `concurrency`): the rest wait in order for a slot */
   prefetch?: number;
   reportDelayMs: number;
@@ -54,6 +58,8 @@ export interface AgentOptions {
 export const HEARTBEAT_MS = 15_000;
 /** on close, how long running handlers may take to finish by default */
 export const DRAIN_TIMEOUT_MS = 30_000;
+/** output kept of a run when the agent is not told (agent.output_limit) */
+export const OUTPUT_LIMIT_BYTES = 64 * 1024;
 // results kept to answer redeliveries without rerunning; older duplicates rerun (handlers are idempotent)
 const FINISHED_CACHE = 1000;
 const PROGRESS_INTERVAL_MS = 1000;
@@ -402,13 +408,23 @@ export class Agent {
       this.log.warn('failing task without running it', { task_id: task.id, errmsg });
       return this.event(task, attempt, { event: 'finished', status: 'FAILED', errnr: 1, errmsg });
     }
-    const outcome = await this.run(task, attempt);
+    const { outcome, output } = await this.run(task, attempt);
     if (outcome.abandoned) return SHUTDOWN;
     const { status, errnr, errmsg, payload } = outcome;
-    return this.event(task, attempt, { event: 'finished', status, errnr, errmsg, payload });
+    return this.event(task, attempt, {
+      event: 'finished',
+      status,
+      errnr,
+      errmsg,
+      payload,
+      ...(output === null ? {} : { output: output.text, output_bytes: output.bytes }),
+    });
   }
 
-  private async run(task: TaskMessage, attempt: number): Promise<Outcome> {
+  private async run(
+    task: TaskMessage,
+    attempt: number,
+  ): Promise<{ outcome: Outcome; output: CapturedOutput | null }> {
     const log = this.log.child({ task_id: task.id, type: task.type, attempt });
     let lastProgress = 0;
     const send = (fields: Partial<ResultEvent>): void => {
@@ -449,6 +465,7 @@ export class Agent {
     if (this.shutdown.signal.aborted) onShutdown();
     else this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
     this.stops.set(key, stop);
+    const output = new OutputCapture(this.options.outputLimitBytes ?? OUTPUT_LIMIT_BYTES);
     try {
       log.debug('running task');
       const outcome = await this.options.runner.run({
@@ -459,9 +476,10 @@ export class Agent {
         signal: stop.signal,
         log,
         progress,
+        output: (stream, line) => output.add(stream, line),
       });
       log.info('task finished', { status: outcome.status, errnr: outcome.errnr });
-      return outcome;
+      return { outcome, output: output.result() };
     } finally {
       clearTimeout(started);
       this.stops.delete(key);
@@ -493,6 +511,22 @@ export class Agent {
     if (this.finished.size > FINISHED_CACHE) {
       const oldest = this.finished.keys().next().value;
       if (oldest !== undefined) this.finished.delete(oldest);
+    }
+  }
+
+  /**
+   * Resolves once this agent has nothing left to do: no task held or running, and its queues
+   * empty, at two checks `intervalMs` apart (for `tasker agent --burst`). A check the broker
+   * cannot answer (it is away) counts as work left. Resolves at once when the agent closes.
+   */
+  async drained(intervalMs = 500): Promise<void> {
+    const { broker, endpoint, types } = this.options;
+    let quiet = 0;
+    while (quiet < 2 && this.closing === null) {
+      await sleep(intervalMs);
+      const waiting =
+        this.inFlight.size > 0 ? 1 : await broker.waitingTasks(endpoint, types).catch(() => 1);
+      quiet = waiting === 0 && this.inFlight.size === 0 ? quiet + 1 : 0;
     }
   }
 

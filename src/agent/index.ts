@@ -6,9 +6,11 @@ export type {
   HandlerTask,
   Handlers,
 } from './contract';
+export { commandHandlers, runCommand, withCommands } from './command';
 export {
   fileVersion,
   findHandlerFiles,
+  findHandlers,
   handlerVersions,
   importHandler,
   loadHandlers,

@@ -1,10 +1,12 @@
 /**
  * Finds and loads handler modules: `<dir>/<type>.js` (or .cjs/.mjs), first directory wins, so an
- * operator can drop a plain JavaScript file next to the built-in ones without rebuilding. The
- * agent finds the files; its sandboxed child processes import them.
+ * operator can drop a plain JavaScript file next to the built-in ones without rebuilding; or an
+ * executable file `<dir>/<type>` (a script or a binary), which runs as a command handler. The
+ * agent finds the files; its sandboxed child processes import the modules.
  */
 import { createHash } from 'node:crypto';
-import { access, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TaskerError, isPlainObject } from '../domain';
@@ -12,23 +14,51 @@ import type { HandleTask } from './contract';
 
 const EXTENSIONS = ['.js', '.cjs', '.mjs'];
 
-async function exists(file: string): Promise<boolean> {
+async function exists(file: string, mode = constants.F_OK): Promise<boolean> {
   try {
-    await access(file);
+    await access(file, mode);
     return true;
   } catch {
     return false;
   }
 }
 
-async function findHandlerFile(dirs: readonly string[], type: string): Promise<string | null> {
+/** A regular file this process may execute. */
+export async function isExecutableFile(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile() && (await exists(file, constants.X_OK));
+  } catch {
+    return false;
+  }
+}
+
+/** Where a task type's handler is: a JavaScript module, or an executable run as a command. */
+export interface HandlerFile {
+  file: string;
+  kind: 'module' | 'executable';
+}
+
+async function findHandlerFile(
+  dirs: readonly string[],
+  type: string,
+): Promise<HandlerFile | string> {
+  const notExecutable: string[] = [];
   for (const dir of dirs) {
     for (const ext of EXTENSIONS) {
       const file = join(dir, `${type}${ext}`);
-      if (await exists(file)) return file;
+      if (await exists(file)) return { file, kind: 'module' };
     }
+    const bare = join(dir, type);
+    if (await isExecutableFile(bare)) return { file: bare, kind: 'executable' };
+    if (await exists(bare)) notExecutable.push(bare);
   }
-  return null;
+  return (
+    `no handler for task type "${type}": looked for ${type}.js, .cjs, .mjs or an executable ` +
+    `${type} in ${dirs.join(', ')}` +
+    (notExecutable.length === 0
+      ? ''
+      : `; ${notExecutable.join(', ')} is there but not executable (chmod +x)`)
+  );
 }
 
 function pickHandleTask(module: unknown): unknown {
@@ -42,19 +72,32 @@ function pickHandleTask(module: unknown): unknown {
   return undefined;
 }
 
-/** The handler file of each type: the first `<type>.js`, `.cjs` or `.mjs` in `dirs`. */
+/**
+ * The handler file of each type: the first `<type>.js`, `.cjs` or `.mjs`, or executable
+ * `<type>`, in `dirs`.
+ */
+export async function findHandlers(
+  dirs: readonly string[],
+  types: readonly string[],
+): Promise<Map<string, HandlerFile>> {
+  const files = new Map<string, HandlerFile>();
+  for (const type of types) {
+    const found = await findHandlerFile(dirs, type);
+    if (typeof found === 'string') throw new TaskerError('handler_invalid', found);
+    files.set(type, found);
+  }
+  return files;
+}
+
+/** The JavaScript handler module of each type (an executable found instead is an error). */
 export async function findHandlerFiles(
   dirs: readonly string[],
   types: readonly string[],
 ): Promise<Map<string, string>> {
   const files = new Map<string, string>();
-  for (const type of types) {
-    const file = await findHandlerFile(dirs, type);
-    if (file === null) {
-      throw new TaskerError(
-        'handler_invalid',
-        `no handler for task type "${type}": looked for ${type}.js, .cjs or .mjs in ${dirs.join(', ')}`,
-      );
+  for (const [type, { file, kind }] of await findHandlers(dirs, types)) {
+    if (kind !== 'module') {
+      throw new TaskerError('handler_invalid', `${file} is a command; a module is needed here`);
     }
     files.set(type, file);
   }

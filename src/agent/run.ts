@@ -2,6 +2,7 @@
  * Runs one handler call and turns whatever happens into an outcome: a result, a thrown error,
  * garbage returned, or a hang past the execution timeout. Never throws.
  */
+import { constants } from 'node:os';
 import {
   CANCELLED_ERRNR,
   MAX_JSON_DEPTH,
@@ -76,7 +77,7 @@ export function isErrnr(value: unknown): value is number {
   );
 }
 
-function failed(errnr: number, errmsg: string): Outcome {
+export function failed(errnr: number, errmsg: string): Outcome {
   return { status: 'FAILED', errnr, errmsg: truncate(errmsg), payload: null, abandoned: false };
 }
 
@@ -149,8 +150,31 @@ export function checkResponse(value: unknown, response: HandlerResponse): Outcom
   };
 }
 
+/** The outcome of a run past its execution timeout; `what` ran ("handler", "command"). */
+export function timedOutOutcome(what: string, timeoutMs: number): Outcome {
+  return {
+    status: 'TIMED_OUT',
+    errnr: TIMEOUT_ERRNR,
+    errmsg: `${what} did not finish within the execution timeout of ${timeoutMs} ms`,
+    payload: null,
+    abandoned: false,
+  };
+}
+
+/** errnr for a handler process that died: its exit code, or 128 + the signal as shells do */
+export function exitErrnr(code: number | null, signal: NodeJS.Signals | null): number {
+  if (signal !== null) return 128 + (constants.signals[signal] ?? 0);
+  return code !== null && code !== 0 ? code : 1;
+}
+
+/** The last line of `text` that is not blank, trimmed ('' when none). */
+export function lastLine(text: string): string {
+  const lines = text.split('\n').filter((line) => line.trim() !== '');
+  return lines[lines.length - 1]?.trim() ?? '';
+}
+
 /** A run stopped by `stop`: cancelled by the operator, or abandoned for a shutdown. */
-function stoppedOutcome(stop: AbortSignal): Outcome {
+export function stoppedOutcome(stop: AbortSignal): Outcome {
   const reason: unknown = stop.reason;
   if (reason instanceof CancelRequest) return cancelledOutcome(reason.reason);
   return { ...failed(1, 'agent shut down'), abandoned: true };
@@ -194,15 +218,7 @@ export async function runHandler(
     const settled = await Promise.race([call.then((value) => ({ value })), stopped]);
     if (settled === 'stopped') {
       call.catch(() => undefined);
-      if (timedOut) {
-        return {
-          status: 'TIMED_OUT',
-          errnr: TIMEOUT_ERRNR,
-          errmsg: `handler did not finish within the execution timeout of ${timeoutMs} ms`,
-          payload: null,
-          abandoned: false,
-        };
-      }
+      if (timedOut) return timedOutOutcome('handler', timeoutMs);
       return stoppedOutcome(shutdown);
     }
     return checkResponse(settled.value, response);

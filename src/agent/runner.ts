@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../log';
 import type { Handlers, HandlerTask } from './contract';
+import type { OutputStream } from './output';
 import { runHandler, type Outcome } from './run';
 
 export interface RunRequest {
@@ -21,6 +22,32 @@ export interface RunRequest {
   log: Logger;
   /** what the handler passed to ctx.progress(), unchecked */
   progress(current: unknown, total: unknown, line: unknown): void;
+  /** a line the run printed: a command's stdout or stderr, a module's ctx.log */
+  output?(stream: OutputStream, line: string): void;
+}
+
+/** `log`, also writing each line to the run's output. */
+export function capturingLog(log: Logger, output: RunRequest['output']): Logger {
+  if (output === undefined) return log;
+  const write =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (msg: string, fields?: Record<string, unknown>): void => {
+      log[level](msg, fields);
+      let extra = '';
+      try {
+        extra = fields === undefined ? '' : ` ${JSON.stringify(fields)}`;
+      } catch {
+        extra = ' (fields that cannot be written as JSON)';
+      }
+      output('log', `${level} ${msg}${extra}`);
+    };
+  return {
+    debug: write('debug'),
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
+    child: (fields) => capturingLog(log.child(fields), output),
+  };
 }
 
 export interface HandlerRunner {
@@ -54,7 +81,7 @@ export function inlineRunner(
         {
           endpoint: request.endpoint,
           attempt: request.attempt,
-          log: request.log,
+          log: capturingLog(request.log, request.output),
           progress: (current, total, line) => request.progress(current, total, line),
         },
         request.timeoutMs,

@@ -16,12 +16,12 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { constants } from 'node:os';
 import { join } from 'node:path';
 import { TaskerError } from '../domain';
 import type { Logger } from '../log';
 import { findPackageRoot } from '../package';
-import { CancelRequest, TIMEOUT_ERRNR, cancelledOutcome, type Outcome } from './run';
+import { CancelRequest, TIMEOUT_ERRNR, cancelledOutcome, exitErrnr, lastLine } from './run';
+import type { Outcome } from './run';
 import type { HandlerRunner, RunRequest } from './runner';
 import type { ChildMessage, ParentMessage } from './sandbox-protocol';
 import { handlerVersions } from './loader';
@@ -75,17 +75,6 @@ function childScript(): string {
 
 const describeExit = (code: number | null, signal: NodeJS.Signals | null): string =>
   signal !== null ? `was killed by ${signal}` : `exited with code ${code ?? 'unknown'}`;
-
-/** errnr for a handler process that died: its exit code, or 128 + the signal as shells do */
-function exitErrnr(code: number | null, signal: NodeJS.Signals | null): number {
-  if (signal !== null) return 128 + (constants.signals[signal] ?? 0);
-  return code !== null && code !== 0 ? code : 1;
-}
-
-function lastLine(text: string): string {
-  const lines = text.split('\n').filter((line) => line.trim() !== '');
-  return lines[lines.length - 1]?.trim() ?? '';
-}
 
 export class HandlerSandbox implements HandlerRunner {
   private readonly script = childScript();
@@ -197,6 +186,7 @@ export class HandlerSandbox implements HandlerRunner {
         break;
       case 'log':
         relayLogLine(run.request.log, message.line);
+        run.request.output?.('log', message.line.trimEnd());
         break;
       case 'done':
         run.settle(message.outcome);

@@ -373,8 +373,11 @@ export class AmqpBroker implements TaskBroker {
   consumeChanges(onChange: (event: ChangeEvent) => void): Promise<Subscription> {
     return this.subscribe(async (ch, _managed, consume) => {
       await declareCommon(ch, this.prefix);
-      // a queue of this process's own, named by the broker, gone with its connection
-      const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
+      // a queue of this process's own, gone with its connection
+      const { queue } = await ch.assertQueue(names.watchQueue(this.prefix, uuidv7()), {
+        exclusive: true,
+        autoDelete: true,
+      });
       await ch.bindQueue(queue, names.eventsExchange(this.prefix), '#');
       await consume(queue, (message) => {
         if (message === null) {
@@ -488,6 +491,24 @@ export class AmqpBroker implements TaskBroker {
         await managed.close();
       },
     };
+  }
+
+  async waitingTasks(endpoint: string, types: readonly string[]): Promise<number> {
+    const connection = this.session.current;
+    if (connection === null) throw this.unavailable('not connected');
+    // a channel of its own: checking a queue that is not there closes the channel
+    const probe = await connection.createChannel();
+    probe.on('error', () => undefined);
+    try {
+      let waiting = 0;
+      for (const type of types) {
+        const queue = names.endpointQueue(this.prefix, type, endpoint);
+        waiting += (await probe.checkQueue(queue)).messageCount;
+      }
+      return waiting;
+    } finally {
+      await probe.close().catch(() => undefined);
+    }
   }
 
   consumeTasks(

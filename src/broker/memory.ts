@@ -417,6 +417,17 @@ export class MemoryBroker implements TaskBroker {
     return Promise.resolve();
   }
 
+  waitingTasks(endpoint: string, types: readonly string[]): Promise<number> {
+    if (this.state === 'closed') return Promise.reject(this.unavailable());
+    const now = Date.now();
+    let waiting = 0;
+    for (const type of types) {
+      const queue = this.queues.get(names.endpointQueue(this.prefix, type, endpoint));
+      waiting += queue?.messages.filter((message) => !isExpired(message, now)).length ?? 0;
+    }
+    return Promise.resolve(waiting);
+  }
+
   consumeTasks(
     options: ConsumeTasksOptions,
     onTask: (delivery: Delivery) => Promise<void>,

@@ -17,6 +17,12 @@ export const names = {
   controlQueue: (prefix: string, endpoint: string): string => `${prefix}.control.${endpoint}`,
   /** a topic exchange: every change of a task, by `<type>.<task status>` */
   eventsExchange: (prefix: string): string => `${prefix}.events`,
+  /**
+   * a server's own queue of change events, under the prefix so that a server user whose rights
+   * end at `<prefix>.*` may declare it (`events` is a reserved type name: no endpoint queue
+   * is named so)
+   */
+  watchQueue: (prefix: string, id: string): string => `${prefix}.events.${id}`,
 };
 
 export function durableQueueOptions(prefix: string): Options.AssertQueue {

@@ -80,6 +80,11 @@ export interface TaskBroker {
     onControl?: (delivery: Delivery) => void,
   ): Promise<Subscription>;
   /**
+   * How many tasks wait in this endpoint's queues of these types, not yet delivered to any
+   * consumer (RabbitMQ's ready count): what `tasker agent --burst` waits to see at 0.
+   */
+  waitingTasks(endpoint: string, types: readonly string[]): Promise<number>;
+  /**
    * Publish a change of a task to the events exchange (routing key `<type>.<status>`), once it
    * is committed; resolves once the broker confirmed it.
    */

@@ -5,12 +5,14 @@ import {
   Agent,
   DRAIN_TIMEOUT_MS,
   HandlerSandbox,
-  findHandlerFiles,
+  commandHandlers,
+  findHandlers,
   handlerVersions,
   importHandler,
   inlineRunner,
   type HandleTask,
   type HandlerRunner,
+  withCommands,
 } from '../agent';
 import { createBroker, type TaskBroker } from '../broker';
 import { isInProcessBroker, type TaskerConfig } from '../config';
@@ -21,32 +23,47 @@ import { exitOnFatal, onShutdownSignals } from './signals';
 const KILL_GRACE_MS = 10_000;
 
 /**
- * What runs the handlers of every configured task type for `agents` agents of this process, as
- * `agent.isolation` says; fails naming a handler that is missing or does not load, before
- * anything connects.
+ * What runs the handlers of every configured task type for `agents` agents of this process:
+ * commands (`agent.handlers`, executables in the handlers directories) as child processes of
+ * their own, JavaScript modules as `agent.isolation` says; fails naming a handler that is
+ * missing or does not load, before anything connects.
  */
 export async function startHandlerRunner(
   config: TaskerConfig,
   log: Logger,
   agents = 1,
 ): Promise<HandlerRunner> {
-  const files = await findHandlerFiles(config.agent.handlersDirs, Object.keys(config.taskTypes));
-  if (config.agent.isolation === 'inline') {
-    const handlers = new Map<string, HandleTask>();
-    const exported = new Map<string, string | null>();
-    for (const [type, file] of files) {
-      const loaded = await importHandler(file);
-      handlers.set(type, loaded.handleTask);
-      exported.set(file, loaded.version);
+  const types = Object.keys(config.taskTypes);
+  const declared = config.agent.handlers;
+  const found = await findHandlers(
+    config.agent.handlersDirs,
+    types.filter((type) => !Object.hasOwn(declared, type)),
+  );
+  const files = new Map<string, string>();
+  const executables = new Map<string, string>();
+  for (const [type, { file, kind }] of found)
+    (kind === 'module' ? files : executables).set(type, file);
+  const commands = await commandHandlers(declared, executables, types);
+  return withCommands({ ...commands, killGraceMs: KILL_GRACE_MS }, await moduleRunner(files));
+
+  async function moduleRunner(files: Map<string, string>): Promise<HandlerRunner> {
+    if (config.agent.isolation === 'inline' || files.size === 0) {
+      const handlers = new Map<string, HandleTask>();
+      const exported = new Map<string, string | null>();
+      for (const [type, file] of files) {
+        const loaded = await importHandler(file);
+        handlers.set(type, loaded.handleTask);
+        exported.set(file, loaded.version);
+      }
+      return inlineRunner(handlers, await handlerVersions(files, exported));
     }
-    return inlineRunner(handlers, await handlerVersions(files, exported));
+    return HandlerSandbox.start({
+      files,
+      size: config.agent.concurrency * agents,
+      killGraceMs: KILL_GRACE_MS,
+      log: log.child({ part: 'sandbox' }),
+    });
   }
-  return HandlerSandbox.start({
-    files,
-    size: config.agent.concurrency * agents,
-    killGraceMs: KILL_GRACE_MS,
-    log: log.child({ part: 'sandbox' }),
-  });
 }
 
 /** What stopping waits for when `count` tasks run, or null when none does. */
@@ -75,11 +92,16 @@ export function createAgent(
     stateDir: config.agent.stateDir,
     labels: config.agent.labels,
     heartbeatMs: config.agent.heartbeatMs,
+    outputLimitBytes: config.agent.outputLimitBytes,
     log,
   });
 }
 
-export async function agentCommand(config: TaskerConfig): Promise<void> {
+/**
+ * `tasker agent`; with `burst`, it stops by itself (goodbye, exit 0) once its queues are empty
+ * and nothing runs: for an agent started by cron or a CI job.
+ */
+export async function agentCommand(config: TaskerConfig, burst = false): Promise<void> {
   const endpoint = config.agent.endpoint;
   if (endpoint === null) {
     throw new Error(
@@ -124,4 +146,10 @@ export async function agentCommand(config: TaskerConfig): Promise<void> {
   );
   // started by `tasker up` (an IPC channel to it): when it goes, without a word, go too
   if (process.send !== undefined) process.once('disconnect', () => stop('parent gone'));
+  if (burst) {
+    log.info('burst: running until the queues are empty and nothing runs');
+    await agent.drained();
+    log.info('burst: the queues are empty and nothing runs; stopping');
+    stop('burst done');
+  }
 }

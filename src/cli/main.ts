@@ -3,13 +3,21 @@
  * tasker — command line entry point.
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config';
+import { loadConfig, SETTING_FLAGS } from '../config';
 import { coerceError } from '../domain';
 import { VERSION } from '../package';
 import { COMMAND_OPTIONS, SETTING_OPTIONS, usage } from './usage';
 
-/** Flags that configure every process; `up` hands them on to the agents it starts. */
-const SHARED = ['mode', 'config', 'database-url', 'broker-url', 'prefix', 'types', 'log-level'];
+/**
+ * The flags `up` hands on to the agent processes it starts: the mode, the file and every
+ * setting's flag but `--endpoint`, which `up` gives each agent from `--agents`. (A server-only
+ * setting such as `--port` is harmless to an agent, which does not read it.)
+ */
+const PASSED_TO_AGENTS = [
+  'mode',
+  'config',
+  ...SETTING_FLAGS.map(({ name }) => name).filter((name) => name !== 'endpoint'),
+];
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -36,6 +44,7 @@ async function main(argv: string[]): Promise<void> {
     ...(values.config === undefined ? {} : { configFile: values.config }),
     env: process.env,
     flags,
+    warn: (message) => console.error(`tasker: config ${message}`),
   });
 
   switch (command) {
@@ -43,7 +52,7 @@ async function main(argv: string[]): Promise<void> {
     case 'server':
       return (await import('./commands.js')).serverCommand(config, values.migrate === true);
     case 'agent':
-      return (await import('./agent-command.js')).agentCommand(config);
+      return (await import('./agent-command.js')).agentCommand(config, values.burst === true);
     case 'migrate':
       return (await import('./commands.js')).migrateCommand(
         config,
@@ -56,8 +65,13 @@ async function main(argv: string[]): Promise<void> {
             : 'latest',
       );
     case 'up': {
+      if (flags.endpoint !== undefined) {
+        throw new Error(
+          'up runs an agent for each of --agents a,b; --endpoint is for `tasker agent`',
+        );
+      }
       const passthrough: string[] = [];
-      for (const key of SHARED) {
+      for (const key of PASSED_TO_AGENTS) {
         const value = flags[key];
         if (value !== undefined) passthrough.push(`--${key}`, value);
       }

@@ -8,7 +8,8 @@ const COMMANDS = `usage: tasker <command> [options]
 
 commands:
   server              run the API, relay, recorder and sweeper
-  agent               run an endpoint agent (needs --endpoint)
+  agent               run an endpoint agent (needs --endpoint); --burst: until its queues
+                      are empty
   migrate             install or update the database schema
   migrate --rollback  undo the last migration batch (--all: every migration)
   migrate --status    list applied and pending migrations
@@ -22,6 +23,7 @@ export const COMMAND_OPTIONS = {
   config: { type: 'string', short: 'c' },
   set: { type: 'string', multiple: true },
   agents: { type: 'string' },
+  burst: { type: 'boolean' },
   migrate: { type: 'boolean' },
   rollback: { type: 'boolean' },
   all: { type: 'boolean' },
@@ -45,6 +47,7 @@ export function usage(): string {
     ['    --set KEY=VALUE', 'any setting, e.g. --set server.relay=false (repeatable)'],
     ['    --agents LIST', 'up: the endpoints to run agents for'],
     ['    --migrate', 'server: migrate the schema before starting'],
+    ['    --burst', 'agent: stop (exit 0) once its queues are empty and nothing runs'],
     ['-h, --help', 'this text'],
     ['-v, --version', 'print the version'],
   ];

@@ -8,6 +8,7 @@ import { ConfigError } from '../domain/errors';
 import { checkInt, checkString, describeType, isPlainObject } from '../domain/fields';
 import { readRollout, readShare } from '../domain/rollout';
 import { readLabels } from '../domain/fleet';
+import { readCommandSpec, type CommandSpec } from '../domain/command';
 import type { Fail, IntRule, StringRule } from '../domain/fields';
 
 /** Where a value is read: its path, a Fail that adds where the value came from, and the cwd. */
@@ -229,6 +230,29 @@ export const rollout = kind(
 /** Labels: a mapping of names to strings, or "role=web,dc=fra1" from env and flags. */
 export const labels = kind({ type: 'mapping of strings', takes: 'mapping' }, (value, at) =>
   readLabels(readMapping(value), at.path, at.fail),
+);
+const COMMAND_TIMEOUT = duration(null, "a command's execution timeout");
+/**
+ * Command handlers by task type, `{deploy: {command: [...], cwd, env, timeout}}`: in the config
+ * file only (a command does not fit in an environment variable). A relative cwd is resolved.
+ */
+export const commands = kind(
+  { type: 'mapping of task type to {command, cwd, env, timeout}', takes: 'mapping' },
+  (value, at) => {
+    if (!isPlainObject(value)) {
+      throw new Error(
+        'must be a mapping from task type to {command, cwd, env, timeout}, in the config file',
+      );
+    }
+    const specs: Record<string, CommandSpec> = {};
+    for (const [type, item] of Object.entries(value)) {
+      const spec = readCommandSpec(item, `${at.path}.${type}`, at.fail, (timeout, path) =>
+        COMMAND_TIMEOUT.parse(timeout, { ...at, path }),
+      );
+      specs[type] = { ...spec, cwd: spec.cwd === null ? null : path.resolve(at.cwd, spec.cwd) };
+    }
+    return specs;
+  },
 );
 /** A count, or a percentage such as "90%". */
 export const share = kind({ type: 'count or percentage' }, (value, at) =>

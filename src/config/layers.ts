@@ -3,7 +3,6 @@
  * dotted path to its raw value and where it came from. Unknown names are refused here, with a
  * "did you mean"; src/config/resolve.ts parses the merged values.
  */
-import { ConfigError } from '../domain/errors';
 import { describeType, isPlainObject } from '../domain/fields';
 import { IGNORED_SECTIONS, MQ, ORIGINAL_GROUPS, ORIGINAL_SECTIONS } from './original-keys';
 import { ORIGINAL_KEYS, URL_PARTS, brokerUrl } from './original-keys';
@@ -146,10 +145,16 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
 }
 
 /**
- * TASKER_<SECTION>_<KEY> variables. Any other TASKER_* name is a mistake and fails, except
- * TASKER_MODE, TASKER_CONFIG and the variables the config file referenced as `${NAME}`.
+ * TASKER_<SECTION>_<KEY> variables. Any other TASKER_* name (other than TASKER_MODE,
+ * TASKER_CONFIG and the variables the config file referenced as `${NAME}`) is passed to `warn`
+ * with a did-you-mean and ignored: an environment is shared with other tools, which may have
+ * TASKER_* variables of their own, while a mistyped key in a file or `--set` is an error.
  */
-export function layerFromEnv(env: NodeJS.ProcessEnv, referenced: ReadonlySet<string>): Layer {
+export function layerFromEnv(
+  env: NodeJS.ProcessEnv,
+  referenced: ReadonlySet<string>,
+  warn: (message: string) => void,
+): Layer {
   const layer: Layer = new Map();
   const known = new Map([...DECLARED.keys()].map((path) => [envName(path), path]));
   for (const [name, value] of Object.entries(env)) {
@@ -158,7 +163,8 @@ export function layerFromEnv(env: NodeJS.ProcessEnv, referenced: ReadonlySet<str
     const path = known.get(name);
     if (path === undefined) {
       const candidates = [...known.keys(), ...NON_SETTING_ENV];
-      throw new ConfigError(name, unknown('unknown environment variable', name, candidates));
+      warn(`${name}: ${unknown('unknown environment variable, ignored', name, candidates)}`);
+      continue;
     }
     layer.set(path, { value, origin: `env ${name}` });
   }

@@ -22,6 +22,11 @@ export interface LoadConfigOptions {
   flags?: Record<string, string | undefined>;
   /** default: process.cwd() */
   cwd?: string;
+  /**
+   * told what was ignored (an unknown TASKER_* variable), one message each; default: a Node
+   * process warning
+   */
+  warn?: (message: string) => void;
 }
 
 const MODE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -40,7 +45,11 @@ export function loadConfig(options: LoadConfigOptions = {}): TaskerConfig {
   const merged = new Map([
     ...layerFromDefaults(root),
     ...(file === null ? [] : layerFromTree(file.tree, source!)),
-    ...layerFromEnv(env, file?.referenced ?? new Set()),
+    ...layerFromEnv(
+      env,
+      file?.referenced ?? new Set(),
+      options.warn ?? ((message) => process.emitWarning(message, 'TaskerConfigWarning')),
+    ),
     ...layerFromFlags(options.flags ?? {}),
   ]);
   return resolveConfig(merged, { mode, source, cwd });

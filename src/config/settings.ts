@@ -13,10 +13,11 @@
  */
 import path from 'node:path';
 import { MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS } from '../domain/fleet';
+import { RESULT_LIMITS } from '../domain/messages';
 import { checkEndpoint, checkTaskType } from '../domain/names';
 import { LOG_LEVELS } from '../log';
 import { bool, bytes, dir, dirs, duration, int, list, oneOf } from './kinds';
-import { labels, rollout, seconds, share, string, url } from './kinds';
+import { commands, labels, rollout, seconds, share, string, url } from './kinds';
 import type { At, Setting } from './kinds';
 import { absoluteDatabaseUrl } from './urls';
 
@@ -125,14 +126,24 @@ export const SECTIONS = {
       check: (endpoint, at) => checkEndpoint(endpoint, at.path, at.fail),
     }),
     handlers_dir: dirs(
-      (packageRoot: string) => [path.join(packageRoot, 'dist', 'handlers')],
-      'directories of <type>.js handlers, first match wins',
+      (packageRoot: string) => [
+        path.join(packageRoot, 'dist', 'handlers'),
+        path.join(packageRoot, 'handlers'),
+      ],
+      'directories of <type>.js and executable <type> handlers, first match wins',
       { flag: '--handlers DIRS' },
     ),
+    handlers: commands({}, 'task types whose handler is a command: {deploy: {command: [...]}}'),
     concurrency: int(4, 'tasks run at once', { min: 1, max: 1000, flag: '--concurrency N' }),
     prefetch: int(32, 'deliveries held, at least concurrency', {
       ...PREFETCH,
       flag: '--prefetch N',
+    }),
+    output_limit: bytes('64kb', 'output kept of a run (head and tail), sent with its result', {
+      check: (limit, at) => {
+        if (limit > RESULT_LIMITS.outputChars) throw at.fail(at.path, 'must be at most 1mb');
+        return limit;
+      },
     }),
     state_dir: dir('var/agent-state', 'where the attempt journal survives restarts'),
     report_delay: duration('200ms', 'a handler still running then is reported RUNNING'),

@@ -158,6 +158,13 @@ export interface ResultEvent {
   agent: AgentInfo | null;
   /** the round the event is about; null from agents older than rounds (the current one) */
   round: number | null;
+  /**
+   * a finished event's captured output (stdout and stderr of a command, ctx.log lines of a
+   * module), head and tail within the agent's output_limit; absent or null: none
+   */
+  output?: string | null;
+  /** how long the whole output was, in bytes, before the agent kept head and tail */
+  output_bytes?: number | null;
 }
 
 const fail: Fail = (path, problem) => new MessageError(`${path} ${problem}`);
@@ -263,6 +270,8 @@ export const RESULT_LIMITS = {
   progressLineChars: 1000,
   /** a handler's response payload, as UTF-8 JSON */
   payloadBytes: 1024 * 1024,
+  /** the output kept of one run (agent.output_limit is at most this, in bytes) */
+  outputChars: 1024 * 1024,
   maxAttempt: 2 ** 31 - 1,
 } as const;
 
@@ -397,5 +406,18 @@ export function readResultEvent(value: unknown): ResultEvent {
       obj.round === undefined || obj.round === null
         ? null
         : readInt(obj, 'round', '', fail, { min: 1, max: RESULT_LIMITS.maxAttempt }),
+    ...readOutput(obj),
+  };
+}
+
+/** The output fields of an event, when it carries them. */
+function readOutput(obj: Record<string, unknown>): Pick<ResultEvent, 'output' | 'output_bytes'> {
+  if (obj.output === undefined || obj.output === null) return {};
+  return {
+    output: readText(obj, 'output', '', RESULT_LIMITS.outputChars),
+    output_bytes:
+      obj.output_bytes === undefined || obj.output_bytes === null
+        ? null
+        : readInt(obj, 'output_bytes', '', fail, { min: 0 }),
   };
 }

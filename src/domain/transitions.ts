@@ -24,6 +24,8 @@ export interface ResponseState {
   /** when the server last heard from the endpoint about this row, on the server's clock */
   lastHeardAt: Date | null;
   finishedAt: Date | null;
+  /** how long the finished run's output was (the text is kept apart); null: none */
+  outputBytes: number | null;
 }
 
 export function pendingState(): ResponseState {
@@ -39,6 +41,7 @@ export function pendingState(): ResponseState {
     lastEventAt: null,
     lastHeardAt: null,
     finishedAt: null,
+    outputBytes: null,
   };
 }
 
@@ -85,6 +88,10 @@ export function applyResultEvent(
     next.errmsg = event.errmsg;
     next.payload = event.payload;
     next.finishedAt = at;
+    next.outputBytes =
+      event.output === undefined || event.output === null
+        ? null
+        : (event.output_bytes ?? event.output.length);
   }
   return next;
 }

@@ -25,6 +25,7 @@ export {
   findTaskRow,
   getTaskRow,
   listTasks,
+  listTasksQuery,
   type ResponseDetail,
   type TaskFilter,
   type TaskPage,

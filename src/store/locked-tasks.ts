@@ -25,6 +25,7 @@ import {
   taskEndpoints,
   type HistoryRow,
   type OutboxBody,
+  type OutputRow,
   type ResponseRow,
   type TaskRow,
 } from './rows';
@@ -42,6 +43,7 @@ export function rowToState(row: ResponseRow): ResponseState {
     lastEventAt: row.last_event_at,
     lastHeardAt: row.last_heard_at,
     finishedAt: row.finished_at,
+    outputBytes: row.output_bytes === null ? null : Number(row.output_bytes),
   };
 }
 
@@ -80,6 +82,7 @@ export function stateToRow(base: Placement, state: ResponseState, now: Date): Re
     last_heard_at: state.lastHeardAt,
     finished_at: state.finishedAt,
     last_modified_time: now,
+    output_bytes: state.outputBytes,
   };
 }
 
@@ -117,6 +120,7 @@ export function historyOf(row: ResponseRow, now: Date): HistoryRow {
     start_time: row.start_time,
     finished_at: row.finished_at,
     recorded_at: now,
+    output_bytes: row.output_bytes,
   };
 }
 
@@ -185,6 +189,7 @@ const UPDATABLE_COLUMNS = [
   'deliver_by',
   'cancel_requested_at',
   'cancel_reason',
+  'output_bytes',
 ] as const;
 
 /** Write changed rows (new unexpected ones included) in as few statements as possible. */
@@ -253,6 +258,8 @@ export class Changes {
   readonly rows = new Map<string, ResponseRow>();
   readonly history: HistoryRow[] = [];
   readonly outbox: OutboxInsert[] = [];
+  /** what finished runs printed */
+  readonly outputs: OutputRow[] = [];
   readonly tasks = new Set<TaskRow>();
   /** tasks whose rows changed: their version grows */
   readonly touched = new Set<number>();
@@ -399,6 +406,13 @@ export async function writeTaskStates(trx: Knex.Transaction, tasks: TaskRow[]): 
 export async function commitChanges(trx: Knex.Transaction, changes: Changes): Promise<void> {
   await writeRows(trx, [...changes.rows.values()]);
   if (changes.history.length > 0) await trx('response_history').insert(changes.history);
+  // one row a run: a duplicate finished event keeps the first
+  for (const output of changes.outputs) {
+    await trx('response_outputs')
+      .insert(output)
+      .onConflict(['task_id', 'endpoint', 'round', 'attempt'])
+      .ignore();
+  }
   if (changes.outbox.length > 0) {
     await trx('outbox').insert(
       changes.outbox.map((entry) => ({

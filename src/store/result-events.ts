@@ -2,7 +2,7 @@
  * The recorder's write: apply a batch of result events in one transaction. Idempotent: an event
  * that would move a row back, or repeats what is stored, changes nothing.
  */
-import { applyResultEvent, type ResultEvent } from '../domain';
+import { applyResultEvent, isTerminalResponse, type ResultEvent } from '../domain';
 import { withTransaction, type Db } from './db';
 import {
   Changes,
@@ -58,6 +58,17 @@ export async function recordResultEvents(
       const updated = stateToRow(row, next, now);
       locked.rows.set(key, updated);
       changes.row(updated);
+      if (event.output !== undefined && event.output !== null && isTerminalResponse(event.status)) {
+        changes.outputs.push({
+          task_id: event.task_id,
+          endpoint: event.endpoint,
+          round: updated.round,
+          attempt: updated.attempt,
+          output: event.output,
+          output_bytes: next.outputBytes ?? event.output.length,
+          recorded_at: now,
+        });
+      }
       outcome.applied += 1;
     }
     if (changes.rows.size === 0) return outcome;

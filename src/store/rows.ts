@@ -70,6 +70,8 @@ export interface ResponseRow {
   /** a cancel was asked of the endpoint while it ran, and why */
   cancel_requested_at: Date | null;
   cancel_reason: string | null;
+  /** how long the finished run's output was; the text is in response_outputs */
+  output_bytes: number | null;
 }
 
 /** A closed round or attempt of an endpoint's response, as it was. */
@@ -87,6 +89,18 @@ export interface HistoryRow {
   agent: string | null;
   start_time: Date | null;
   finished_at: Date | null;
+  recorded_at: Date;
+  output_bytes: number | null;
+}
+
+/** What one run printed, head and tail as its agent kept them. */
+export interface OutputRow {
+  task_id: number;
+  endpoint: string;
+  round: number;
+  attempt: number;
+  output: string;
+  output_bytes: number;
   recorded_at: Date;
 }
 

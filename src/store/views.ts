@@ -78,6 +78,8 @@ export interface ResponseView {
   /** when this endpoint's copy of the task stops being delivered; null until its wave is sent */
   deliver_by: string | null;
   cancel_requested_at: string | null;
+  /** how long the finished run's output was, in bytes (GET …/responses/<endpoint> has it) */
+  output_bytes: number | null;
   /** on GET of one task, for a PENDING row: its endpoint as the registry knows it */
   registry?: RegistryStatus;
 }
@@ -94,6 +96,7 @@ export interface HistoryView {
   agent: AgentInfo | null;
   start_time: string | null;
   finished_at: string | null;
+  output_bytes: number | null;
 }
 
 export interface TaskWithResponses {
@@ -157,6 +160,7 @@ export function toHistoryView(row: HistoryRow): HistoryView {
     agent: parseJsonColumn<AgentInfo>(row.agent),
     start_time: iso(row.start_time),
     finished_at: iso(row.finished_at),
+    output_bytes: row.output_bytes === null ? null : Number(row.output_bytes),
   };
 }
 
@@ -180,5 +184,6 @@ export function toResponseView(row: ResponseRow): ResponseView {
     wave: Number(row.wave),
     deliver_by: iso(row.deliver_by),
     cancel_requested_at: iso(row.cancel_requested_at),
+    output_bytes: row.output_bytes === null ? null : Number(row.output_bytes),
   };
 }

@@ -33,6 +33,7 @@ function doubling(inner: TaskBroker): TaskBroker {
     ping: (timeoutMs) => inner.ping(timeoutMs),
     publishChange: (event) => inner.publishChange(event),
     consumeChanges: (onChange) => inner.consumeChanges(onChange),
+    waitingTasks: (endpoint, types) => inner.waitingTasks(endpoint, types),
     async publishControl(message) {
       await inner.publishControl(message);
       await inner.publishControl(message);

@@ -254,6 +254,22 @@ describe.each([
     await sub.close();
   });
 
+  it("counts the tasks waiting in an endpoint's queues, not those delivered", async () => {
+    const endpoint = uniqueName('waiting');
+    await broker.publishTask(task([endpoint]));
+    await broker.publishTask(task([endpoint]));
+    expect(await broker.waitingTasks(endpoint, ['worker'])).toBe(2);
+    const c = collector();
+    const sub = await consume(endpoint, c, 1);
+    const [first] = await c.received(1);
+    expect(await broker.waitingTasks(endpoint, ['worker'])).toBe(1);
+    first?.ack();
+    const [, second] = await c.received(2);
+    second?.ack();
+    expect(await broker.waitingTasks(endpoint, ['worker'])).toBe(0);
+    await sub.close();
+  });
+
   it('fans a broadcast out to the endpoint queues that exist when it is published', async () => {
     const [a, b, late] = [collector(), collector(), collector()];
     const subs = [await consume(uniqueName('fa'), a), await consume(uniqueName('fb'), b)];

@@ -43,6 +43,7 @@ function usersWithStdin(input: string, ...args: string[]): Promise<void> {
   });
 }
 
+const serverUser = (): string => `tasker-server-${stack.prefix}`;
 const agentUrl = (name: string): string => `amqp://tasker-agent-${name}:${password}@127.0.0.1:5672`;
 
 /** Run `action` on a fresh channel and return the error that closed it, or null. */
@@ -109,8 +110,16 @@ beforeAll(async () => {
   await Promise.all([
     usersWithStdin(`${password}\n`, '--types', 'worker', 'agent', endpoint),
     users('agent', other, password),
+    users('server', serverUser(), password),
   ]);
-  server = await startTestServer(stack.config);
+  // the server as provision.sh runs it: a user whose rights end at <prefix>.*
+  server = await startTestServer({
+    ...stack.config,
+    broker: {
+      ...stack.config.broker,
+      url: `amqp://${serverUser()}:${password}@127.0.0.1:5672`,
+    },
+  });
   agent = await startTestAgent(
     stack.config,
     endpoint,
@@ -127,8 +136,15 @@ afterAll(async () => {
   await agent?.close();
   await server?.close();
   await stack?.cleanup();
-  for (const name of [endpoint, other])
-    await users('delete', `tasker-agent-${name}`).catch(() => undefined);
+  for (const user of [`tasker-agent-${endpoint}`, `tasker-agent-${other}`, serverUser()])
+    await users('delete', user).catch(() => undefined);
+});
+
+it('runs the server under a user with rights on <prefix>.* only, watching change events', async () => {
+  // every queue the server declares is named under the prefix, its change-event queue too
+  const { stdout } = await run('rabbitmqctl', ['-q', 'list_queues', 'name', '--no-table-headers']);
+  const queues = stdout.split('\n').filter((name) => name.startsWith(`${stack.prefix}.events.`));
+  expect(queues).toHaveLength(1);
 });
 
 it('runs tasks with an agent using its own least-privilege user', async () => {

@@ -23,6 +23,7 @@ import {
   sentMarker,
   markSent,
   recordResultEvents,
+  findResponse,
   relayDueTasks,
   releaseDueTasks,
   releaseReadyTasks,
@@ -348,6 +349,24 @@ describe.each([
   });
 
   describe('recordResultEvents', () => {
+    it("keeps a finished run's output apart: the row says how long, GET of the endpoint has it", async () => {
+      const { task } = await createTask(stack.db, newTask());
+      const text = '2026-11-30T00:00:00.000Z stdout deploying\n… 900 bytes left out …\n';
+      const done = event(task.id, 'e1', { output: text, output_bytes: 1000 });
+      await recordResultEvents(stack.db, [done]);
+      // a duplicate of the finished event keeps the first output, and changes nothing
+      expect(
+        await recordResultEvents(stack.db, [{ ...done, output: 'another text', output_bytes: 9 }]),
+      ).toMatchObject({ applied: 0, ignored: 1 });
+      const found = await findTask(stack.db, 'worker', task.identifier);
+      expect(found?.taskResponseList[0]).toMatchObject({ endpoint: 'e1', output_bytes: 1000 });
+      expect(found?.taskResponseList[0]).not.toHaveProperty('output');
+      expect(found?.taskResponseList[1]).toMatchObject({ endpoint: 'e2', output_bytes: null });
+      const detail = await findResponse(stack.db, task.id, 'e1');
+      expect(detail).toMatchObject({ output: text, output_bytes: 1000, history: [] });
+      expect(await findResponse(stack.db, task.id, 'e2')).toMatchObject({ output: null });
+    });
+
     it('moves rows forward, finishes the task, and ignores duplicates and stale events', async () => {
       const { task } = await createTask(stack.db, newTask());
       const t0 = Date.now();

@@ -42,6 +42,8 @@ export interface Child {
    * then.
    */
   stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<number | null>;
+  /** resolves to the exit code (null after a signal) once it exits by itself */
+  exited(): Promise<number | null>;
 }
 
 export interface StartOptions {
@@ -58,6 +60,8 @@ export interface StartOptions {
   keepOutput?: number;
   /** what stop() waits before SIGKILL when not told; without it, stop() waits for good */
   killAfterMs?: number;
+  /** lead a process group of its own, as a shell's job does, so a test can signal the group */
+  detached?: boolean;
 }
 
 const running = (child: ChildProcess): boolean =>
@@ -70,6 +74,7 @@ export function startNode(script: string, args: string[], options: StartOptions 
     cwd: options.cwd ?? ROOT,
     env: options.env ?? childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached === true,
   });
   if (proc.pid === undefined) throw new Error(`could not start ${name}`);
   const log = options.logFile === undefined ? null : createWriteStream(options.logFile);
@@ -137,6 +142,7 @@ export function startNode(script: string, args: string[], options: StartOptions 
       }
       return exited;
     },
+    exited: () => exited,
   };
 }
 

@@ -109,8 +109,13 @@ describe('defaults', () => {
       },
       agent: {
         endpoint: null,
-        handlersDirs: [path.join(PACKAGE_ROOT, 'dist', 'handlers')],
+        handlersDirs: [
+          path.join(PACKAGE_ROOT, 'dist', 'handlers'),
+          path.join(PACKAGE_ROOT, 'handlers'),
+        ],
+        handlers: {},
         concurrency: 4,
+        outputLimitBytes: 65536,
         prefetch: 32,
         stateDir: path.join(cwd, 'var', 'agent-state'),
         reportDelayMs: 200,
@@ -484,14 +489,32 @@ describe('environment', () => {
     expect(config.log.level).toBe('debug');
   });
 
-  it('fails on an unknown TASKER_* variable, naming it', () => {
-    const error = configError(() =>
-      load({ env: { TASKER_TASK_TYPES: 'w', TASKER_API_PROT: '1' } }),
+  it('warns of an unknown TASKER_* variable with a did-you-mean, and carries on', () => {
+    const warnings: string[] = [];
+    const config = load({
+      env: {
+        TASKER_TASK_TYPES: 'w',
+        TASKER_API_PROT: '1',
+        TASKER_EXTRA: 'x',
+        TASKER_API_PORT: '9',
+      },
+      warn: (message) => warnings.push(message),
+    });
+    expect(config.api.port).toBe(9);
+    expect(warnings).toEqual([
+      'TASKER_API_PROT: unknown environment variable, ignored (did you mean TASKER_API_PORT?)',
+      'TASKER_EXTRA: unknown environment variable, ignored',
+    ]);
+  });
+
+  it('still refuses an unknown key in the file and in --set', () => {
+    expect(configError(() => loadYaml('api: {prot: 1}\n')).message).toMatch(
+      /config api\.prot: unknown key \(did you mean api\.port\?\)/,
     );
-    expect(error.key).toBe('TASKER_API_PROT');
-    expect(error.message).toBe(
-      'config TASKER_API_PROT: unknown environment variable (did you mean TASKER_API_PORT?)',
-    );
+    expect(
+      configError(() => load({ env: { TASKER_TASK_TYPES: 'w' }, flags: { set: 'api.prot=1' } }))
+        .message,
+    ).toMatch(/config api\.prot: unknown key \(did you mean api\.port\?\)/);
   });
 
   it('names the variable when its value is bad', () => {

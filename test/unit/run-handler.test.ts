@@ -4,7 +4,13 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { HandleTask, HandlerContext, HandlerTask } from '../../src/agent/contract';
+import type {
+  HandleTask,
+  HandlerContext,
+  HandlerResponse,
+  HandlerTask,
+} from '../../src/agent/contract';
+import { inlineRunner } from '../../src/agent/runner';
 import {
   TIMEOUT_ERRNR,
   checkResponse,
@@ -20,7 +26,7 @@ import {
   RESULT_LIMITS,
   type ResultEvent,
 } from '../../src/domain';
-import { silentLogger } from '../../src/log';
+import { silentLogger, type Logger } from '../../src/log';
 import { resultEvent } from '../support/messages';
 import { sleep } from '../support/waiting';
 
@@ -678,5 +684,55 @@ describe('checkResponse', () => {
     }).not.toThrow();
     expect(outcome).toMatchObject({ status: 'FAILED', errnr: 1 });
     expect(outcome?.errmsg).toMatch(/not a response/);
+  });
+});
+
+describe('the inline runner', () => {
+  it("writes a module's ctx.log lines to the run's output as well as to the log", async () => {
+    const logged: string[] = [];
+    const output: Array<[string, string]> = [];
+    const runner = inlineRunner(
+      new Map([
+        [
+          'worker',
+          (_task: HandlerTask, response: HandlerResponse, ctx: HandlerContext) => {
+            ctx.log.info('copying', { files: 3 });
+            ctx.log.child({ part: 'x' }).warn('slow disk');
+            return response;
+          },
+        ],
+      ]),
+    );
+    const log: Logger = {
+      debug: (msg) => logged.push(msg),
+      info: (msg) => logged.push(msg),
+      warn: (msg) => logged.push(msg),
+      error: (msg) => logged.push(msg),
+      child: () => log,
+    };
+    const outcome = await runner.run({
+      task: {
+        id: 1,
+        identifier: 't',
+        type: 'worker',
+        payload: null,
+        endpoints: null,
+        created_at: new Date().toISOString(),
+        deliver_by: new Date().toISOString(),
+      },
+      endpoint: 'e1',
+      attempt: 1,
+      timeoutMs: 1000,
+      signal: new AbortController().signal,
+      log,
+      progress: () => undefined,
+      output: (stream, line) => output.push([stream, line]),
+    });
+    expect(outcome.status).toBe('DONE');
+    expect(logged).toEqual(['copying', 'slow disk']);
+    expect(output).toEqual([
+      ['log', 'info copying {"files":3}'],
+      ['log', 'warn slow disk'],
+    ]);
   });
 });

@@ -67,6 +67,7 @@ let seq = 0;
 interface Seen {
   progress: unknown[][];
   logs: Array<[string, string, Record<string, unknown> | undefined]>;
+  output: Array<[string, string]>;
 }
 
 function request(
@@ -83,7 +84,7 @@ function request(
     created_at: new Date().toISOString(),
     deliver_by: new Date(Date.now() + 60_000).toISOString(),
   };
-  const seen: Seen = { progress: [], logs: [] };
+  const seen: Seen = { progress: [], logs: [], output: [] };
   const recordingLog = (): Logger => {
     const log: Logger = {
       debug: (msg, fields) => seen.logs.push(['debug', msg, fields]),
@@ -104,6 +105,7 @@ function request(
       signal: options.signal ?? new AbortController().signal,
       log: recordingLog(),
       progress: (...args) => seen.progress.push(args),
+      output: (stream, line) => seen.output.push([stream, line]),
     },
   };
 }
@@ -148,6 +150,14 @@ describe('HandlerSandbox', () => {
       expect.stringMatching(/^step/),
     ]);
     expect(slow.seen.logs).toContainEqual(['info', 'slow done', { steps: 5 }]);
+    // and into the run's output, as the JSON line it is
+    expect(slow.seen.output).toHaveLength(1);
+    expect(slow.seen.output[0]?.[0]).toBe('log');
+    expect(JSON.parse(slow.seen.output[0]?.[1] ?? '')).toMatchObject({
+      level: 'info',
+      msg: 'slow done',
+      steps: 5,
+    });
     // and the sandbox carries on with a new process
     expect(await box.run(request('slow').request)).toMatchObject({ status: 'DONE' });
   });
