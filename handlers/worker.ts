@@ -1,6 +1,7 @@
 /**
  * The original tasker's `worker` example: works for a while, then answers with a payload.
- * How long: `payload.seconds` if the task gives it, else $WORKER_SECONDS, else 20.
+ * How long: `payload.seconds` if the task gives it, else $WORKER_SECONDS, else 20. A task that
+ * came after others (`after`) also answers, under `after`, what each of them answered.
  * Reports progress every second and stops as soon as the agent aborts it (timeout, cancel or
  * shutdown): a handler that waits should always wait on `ctx.signal`, as this one does.
  */
@@ -26,5 +27,23 @@ export const handle_task: HandleTask = async (task, response, ctx) => {
     ctx.progress(step, steps, `step ${step} of ${steps}`);
   }
   response.payload = { yiya: 'yippie', yeah: 1234123 };
+  // a task that came after others passes on what they answered, by task and endpoint
+  if (task.dependencies !== undefined) {
+    response.payload = {
+      yiya: 'yippie',
+      yeah: 1234123,
+      after: Object.fromEntries(
+        task.dependencies.map((dependency) => [
+          `${dependency.type}/${dependency.identifier}`,
+          {
+            status: dependency.status,
+            results: Object.fromEntries(
+              dependency.responses.map((answer) => [answer.endpoint, answer.payload]),
+            ),
+          },
+        ]),
+      ),
+    };
+  }
   return response;
 };

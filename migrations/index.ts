@@ -19,6 +19,12 @@ import * as addEndpointIndex from './20261201000008_add_task_responses_endpoint_
 import * as createEndpoints from './20261201000009_create_endpoints';
 import * as addTasksSelector from './20261201000010_add_tasks_selector';
 import * as createResponseOutputs from './20261202000001_create_response_outputs';
+import * as addTasksNotBefore from './20261203000001_add_tasks_not_before';
+import * as addTasksDueIndex from './20261203000002_add_tasks_due_index';
+import * as createTaskDependencies from './20261203000003_create_task_dependencies';
+import * as addTasksDependencyColumns from './20261203000004_add_tasks_dependency_columns';
+import * as createSchedules from './20261203000005_create_schedules';
+import * as addSchedulesBackoff from './20261203000006_add_schedules_backoff';
 
 export interface Migration {
   name: string;
@@ -42,4 +48,10 @@ export const migrations: readonly Migration[] = [
   { name: '20261201000009_create_endpoints', ...createEndpoints },
   { name: '20261201000010_add_tasks_selector', ...addTasksSelector },
   { name: '20261202000001_create_response_outputs', ...createResponseOutputs },
+  { name: '20261203000001_add_tasks_not_before', ...addTasksNotBefore },
+  { name: '20261203000002_add_tasks_due_index', ...addTasksDueIndex },
+  { name: '20261203000003_create_task_dependencies', ...createTaskDependencies },
+  { name: '20261203000004_add_tasks_dependency_columns', ...addTasksDependencyColumns },
+  { name: '20261203000005_create_schedules', ...createSchedules },
+  { name: '20261203000006_add_schedules_backoff', ...addSchedulesBackoff },
 ];

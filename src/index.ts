@@ -6,5 +6,6 @@
  *   export const handle_task: HandleTask = async (task, response, ctx) => { ... };
  */
 export type { HandleTask, HandlerContext, HandlerResponse, HandlerTask } from './agent/contract';
+export type { DependencyResponse, DependencyResult } from './domain/dependencies';
 export { TaskerError, coerceError, type ErrorCode } from './domain/errors';
 export { VERSION } from './package';

@@ -455,6 +455,7 @@ export class Agent {
       endpoints: task.endpoints,
       created_at: task.created_at,
       deliver_by: task.deliver_by,
+      ...(task.dependencies === undefined ? {} : { dependencies: task.dependencies }),
     };
     // one controller per run, aborted by a cancel of the task or by the agent's shutdown (not
     // AbortSignal.any(), which keeps every combined signal alive: see run.ts)

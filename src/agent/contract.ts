@@ -4,6 +4,7 @@
  * `response.errmsg` and return the response (or nothing), or throw: the task then FAILS with
  * the error's message. Handlers must be idempotent: after a crash a task runs again.
  */
+import type { DependencyResult } from '../domain';
 import type { Logger } from '../log';
 
 export interface HandlerTask {
@@ -15,6 +16,12 @@ export interface HandlerTask {
   endpoints: string[] | null;
   created_at: string;
   deliver_by: string;
+  /**
+   * the tasks this one came after (its POST's `after`), in that order, each with its final
+   * status and every endpoint's result; payloads past 256 KB in all are left out
+   * (`payload_omitted`). Absent when the task came after none.
+   */
+  dependencies?: DependencyResult[];
 }
 
 export interface HandlerResponse {

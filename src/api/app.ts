@@ -1,7 +1,8 @@
 /**
  * The HTTP API, in the original tasker's shape: POST /<type> creates a task, GET /<type>/<identifier>
  * returns it with every endpoint's response (the routes of tasks are in task-routes.ts, of the
- * endpoint registry in fleet-routes.ts). Health
+ * endpoint registry in fleet-routes.ts, of the configured task types in type-routes.ts, of
+ * recurring schedules in schedule-routes.ts). Health
  * checks stay open; everything else needs a bearer token when tokens are configured.
  */
 import express from 'express';
@@ -13,7 +14,9 @@ import { pingDatabase, type Db } from '../store';
 import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { fleetRoutes } from './fleet-routes';
+import { scheduleRoutes } from './schedule-routes';
 import { taskRoutes } from './task-routes';
+import { typeRoutes } from './type-routes';
 
 export interface ApiDeps {
   db: Db;
@@ -55,8 +58,10 @@ export function createApp(deps: ApiDeps): express.Express {
   });
 
   app.use(requireBearerToken(config.api.tokens));
-  // before the task routes: "endpoints" is no task type
+  // before the task routes: "endpoints", "types" and "schedules" are no task types
   app.use(fleetRoutes({ db, config }));
+  app.use(typeRoutes(config));
+  app.use(scheduleRoutes({ db, config }));
   app.use(
     taskRoutes({
       db,

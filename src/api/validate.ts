@@ -1,7 +1,8 @@
 /**
  * What requests carry, checked field by field with errors that name the field: the body of a
- * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?}` (endpoints: names, or a
- * selector of the fleet), of a cancel and
+ * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?, not_before?, after?,
+ * on_dependency_failure?}`
+ * (endpoints: names, or a selector of the fleet), of a cancel and
  * of a retry, and the query of a task list or a wait. Nothing is written for a request that
  * fails here.
  */
@@ -28,6 +29,10 @@ import {
   type Selector,
   type Share,
   type TaskStatus,
+  readAfter,
+  readPolicy,
+  type DependencyPolicy,
+  type TaskRef,
 } from '../domain';
 import { parseDuration } from '../config';
 import type { EndpointFilter } from '../store';
@@ -42,21 +47,100 @@ export interface CreateTaskBody {
   /** undefined: the task type's; null: none */
   rollout?: Rollout | null;
   successThreshold?: Share | null;
+  /** hold the task SCHEDULED until then; absent when it is to be published at once */
+  notBefore?: Date;
+  /** hold the task WAITING until these tasks are final */
+  after?: TaskRef[];
+  onDependencyFailure?: DependencyPolicy;
 }
 
 export interface BodyLimits {
   maxIdentifierLength: number;
   maxPayloadBytes: number;
   maxEndpoints: number;
+  /** the furthest ahead a not_before may be */
+  maxDelayMs: number;
+}
+
+/**
+ * How far in the past a not_before may be and still be taken (the client's clock may run
+ * behind): such a task, like one whose time is now, is published at once. Further in the past
+ * is most likely a mistake, and refused.
+ */
+export const NOT_BEFORE_PAST_MS = 60_000;
+
+/** an ISO 8601 time that says its offset from UTC */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
+const LOOKS_LIKE_DATE = /^\d{4}-\d{2}-\d{2}/;
+
+/**
+ * `not_before`: an ISO 8601 time with its offset ("2026-12-03T03:00:00Z"), or a duration from
+ * now ("10m", "2h", or seconds as a number). Undefined when the task is due now.
+ */
+function readNotBefore(value: unknown, now: Date, maxDelayMs: number): Date | undefined {
+  if (value === undefined || value === null) return undefined;
+  const path = 'not_before';
+  let at: number;
+  if (typeof value === 'string' && LOOKS_LIKE_DATE.test(value.trim())) {
+    const text = value.trim();
+    if (!ISO_TIME.test(text)) {
+      throw fail(
+        path,
+        `must be an ISO 8601 time with its offset from UTC, such as "2026-12-03T03:00:00Z" or ` +
+          `"2026-12-03T04:00:00+01:00"; got ${JSON.stringify(value)}`,
+      );
+    }
+    at = Date.parse(text);
+    if (Number.isNaN(at)) throw fail(path, `is not a valid time: ${JSON.stringify(value)}`);
+  } else {
+    try {
+      at = now.getTime() + parseDuration(value);
+    } catch {
+      throw fail(
+        path,
+        'must be an ISO 8601 time such as "2026-12-03T03:00:00Z", or a duration from now such ' +
+          `as "10m" or "2h"; got ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  const late = now.getTime() - at;
+  if (late > NOT_BEFORE_PAST_MS) {
+    throw fail(
+      path,
+      `${new Date(at).toISOString()} is ${Math.round(late / 1000)} s in the past; ` +
+        `at most ${NOT_BEFORE_PAST_MS / 1000} s in the past is taken (and published at once)`,
+    );
+  }
+  if (at - now.getTime() > maxDelayMs) {
+    throw fail(
+      path,
+      `${new Date(at).toISOString()} is more than ${Math.round(maxDelayMs / 3_600_000)} h ` +
+        'ahead; the limit is api.max_delay',
+    );
+  }
+  return at > now.getTime() ? new Date(at) : undefined;
 }
 
 const fail: Fail = (path, problem) => new ValidationError(`${path} ${problem}`, path);
 
-export function parseCreateTaskBody(body: unknown, limits: BodyLimits): CreateTaskBody {
+export function parseCreateTaskBody(
+  body: unknown,
+  limits: BodyLimits,
+  now = new Date(),
+): CreateTaskBody {
   if (!isPlainObject(body)) throw new ValidationError('request body must be a JSON object');
   rejectUnknownKeys(
     body,
-    ['identifier', 'payload', 'endpoints', 'rollout', 'success_threshold'],
+    [
+      'identifier',
+      'payload',
+      'endpoints',
+      'rollout',
+      'success_threshold',
+      'not_before',
+      'after',
+      'on_dependency_failure',
+    ],
     '',
     fail,
   );
@@ -93,6 +177,21 @@ export function parseCreateTaskBody(body: unknown, limits: BodyLimits): CreateTa
       body.success_threshold === null
         ? null
         : readShare(body.success_threshold, 'success_threshold', fail, 1);
+  }
+  const notBefore = readNotBefore(body.not_before, now, limits.maxDelayMs);
+  if (notBefore !== undefined) parsed.notBefore = notBefore;
+  if (body.after !== undefined && body.after !== null) {
+    parsed.after = readAfter(body.after, 'after', fail, limits.maxIdentifierLength);
+  }
+  if (body.on_dependency_failure !== undefined && body.on_dependency_failure !== null) {
+    if (parsed.after === undefined) {
+      throw fail('on_dependency_failure', 'needs after: the tasks this one waits for');
+    }
+    parsed.onDependencyFailure = readPolicy(
+      body.on_dependency_failure,
+      'on_dependency_failure',
+      fail,
+    );
   }
   return parsed;
 }

@@ -1,6 +1,6 @@
 /**
  * `tasker server` as a process: the API and the server's background parts (relay, recorder,
- * sweeper) in one process, each switchable, so several servers can share one database and
+ * sweeper, scheduler) in one process, each switchable, so several servers can share one database and
  * broker. Starts even while the broker is down (tasks are accepted as CREATED and relayed
  * later). close() drains in reverse order of start and is safe to call twice.
  */
@@ -16,6 +16,7 @@ import {
   outboxPublishers,
   startRecorder,
   startRelay,
+  startScheduler,
   startSweeper,
 } from '../server';
 import { createDb, type Db, type TaskChange } from '../store';
@@ -127,6 +128,19 @@ export async function startServer(
         onChanged,
       );
       cleanups.push(() => sweeper.stop());
+    }
+    if (parts.scheduler) {
+      const scheduler = startScheduler(
+        db,
+        {
+          intervalMs: parts.scheduleIntervalMs,
+          types: config.taskTypes,
+          onReleased: () => relay?.kick(),
+          onChanged,
+        },
+        log.child({ part: 'scheduler' }),
+      );
+      cleanups.push(() => scheduler.stop());
     }
     if (parts.api) {
       const intake = new Intake({

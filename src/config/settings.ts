@@ -76,6 +76,7 @@ export const SECTIONS = {
     publish_wait: duration('2s', "how long a POST waits for the broker's confirm (else CREATED)"),
     max_wait: duration('5m', 'the longest a GET may wait for a change (?wait=)'),
     max_list: int(1000, 'most tasks one page of a task list holds', { min: 1, max: 10_000 }),
+    max_delay: duration('720h', "the furthest ahead a task's not_before may be (30 days)"),
   },
   database: {
     url: url('mysql://root@127.0.0.1:3306/tasker', 'mysql://…, or sqlite:FILE', {
@@ -109,8 +110,10 @@ export const SECTIONS = {
     relay: bool(true, 'publish the tasks of the outbox'),
     recorder: bool(true, 'record the results agents send'),
     sweeper: bool(true, 'mark missed deadlines UNDELIVERED or TIMED_OUT'),
+    scheduler: bool(true, 'fire schedules; release delayed and waiting tasks when due'),
     relay_interval: duration('1s', 'how often the relay looks for tasks'),
     sweep_interval: duration('1s', 'how often the sweeper looks for missed deadlines'),
+    schedule_interval: duration('1s', 'how often the scheduler looks for due work'),
     recorder_batch_size: int(200, 'result events written in one transaction', { min: 1 }),
     recorder_prefetch: int(1000, 'result messages the recorder holds', PREFETCH),
     timeout_grace: duration('1m', 'silence past execution_timeout before TIMED_OUT'),

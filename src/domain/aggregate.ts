@@ -2,7 +2,13 @@
  * Task status from its endpoint responses. Pure: the store feeds it rows, it returns the verdict.
  */
 import { requiredDone, type Share } from './rollout';
-import { isTerminalResponse, isTerminalTask, type ResponseStatus, type TaskStatus } from './states';
+import {
+  isHeldTask,
+  isTerminalResponse,
+  isTerminalTask,
+  type ResponseStatus,
+  type TaskStatus,
+} from './states';
 
 export interface TaskCounts {
   /** endpoints the task was addressed to (0 for an open task sent to every subscriber) */
@@ -99,7 +105,7 @@ function verdict(
  * - An addressed task is decided by its expected endpoints once all of them are terminal
  *   (see `verdict`).
  * - An open broadcast is decided once its delivery deadline passed and everyone who answered is
- *   terminal; nobody answering at all is INCOMPLETE.
+ *   terminal; nobody answering at all is INCOMPLETE. One still held (SCHEDULED) was never sent.
  * - Status never moves back: a terminal task stays terminal (a late fact may change which
  *   terminal state), SENT never returns to CREATED.
  */
@@ -113,7 +119,7 @@ export function aggregateStatus(input: AggregateInput): Aggregate {
   let decided: TaskStatus | null = null;
   if (input.addressed) {
     if (allTerminal) decided = verdict(deciding, threshold, stopped);
-  } else if (input.deadlinePassed && allTerminal) {
+  } else if (input.deadlinePassed && allTerminal && !isHeldTask(input.current)) {
     decided = deciding.length === 0 ? 'INCOMPLETE' : verdict(deciding, threshold, stopped);
   }
 

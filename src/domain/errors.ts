@@ -14,8 +14,11 @@ export type ErrorCode =
   | 'endpoint_not_found'
   | 'selector_matched_nothing'
   | 'selector_matched_too_many'
+  | 'unknown_dependency'
+  | 'dependency_cycle'
   | 'endpoint_online'
   | 'identifier_conflict'
+  | 'schedule_exists'
   | 'task_not_final'
   | 'round_not_latest'
   | 'nothing_to_retry'
@@ -61,6 +64,7 @@ export class NotFoundError extends TaskerError {
 
 export type ConflictCode =
   | 'identifier_conflict'
+  | 'schedule_exists'
   | 'task_not_final'
   | 'round_not_latest'
   | 'nothing_to_retry'

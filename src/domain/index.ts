@@ -7,3 +7,5 @@ export * from './messages';
 export * from './transitions';
 export * from './rollout';
 export * from './fleet';
+export * from './dependencies';
+export * from './schedules';

@@ -15,6 +15,7 @@ import {
   type Fail,
 } from './fields';
 import { readHeartbeat, type Heartbeat } from './fleet';
+import type { DependencyResult } from './dependencies';
 import { checkEndpoint, checkTaskType } from './names';
 import { isResponseStatus, type ResponseStatus, type TaskStatus } from './states';
 
@@ -36,6 +37,8 @@ export interface TaskMessage {
   max_deliveries: number;
   /** 1, and one more for each retry: a new round runs again where an earlier one ran */
   round: number;
+  /** the tasks it came after, with their results (bounded), when it has any */
+  dependencies?: DependencyResult[];
 }
 
 /**
@@ -209,7 +212,20 @@ export function parseTaskMessage(raw: Buffer | string): TaskMessage {
     max_deliveries: readInt(obj, 'max_deliveries', '', fail, { min: 1 }),
     // a server from before rounds sends none: its tasks have one
     round: obj.round === undefined ? 1 : readInt(obj, 'round', '', fail, { min: 1 }),
+    ...readDependencies(obj.dependencies),
   };
+}
+
+/** `dependencies` of a task message: absent, or the list the server took (checked shallowly). */
+function readDependencies(value: unknown): { dependencies?: DependencyResult[] } {
+  if (value === undefined || value === null) return {};
+  if (!Array.isArray(value)) throw fail('dependencies', 'must be an array');
+  value.forEach((item, i) => {
+    if (!isPlainObject(item) || !Array.isArray(item.responses)) {
+      throw fail(`dependencies[${i}]`, 'must be an object with its responses');
+    }
+  });
+  return { dependencies: value as DependencyResult[] };
 }
 
 function parseProgress(value: unknown): Progress | null {

@@ -18,7 +18,14 @@ export const RESPONSE_STATUSES = [
 ] as const;
 export type ResponseStatus = (typeof RESPONSE_STATUSES)[number];
 
+/**
+ * A task may be held before it is `CREATED`: `WAITING` until every task it comes after is final,
+ * `SCHEDULED` until its `not_before`. Held, it is stored with its rows but not published, and
+ * none of its rows has a delivery deadline yet.
+ */
 export const TASK_STATUSES = [
+  'WAITING',
+  'SCHEDULED',
   'CREATED',
   'SENT',
   'DONE',
@@ -51,6 +58,11 @@ export function isTerminalTask(status: TaskStatus): boolean {
   return (
     status === 'DONE' || status === 'FAILED' || status === 'INCOMPLETE' || status === 'CANCELLED'
   );
+}
+
+/** Stored but not yet released for publishing: its dependencies or its time have not come. */
+export function isHeldTask(status: TaskStatus): boolean {
+  return status === 'WAITING' || status === 'SCHEDULED';
 }
 
 export function isResponseStatus(value: unknown): value is ResponseStatus {

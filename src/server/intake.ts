@@ -9,6 +9,10 @@ import type { TaskerConfig, TaskTypeConfig } from '../config';
 import {
   TaskerError,
   describeSelector,
+  isHeldTask,
+  refText,
+  type DependencyPolicy,
+  type TaskRef,
   selectorText,
   type Rollout,
   type Selector,
@@ -17,7 +21,9 @@ import {
 import type { Logger } from '../log';
 import {
   TaskWriter,
+  findTaskIds,
   findTaskRow,
+  reachesTask,
   selectEndpoints,
   sentMarker,
   taskEndpoints,
@@ -39,6 +45,11 @@ export interface TaskRequest {
   rollout?: Rollout | null;
   /** DONE endpoints that decide the task DONE: undefined takes the type's, null means all */
   successThreshold?: Share | null;
+  /** hold the task SCHEDULED until then: the scheduler releases it */
+  notBefore?: Date | null;
+  /** hold the task WAITING until these stored tasks are final */
+  after?: TaskRef[];
+  onDependencyFailure?: DependencyPolicy;
 }
 
 export interface Accepted {
@@ -74,12 +85,18 @@ export class Intake {
     const selector = request.selector ?? null;
     const endpoints =
       selector === null ? request.endpoints : await this.select(type, request.identifier, selector);
+    const after = request.after === undefined ? null : await this.dependencies(type, request);
     const result = await this.tasks.create({
       type: type.name,
       identifier: request.identifier,
       payload: request.payload,
       endpoints,
       selector,
+      notBefore: request.notBefore ?? null,
+      after,
+      ...(request.onDependencyFailure === undefined
+        ? {}
+        : { onDependencyFailure: request.onDependencyFailure }),
       deliverBy: new Date(now.getTime() + type.waitForEndpointsTimeoutMs),
       executionTimeoutMs: type.executionTimeoutMs,
       // a type's rollout applies to the tasks that name their endpoints
@@ -93,6 +110,12 @@ export class Intake {
     });
     const { task, created } = result;
     if (!created) return { task, created };
+    if (isHeldTask(task.status)) {
+      // its time or its dependencies have not come: the scheduler releases it into the outbox
+      log.info('task held', { task_id: task.id, type: task.type, status: task.status });
+      this.deps.onAccepted?.(task);
+      return { task, created };
+    }
     let accepted = task;
     if (await this.publishNow(result)) {
       accepted = { ...task, status: 'SENT', sent_at: new Date(), version: task.version + 1 };
@@ -102,6 +125,49 @@ export class Intake {
     log.info('task accepted', { task_id: task.id, type: task.type, status: accepted.status });
     this.deps.onAccepted?.(accepted);
     return { task: accepted, created };
+  }
+
+  /**
+   * The stored tasks `after` names, with their ids: each must exist (422 naming it), and none
+   * may be this task or come after it (a repost naming a later task would close a cycle).
+   */
+  private async dependencies(
+    type: TaskTypeConfig,
+    request: TaskRequest,
+  ): Promise<Array<TaskRef & { id: number }>> {
+    const { db } = this.deps;
+    const refs = request.after ?? [];
+    const self = refs.findIndex(
+      (ref) => ref.type === type.name && ref.identifier === request.identifier,
+    );
+    if (self >= 0) {
+      throw new TaskerError('dependency_cycle', `after[${self}] names this task itself`, {
+        details: { field: `after[${self}]` },
+      });
+    }
+    const ids = await findTaskIds(db, refs);
+    const resolved = refs.map((ref, i) => {
+      const id = ids[i];
+      if (id === null || id === undefined) {
+        throw new TaskerError(
+          'unknown_dependency',
+          `after[${i}] names ${refText(ref)}, which does not exist: post it first`,
+          { details: { field: `after[${i}]` } },
+        );
+      }
+      return { ...ref, id };
+    });
+    const existing = await findTaskRow(db, type.name, request.identifier);
+    const dependencyIds = resolved.map((ref) => ref.id);
+    if (existing !== null && (await reachesTask(db, dependencyIds, Number(existing.id)))) {
+      throw new TaskerError(
+        'dependency_cycle',
+        `${type.name}/${request.identifier} exists, and a task in after comes after it: ` +
+          'waiting for it would never end',
+        { details: { field: 'after' } },
+      );
+    }
+    return resolved;
   }
 
   /**

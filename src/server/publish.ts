@@ -7,7 +7,13 @@
  */
 import type { TaskBroker } from '../broker';
 import type { TaskTypeConfig } from '../config';
-import { WIRE_VERSION, taskExpiresAt, type ControlMessage, type TaskMessage } from '../domain';
+import {
+  WIRE_VERSION,
+  taskExpiresAt,
+  type ControlMessage,
+  type DependencyResult,
+  type TaskMessage,
+} from '../domain';
 import {
   parseJsonColumn,
   taskEndpoints,
@@ -41,6 +47,9 @@ export function taskMessage(
     execution_timeout_ms: row.execution_timeout_ms,
     max_deliveries: type?.maxDeliveries ?? FALLBACK_MAX_DELIVERIES,
     round: body.round,
+    ...(row.dependencies === null || row.dependencies === undefined
+      ? {}
+      : { dependencies: parseJsonColumn<DependencyResult[]>(row.dependencies) ?? [] }),
   };
 }
 

@@ -41,6 +41,23 @@ export {
 } from './outbox';
 export { recordResultEvents, type RecordOutcome } from './result-events';
 export { sweepDeadlines, type SweepOutcome } from './deadlines';
+export { findTaskIds, reachesTask } from './dependencies';
+export {
+  createSchedule,
+  deleteSchedule,
+  describeSchedule,
+  fireDueSchedules,
+  listSchedules,
+  setSchedulePaused,
+  toScheduleView,
+  updateSchedule,
+  rowToSpec,
+  findScheduleRow,
+  type FireOutcome,
+  type ScheduleRow,
+  type ScheduleView,
+} from './schedules';
+export { releaseDueTasks, releaseReadyTasks, type ReleaseOutcome } from './releases';
 export type { TaskChange } from './locked-tasks';
 export {
   outboxBody,

@@ -9,6 +9,7 @@ import type { Knex } from 'knex';
 import {
   CANCELLED_STATE,
   aggregateStatus,
+  isHeldTask,
   isTerminalResponse,
   isTerminalTask,
   nextRolloutStep,
@@ -338,7 +339,10 @@ export function settleTask(
   task.status = status;
   task.counts = countsText;
   if (terminal && task.finished_at === null) task.finished_at = now;
-  if (status !== 'CREATED' && task.sent_at === null) task.sent_at = now;
+  // a task decided while still held (cancelled before its time) was never sent
+  if (status !== 'CREATED' && !isHeldTask(before.status) && task.sent_at === null) {
+    task.sent_at = now;
+  }
   task.sweep_at = sweepAt;
   const changed =
     changes.touched.has(taskId) ||

@@ -36,6 +36,14 @@ export interface TaskRow {
   stopped_reason: string | null;
   /** JSON of the selector the endpoints were picked by, or null when they were named */
   selector: string | null;
+  /** a delayed task's due time: SCHEDULED until then; null when it was not delayed */
+  not_before: Date | null;
+  /** JSON of the `<type>/<identifier>` it comes after, as posted; null when none */
+  after: string | null;
+  /** "cancel" or "run": what a dependency that did not end DONE does to it */
+  on_dependency_failure: string | null;
+  /** JSON of the DependencyResult[] its handler receives, taken at its release */
+  dependencies: string | null;
 }
 
 export interface ResponseRow {

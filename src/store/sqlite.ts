@@ -43,6 +43,12 @@ export const TIMESTAMP_COLUMNS: ReadonlySet<string> = new Set([
   'last_seen_at',
   'offline_at',
   'stopped_at',
+  'not_before',
+  'start_at',
+  'end_at',
+  'next_run_at',
+  'last_run_at',
+  'backoff_applied_at',
 ]);
 
 function reviveTimestamps(row: unknown): void {

@@ -9,6 +9,7 @@ import {
   CANCELLED_STATE,
   ConflictError,
   ValidationError,
+  isHeldTask,
   isTerminalResponse,
   isTerminalTask,
   pendingState,
@@ -69,7 +70,8 @@ function named(rows: readonly ResponseRow[], endpoints: readonly string[] | null
  * Cancel the task's endpoints that are not final yet (all, or those named): one that has not
  * received the task is CANCELLED at once; one running it is asked to stop, and reports
  * CANCELLED (or DONE, if it finished first) — the sweeper cancels it if it does not answer. A
- * cancel goes to the agents through the outbox. A final task is left as it is.
+ * cancel goes to the agents through the outbox. A final task is left as it is. A task not yet
+ * released (SCHEDULED) is never published once cancelled as a whole.
  */
 export async function cancelTask(
   db: Db,
@@ -82,7 +84,9 @@ export async function cancelTask(
     const targets = named(rows, request.endpoints).filter(
       (row) => !isTerminalResponse(row.status) && row.cancel_requested_at === null,
     );
-    if (isTerminalTask(task.status) || targets.length === 0) {
+    // a task not released yet is cancelled as a whole, rows or not (a broadcast has none)
+    const wholeHeld = isHeldTask(task.status) && request.endpoints === null;
+    if (isTerminalTask(task.status) || (targets.length === 0 && !wholeHeld)) {
       return { task, changed: false, changes: [] };
     }
     const changes = new Changes();
@@ -104,6 +108,7 @@ export async function cancelTask(
       return updated;
     });
     if (request.endpoints === null) task.cancel_reason = request.reason;
+    if (wholeHeld) changes.touched.add(taskId);
     if (tell.length > 0) {
       changes.outbox.push({
         task_id: taskId,
@@ -117,6 +122,10 @@ export async function cancelTask(
       });
     }
     settleTask(task, current, changes, now, null);
+    if (wholeHeld) {
+      // never published: nothing to tell the agents, nothing left for the scheduler
+      Object.assign(task, { status: 'CANCELLED', finished_at: task.finished_at ?? now });
+    }
     await commitChanges(trx, changes);
     return { task, changed: true, changes: changes.summary() };
   });

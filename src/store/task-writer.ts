@@ -1,7 +1,9 @@
 /**
  * Accepting tasks. A task, one PENDING response row per addressed endpoint, and its outbox row
  * are written in one transaction, so an accepted task is never without its rows nor forgotten by
- * the relay; under load, tasks are written in groups.
+ * the relay (a held task is written WAITING for its dependencies or SCHEDULED for its time,
+ * without an outbox row: the scheduler writes it when it releases the task); under load, tasks
+ * are written in groups.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Knex } from 'knex';
@@ -17,6 +19,9 @@ import {
   selectorText,
   type Selector,
   type Share,
+  type DependencyPolicy,
+  type TaskRef,
+  refText,
 } from '../domain';
 import { asStoreError, isDuplicateKey, withTransaction, type Db } from './db';
 import { stateToRow } from './locked-tasks';
@@ -46,6 +51,15 @@ export interface NewTask {
   successThreshold?: Share | null;
   /** the selector the endpoints were picked from the fleet by, kept for display */
   selector?: Selector | null;
+  /**
+   * hold the task SCHEDULED until then: no outbox row and no delivery deadline on its rows
+   * until the scheduler releases it; its delivery window starts at the release
+   */
+  notBefore?: Date | null;
+  /** hold the task WAITING until these stored tasks are final, in this order */
+  after?: ReadonlyArray<TaskRef & { id: number }> | null;
+  /** what a dependency that did not end DONE does to it (with `after`) */
+  onDependencyFailure?: DependencyPolicy;
 }
 
 /** What the first publish of a task sends: its first wave, or all it addresses. */
@@ -82,28 +96,42 @@ function firstPublication(input: NewTask): FirstPublication {
   return { kind: 'task', round: 1, wave: 1, endpoints };
 }
 
+/** Held WAITING until dependencies are final. */
+const isWaiting = (input: NewTask): boolean => (input.after?.length ?? 0) > 0;
+/** Held (WAITING, or SCHEDULED until a due time), rather than published at once. */
+const isDelayed = (input: NewTask): boolean => input.notBefore != null || isWaiting(input);
+
+/** `after` as stored and shown: its `<type>/<identifier>` list. */
+const afterText = (input: NewTask): string | null =>
+  isWaiting(input) ? JSON.stringify((input.after ?? []).map(refText)) : null;
+
 function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
   const pending = (input.endpoints ?? []).map(() => ({
     status: 'PENDING' as const,
     expected: true,
   }));
+  const waitMs = Math.max(0, input.deliverBy.getTime() - input.now.getTime());
+  // until released, a delayed task's deadline is where it would be if released on time
+  const deliverBy =
+    input.notBefore == null ? input.deliverBy : new Date(input.notBefore.getTime() + waitMs);
   return {
     type: input.type,
     identifier: input.identifier,
-    status: 'CREATED',
+    status: isWaiting(input) ? 'WAITING' : isDelayed(input) ? 'SCHEDULED' : 'CREATED',
     payload: JSON.stringify(input.payload ?? null),
     endpoints: input.endpoints === null ? null : JSON.stringify(input.endpoints),
     counts: JSON.stringify(countResponses(pending)),
     execution_timeout_ms: input.executionTimeoutMs,
     created_at: input.now,
     sent_at: null,
-    deliver_by: input.deliverBy,
-    sweep_at: input.deliverBy,
+    deliver_by: deliverBy,
+    // the sweeper has nothing to do for a task not yet released
+    sweep_at: isDelayed(input) ? null : deliverBy,
     finished_at: null,
     updated_at: input.now,
     version: 0,
     round: 1,
-    wait_ms: Math.max(0, input.deliverBy.getTime() - input.now.getTime()),
+    wait_ms: waitMs,
     rollout: input.rollout == null ? null : JSON.stringify(input.rollout),
     wave: 1,
     success_threshold:
@@ -111,6 +139,10 @@ function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
     cancel_reason: null,
     stopped_reason: null,
     selector: input.selector == null ? null : selectorText(input.selector),
+    not_before: input.notBefore ?? null,
+    after: afterText(input),
+    on_dependency_failure: isWaiting(input) ? (input.onDependencyFailure ?? 'cancel') : null,
+    dependencies: null,
   };
 }
 
@@ -126,8 +158,8 @@ function pendingResponses(taskId: number, input: NewTask): ResponseRow[] {
         expected: true,
         round: 1,
         wave,
-        // a later wave's deadline starts when the wave is sent
-        deliver_by: wave === 1 ? input.deliverBy : null,
+        // a later wave's deadline starts when the wave is sent, a delayed task's at its release
+        deliver_by: wave === 1 && !isDelayed(input) ? input.deliverBy : null,
         cancel_requested_at: null,
         cancel_reason: null,
       },
@@ -168,34 +200,53 @@ async function insertTasks(
   inputs: readonly NewTask[],
   rows: ReadonlyArray<Omit<TaskRow, 'id'>> = inputs.map(taskRow),
 ): Promise<CreateResult[]> {
-  return withTransaction(db, async (trx) => {
-    let ids: number[];
-    if (rows.length === 1) {
-      ids = ((await trx('tasks').insert(rows)) as number[]).map(Number);
-    } else {
-      await trx('tasks').insert(rows);
-      ids = await idsOf(trx, rows);
-    }
-    const responses = inputs.flatMap((input, i) => pendingResponses(ids[i] as number, input));
-    await insertChunked(trx, 'task_responses', responses);
-    await insertChunked(
-      trx,
-      'outbox',
-      inputs.map((input, i) => outboxRow(ids[i] as number, input)),
-    );
-    // new tasks have no other outbox rows yet
-    const outbox = (await trx('outbox').select('id', 'task_id').whereIn('task_id', ids)) as Array<{
-      id: number;
-      task_id: number;
-    }>;
-    const outboxOf = new Map(outbox.map((row) => [Number(row.task_id), Number(row.id)]));
-    return rows.map((row, i) => ({
-      task: { ...row, id: ids[i] as number },
-      created: true,
-      publication: firstPublication(inputs[i] as NewTask),
-      outboxId: outboxOf.get(ids[i] as number) ?? null,
-    }));
-  });
+  return withTransaction(db, (trx) => writeNewTasks(trx, inputs, rows));
+}
+
+/** Write new tasks inside a transaction the caller holds (a schedule's run is one). */
+export async function writeNewTasks(
+  trx: Knex.Transaction,
+  inputs: readonly NewTask[],
+  rows: ReadonlyArray<Omit<TaskRow, 'id'>> = inputs.map(taskRow),
+): Promise<CreateResult[]> {
+  let ids: number[];
+  if (rows.length === 1) {
+    ids = ((await trx('tasks').insert(rows)) as number[]).map(Number);
+  } else {
+    await trx('tasks').insert(rows);
+    ids = await idsOf(trx, rows);
+  }
+  const responses = inputs.flatMap((input, i) => pendingResponses(ids[i] as number, input));
+  await insertChunked(trx, 'task_responses', responses);
+  await insertChunked(
+    trx,
+    'task_dependencies',
+    inputs.flatMap((input, i) =>
+      (input.after ?? []).map((dependency, position) => ({
+        task_id: ids[i] as number,
+        depends_on_id: dependency.id,
+        position,
+      })),
+    ),
+  );
+  // a held task gets its outbox row from the scheduler, when it is released
+  await insertChunked(
+    trx,
+    'outbox',
+    inputs.flatMap((input, i) => (isDelayed(input) ? [] : [outboxRow(ids[i] as number, input)])),
+  );
+  // new tasks have no other outbox rows yet
+  const outbox = (await trx('outbox').select('id', 'task_id').whereIn('task_id', ids)) as Array<{
+    id: number;
+    task_id: number;
+  }>;
+  const outboxOf = new Map(outbox.map((row) => [Number(row.task_id), Number(row.id)]));
+  return rows.map((row, i) => ({
+    task: { ...row, id: ids[i] as number },
+    created: true,
+    publication: firstPublication(inputs[i] as NewTask),
+    outboxId: outboxOf.get(ids[i] as number) ?? null,
+  }));
 }
 
 type TaskName = Pick<TaskRow, 'type' | 'identifier'>;
@@ -247,7 +298,8 @@ async function existingTask(db: Db, input: NewTask): Promise<CreateResult> {
     throw new Error(`task ${input.type}/${input.identifier} vanished after a duplicate-key error`);
   }
   const samePayload = isDeepStrictEqual(parseJsonColumn(existing.payload), input.payload ?? null);
-  const sameRollout =
+  const sameOptions =
+    existing.after === afterText(input) &&
     existing.rollout === (input.rollout == null ? null : JSON.stringify(input.rollout)) &&
     existing.success_threshold ===
       (input.successThreshold == null ? null : describeShare(input.successThreshold));
@@ -256,10 +308,10 @@ async function existingTask(db: Db, input: NewTask): Promise<CreateResult> {
     input.selector == null
       ? existing.selector === null && sameEndpoints(taskEndpoints(existing), input.endpoints)
       : existing.selector === selectorText(input.selector);
-  if (!samePayload || !sameTargets || !sameRollout) {
+  if (!samePayload || !sameTargets || !sameOptions) {
     throw new ConflictError(
       `a ${input.type} task with identifier ${JSON.stringify(input.identifier)} already exists ` +
-        'with a different payload, endpoint list or selector, rollout or success threshold',
+        'with a different payload, endpoint list or selector, rollout, success threshold or after',
     );
   }
   return { task: existing, created: false, publication: firstPublication(input), outboxId: null };

@@ -46,6 +46,12 @@ export interface TaskView {
   cancel_reason: string | null;
   /** the selector its endpoints were picked from the fleet by, or null when they were named */
   selector: Selector | null;
+  /** a delayed task's due time: SCHEDULED until then */
+  not_before: string | null;
+  /** the tasks it comes after, `<type>/<identifier>`; null when none */
+  after: string[] | null;
+  /** with `after`: "cancel" or "run" when a dependency did not end DONE */
+  on_dependency_failure: string | null;
 }
 
 /** What the registry knows of a PENDING row's endpoint: why it may still be waiting. */
@@ -125,6 +131,9 @@ export function toTaskView(row: TaskRow): TaskView {
     success_threshold: row.success_threshold,
     cancel_reason: row.cancel_reason,
     selector: parseJsonColumn<Selector>(row.selector),
+    not_before: iso(row.not_before ?? null),
+    after: parseJsonColumn<string[]>(row.after ?? null),
+    on_dependency_failure: row.on_dependency_failure ?? null,
   };
 }
 

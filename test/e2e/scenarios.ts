@@ -15,6 +15,8 @@ import type { TestStack } from '../support/stack';
 import { waitFor } from '../support/waiting';
 import { FLEET_SCENARIOS } from './fleet-scenarios';
 import { OPERATE_SCENARIOS } from './operate-scenarios';
+import { SCHEDULE_SCENARIOS } from './schedule-scenarios';
+import { TIME_SCENARIOS } from './time-scenarios';
 
 /** What every scenario may use. */
 export interface E2eStack {
@@ -187,6 +189,9 @@ const SCENARIOS: Scenario[] = [
   ...fromEntries(OPERATE_SCENARIOS),
   // knowing the fleet: the registry, its API, selectors
   ...fromEntries(FLEET_SCENARIOS),
+  // time and order: delayed tasks, dependencies, schedules
+  ...fromEntries(TIME_SCENARIOS),
+  ...fromEntries(SCHEDULE_SCENARIOS),
   {
     name: 'drains and exits 0 on SIGTERM, and a restart keeps every task and takes new ones',
     on: 'both',

@@ -473,3 +473,321 @@ describe('bearer tokens', () => {
     await request(secured).get('/healthz').expect(200);
   });
 });
+
+describe('GET /types', () => {
+  it('lists the configured types with their effective settings', async () => {
+    const res = await request(app).get('/types').expect(200);
+    expect(res.body.types.map((type: { name: string }) => type.name)).toEqual(['worker', 'backup']);
+    expect(res.body.types[0]).toEqual({
+      name: 'worker',
+      route: '/worker',
+      exchange: `${stack.prefix}.worker`,
+      wait_for_endpoints_timeout_ms: 10_000,
+      execution_timeout_ms: 30_000,
+      max_deliveries: 5,
+      rollout: null,
+      success_threshold: null,
+    });
+    // backup sets no execution timeout: the default applies
+    expect(res.body.types[1]).toMatchObject({ name: 'backup', execution_timeout_ms: 1_500_000 });
+  });
+
+  it("shows a type's rollout and threshold, and one type alone; 404 for an unknown one", async () => {
+    const config = loadConfig({
+      mode: 'test',
+      env: {},
+      flags: {
+        'database-url': `mysql://root@127.0.0.1:3306/${stack.dbName}`,
+        prefix: stack.prefix,
+        set: [
+          'api.rollout=batch=25%,max_errors=1,pause=30s',
+          'api.success_threshold=90%',
+          'api.tokens=a-long-enough-secret-token',
+        ].join('\n'),
+      },
+    });
+    const typed = apiFor(config);
+    const auth = { authorization: 'Bearer a-long-enough-secret-token' };
+    const one = await request(typed).get('/types/backup').set(auth).expect(200);
+    expect(one.body).toMatchObject({
+      name: 'backup',
+      rollout: { batch: '25%', max_errors: '1', pause_ms: 30_000 },
+      success_threshold: '90%',
+    });
+    const all = await request(typed).get('/types').set(auth).expect(200);
+    // the configuration's secrets are never shown
+    expect(JSON.stringify(all.body)).not.toContain('a-long-enough-secret-token');
+    await request(typed).get('/types').expect(401);
+    const unknown = await request(typed).get('/types/deploy').set(auth).expect(404);
+    expect(unknown.body.error.code).toBe('unknown_task_type');
+  });
+});
+
+describe('delayed tasks (not_before)', () => {
+  it('answers 201 SCHEDULED with its not_before, lists it by status and cancels it', async () => {
+    const before = Date.now();
+    const res = await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-1', endpoints: ['x1'], not_before: '1h' })
+      .expect(201);
+    expect(res.body).toMatchObject({ status: 'SCHEDULED', sent_at: null });
+    const due = Date.parse(res.body.not_before);
+    expect(due).toBeGreaterThanOrEqual(before + 3_600_000);
+    expect(due).toBeLessThan(Date.now() + 3_600_000 + 1000);
+    // a repeat answers the stored task, whatever time its duration means now
+    const again = await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-1', endpoints: ['x1'], not_before: '1h' })
+      .expect(200);
+    expect(again.body.not_before).toBe(res.body.not_before);
+    expect(await stack.db('outbox').where({ task_id: res.body.id })).toHaveLength(0);
+
+    const got = await request(app).get('/worker/later-1').expect(200);
+    expect(got.body.task.status).toBe('SCHEDULED');
+    expect(got.body.taskResponseList[0]).toMatchObject({ status: 'PENDING', deliver_by: null });
+    const listed = await request(app).get('/worker?status=scheduled').expect(200);
+    expect(listed.body.tasks.map((task: { identifier: string }) => task.identifier)).toContain(
+      'later-1',
+    );
+
+    const cancelled = await request(app)
+      .post('/worker/later-1/cancel')
+      .send({ reason: 'changed my mind' })
+      .expect(200);
+    expect(cancelled.body).toMatchObject({ status: 'CANCELLED', cancel_reason: 'changed my mind' });
+    expect(await stack.db('outbox').where({ task_id: res.body.id })).toHaveLength(0);
+  });
+
+  it('publishes at once a not_before that has come', async () => {
+    const res = await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-2', not_before: new Date(Date.now() - 5000).toISOString() })
+      .expect(201);
+    expect(res.body).toMatchObject({ status: 'SENT', not_before: null });
+  });
+
+  it('refuses a retry of a task not yet released', async () => {
+    await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-3', endpoints: ['x1'], not_before: '10m' })
+      .expect(201);
+    const res = await request(app).post('/worker/later-3/retry').expect(409);
+    expect(res.body.error.code).toBe('task_not_final');
+  });
+
+  it.each([
+    ['tomorrow', /not_before must be an ISO 8601 time/],
+    ['2026-12-03T03:00:00', /with its offset from UTC/],
+    [new Date(Date.now() - 3_600_000).toISOString(), /s in the past; at most 60 s/],
+    ['721h', /the limit is api.max_delay/],
+  ])('400s not_before %j, naming it, and writes nothing', async (notBefore, message) => {
+    const counts = await tableCounts();
+    const res = await request(app)
+      .post('/worker')
+      .send({ identifier: 'later-bad', not_before: notBefore })
+      .expect(400);
+    expect(res.body.error).toMatchObject({ code: 'bad_request', field: 'not_before' });
+    expect(res.body.error.message).toMatch(message);
+    expect(await tableCounts()).toEqual(counts);
+  });
+});
+
+describe('dependencies (after)', () => {
+  it('answers 201 WAITING with its after and policy, and shows them on GET', async () => {
+    await request(app)
+      .post('/worker')
+      .send({ identifier: 'dep-a', endpoints: ['x1'] })
+      .expect(201);
+    const res = await request(app)
+      .post('/backup')
+      .send({
+        identifier: 'dep-b',
+        endpoints: ['x1'],
+        after: ['worker/dep-a'],
+        on_dependency_failure: 'run',
+      })
+      .expect(201);
+    expect(res.body).toMatchObject({
+      status: 'WAITING',
+      after: ['worker/dep-a'],
+      on_dependency_failure: 'run',
+      sent_at: null,
+    });
+    const got = await request(app).get('/backup/dep-b').expect(200);
+    expect(got.body.task).toMatchObject({ status: 'WAITING', after: ['worker/dep-a'] });
+    const listed = await request(app).get('/tasks?status=WAITING').expect(200);
+    expect(listed.body.tasks.map((task: { identifier: string }) => task.identifier)).toEqual([
+      'dep-b',
+    ]);
+    // a repeat answers the stored task; a different after is a conflict
+    await request(app)
+      .post('/backup')
+      .send({
+        identifier: 'dep-b',
+        endpoints: ['x1'],
+        after: ['worker/dep-a'],
+        on_dependency_failure: 'run',
+      })
+      .expect(200);
+    await request(app)
+      .post('/worker')
+      .send({ identifier: 'dep-c', endpoints: ['x1'] })
+      .expect(201);
+    const other = await request(app)
+      .post('/backup')
+      .send({ identifier: 'dep-b', endpoints: ['x1'], after: ['worker/dep-c'] })
+      .expect(409);
+    expect(other.body.error.code).toBe('identifier_conflict');
+  });
+
+  const refused: Array<[string, Record<string, unknown>, number, string, string, RegExp]> = [
+    [
+      'a missing task',
+      { identifier: 'dep-x', after: ['worker/dep-a', 'worker/nope'] },
+      422,
+      'unknown_dependency',
+      'after[1]',
+      /after\[1\] names worker\/nope, which does not exist/,
+    ],
+    [
+      'the task itself',
+      { identifier: 'dep-self', after: ['worker/dep-self'] },
+      422,
+      'dependency_cycle',
+      'after[0]',
+      /names this task itself/,
+    ],
+    [
+      'a task that comes after this one (a repost closing a cycle)',
+      { identifier: 'dep-a', endpoints: ['x1'], after: ['backup/dep-b'] },
+      422,
+      'dependency_cycle',
+      'after',
+      /worker\/dep-a exists, and a task in after comes after it/,
+    ],
+    [
+      'an item that is no task reference',
+      { identifier: 'dep-x', after: ['dep-a'] },
+      400,
+      'bad_request',
+      'after[0]',
+      /must be "<type>\/<identifier>"/,
+    ],
+    [
+      'a policy without after',
+      { identifier: 'dep-x', on_dependency_failure: 'run' },
+      400,
+      'bad_request',
+      'on_dependency_failure',
+      /needs after/,
+    ],
+    [
+      'an unknown policy',
+      { identifier: 'dep-x', after: ['worker/dep-a'], on_dependency_failure: 'skip' },
+      400,
+      'bad_request',
+      'on_dependency_failure',
+      /must be "cancel" or "run"/,
+    ],
+  ];
+  it.each(refused)('refuses %s, naming the field, and writes nothing', async (...args) => {
+    const [, body, status, code, field, message] = args;
+    const before = await tableCounts();
+    const res = await request(app).post('/worker').send(body).expect(status);
+    expect(res.body.error).toMatchObject({ code, field });
+    expect(res.body.error.message).toMatch(message);
+    expect(await tableCounts()).toEqual(before);
+  });
+});
+
+describe('schedules', () => {
+  const nightly = {
+    name: 'nightly-backup',
+    type: 'backup',
+    payload: { full: true },
+    endpoints: ['x1'],
+    cron: '0 3 * * *',
+    timezone: 'Europe/Berlin',
+    catch_up: 'one',
+  };
+
+  it('makes, lists, shows, changes, pauses, resumes and deletes a schedule', async () => {
+    const made = await request(app).post('/schedules').send(nightly).expect(201);
+    expect(made.body).toMatchObject({
+      name: 'nightly-backup',
+      type: 'backup',
+      payload: { full: true },
+      endpoints: ['x1'],
+      every_ms: null,
+      cron: '0 3 * * *',
+      timezone: 'Europe/Berlin',
+      catch_up: 'one',
+      paused: false,
+    });
+    // 03:00 in Berlin is 02:00Z in winter, 01:00Z in summer
+    expect(made.body.next_run_at).toMatch(/T0[12]:00:00\.000Z$/);
+    await request(app).post('/schedules').send(nightly).expect(200);
+    const conflict = await request(app)
+      .post('/schedules')
+      .send({ ...nightly, cron: '0 4 * * *' })
+      .expect(409);
+    expect(conflict.body.error.code).toBe('schedule_exists');
+
+    const list = await request(app).get('/schedules').expect(200);
+    expect(list.body.schedules.map((s: { name: string }) => s.name)).toEqual(['nightly-backup']);
+    const one = await request(app).get('/schedules/nightly-backup').expect(200);
+    expect(one.body.schedule.name).toBe('nightly-backup');
+    expect(one.body.next_runs).toHaveLength(5);
+    expect(one.body.recent_tasks).toEqual([]);
+
+    const changed = await request(app)
+      .patch('/schedules/nightly-backup')
+      .send({ cron: null, every: '2h' })
+      .expect(200);
+    expect(changed.body).toMatchObject({
+      cron: null,
+      every_ms: 7_200_000,
+      payload: { full: true },
+    });
+    const backoff = await request(app)
+      .patch('/schedules/nightly-backup')
+      .send({ backoff: { factor: 1.5, max: '6h' } })
+      .expect(200);
+    expect(backoff.body).toMatchObject({
+      backoff: { factor: 1.5, max_ms: 21_600_000 },
+      interval_ms: 7_200_000,
+    });
+    const paused = await request(app).post('/schedules/nightly-backup/pause').expect(200);
+    expect(paused.body.paused).toBe(true);
+    expect((await request(app).get('/schedules/nightly-backup')).body.next_runs).toEqual([]);
+    const resumed = await request(app).post('/schedules/nightly-backup/resume').expect(200);
+    expect(resumed.body.paused).toBe(false);
+    await request(app).delete('/schedules/nightly-backup').expect(204);
+    const gone = await request(app).get('/schedules/nightly-backup').expect(404);
+    expect(gone.body.error.code).toBe('not_found');
+    await request(app).patch('/schedules/nightly-backup').send({ every: '1h' }).expect(404);
+  });
+
+  it.each([
+    [{ cron: '0 25 * * *' }, 'cron', /cron is not a valid cron expression/],
+    [{ cron: null, every: '0s' }, 'every', /every must be from 1s to 366 days/],
+    [
+      { start_at: '2026-12-05T00:00:00Z', end_at: '2026-12-04T00:00:00Z' },
+      'end_at',
+      /end_at must be after start_at/,
+    ],
+    [{ timezone: 'Europe/Atlantis' }, 'timezone', /timezone is not a time zone this server knows/],
+    [{ type: 'deploy' }, 'type', /not a configured task type/],
+    [{ name: 'no spaces' }, 'name', /name must be 1-64 letters/],
+    [{ backoff: { factor: 2, max: '1h' } }, 'backoff', /backoff needs every/],
+  ])('400s %j naming the field, and writes nothing', async (change, field, message) => {
+    const before = await stack.db('schedules').count({ n: '*' });
+    const res = await request(app)
+      .post('/schedules')
+      .send({ ...nightly, name: 'bad', ...change })
+      .expect(400);
+    expect(res.body.error).toMatchObject({ code: 'bad_request', field });
+    expect(res.body.error.message).toMatch(message);
+    expect(await stack.db('schedules').count({ n: '*' })).toEqual(before);
+  });
+});

@@ -25,6 +25,14 @@ import {
   recordResultEvents,
   findResponse,
   relayDueTasks,
+  releaseDueTasks,
+  releaseReadyTasks,
+  cancelTask,
+  createSchedule,
+  describeSchedule,
+  fireDueSchedules,
+  setSchedulePaused,
+  updateSchedule,
   sweepDeadlines,
   findEndpointRow,
   forgetEndpoint,
@@ -40,7 +48,13 @@ import {
 import { sqliteFile } from '../../src/config';
 import { forUpdate } from '../../src/store/db';
 import { TIMESTAMP_COLUMNS } from '../../src/store/sqlite';
-import { ConflictError, RESULT_LIMITS, UnavailableError } from '../../src/domain';
+import {
+  ConflictError,
+  RESULT_LIMITS,
+  UnavailableError,
+  type ScheduleSpec,
+} from '../../src/domain';
+import type { TaskTypeConfig } from '../../src/config';
 import { createLogger, type Logger } from '../../src/log';
 import type { DatabaseConfig } from '../../src/config/types';
 import { createTestStack } from '../support/stack';
@@ -732,6 +746,498 @@ describe.each([
         expect(await status(held.id)).toBe('SENT');
       });
     }
+  });
+
+  describe('delayed tasks', () => {
+    /** a task due `inMs` from now, published to whatever the relay's publisher records */
+    const delayed = (inMs: number, overrides: Partial<NewTask> = {}): NewTask => {
+      const now = new Date();
+      return newTask({
+        now,
+        deliverBy: new Date(now.getTime() + 60_000),
+        notBefore: new Date(now.getTime() + inMs),
+        ...overrides,
+      });
+    };
+    const taskRow = async (id: number): Promise<TaskRow> =>
+      (await stack.db('tasks').where({ id }).first()) as TaskRow;
+
+    it('stores a delayed task SCHEDULED, without an outbox row or a delivery deadline', async () => {
+      const input = delayed(3_600_000);
+      const { task, outboxId } = await createTask(stack.db, input);
+      expect(task.status).toBe('SCHEDULED');
+      expect(outboxId).toBeNull();
+      const row = await taskRow(task.id);
+      expect(row.status).toBe('SCHEDULED');
+      expect(row.not_before).toEqual(input.notBefore);
+      expect(row.sweep_at).toBeNull();
+      // its delivery window is kept, and counts from its release
+      expect(Number(row.wait_ms)).toBe(60_000);
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+      const rows = await rowsOf(task.id);
+      expect(rows.map((r) => [r.status, r.deliver_by])).toEqual([
+        ['PENDING', null],
+        ['PENDING', null],
+      ]);
+      // the sweeper leaves it alone, whatever the time
+      const swept = await sweepDeadlines(stack.db, {
+        now: new Date(Date.now() + 7_200_000),
+        timeoutGraceMs: 1000,
+      });
+      expect(swept.changed.map((change) => change.task.id)).not.toContain(task.id);
+    });
+
+    it('releases a task once due: CREATED, deadline from then, its publish in the outbox', async () => {
+      await stack.db('outbox').delete();
+      const input = delayed(5_000);
+      const { task } = await createTask(stack.db, input);
+      const early = await releaseDueTasks(stack.db, { now: new Date(Date.now() + 1_000) });
+      expect(early.changed.map((change) => change.task.id)).not.toContain(task.id);
+      expect((await taskRow(task.id)).status).toBe('SCHEDULED');
+
+      const releasedAt = new Date((input.notBefore as Date).getTime() + 2_000);
+      const outcome = await releaseDueTasks(stack.db, { now: releasedAt });
+      const change = outcome.changed.find((entry) => entry.task.id === task.id);
+      expect(change?.task).toMatchObject({ status: 'CREATED', version: 1 });
+      const row = await taskRow(task.id);
+      expect(row.status).toBe('CREATED');
+      expect(row.deliver_by).toEqual(new Date(releasedAt.getTime() + 60_000));
+      expect(row.sweep_at).toEqual(row.deliver_by);
+      const rows = await rowsOf(task.id);
+      expect(rows.map((r) => r.deliver_by)).toEqual([row.deliver_by, row.deliver_by]);
+      const outbox = await stack.db('outbox').where({ task_id: task.id });
+      expect(outbox).toHaveLength(1);
+      expect(JSON.parse(outbox[0].body)).toEqual({
+        kind: 'task',
+        round: 1,
+        wave: 1,
+        endpoints: null,
+      });
+
+      // released once: a second pass finds nothing more of it
+      const again = await releaseDueTasks(stack.db, { now: releasedAt });
+      expect(again.changed.map((entry) => entry.task.id)).not.toContain(task.id);
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(1);
+
+      const published: Array<[number, string]> = [];
+      await relayDueTasks(
+        stack.db,
+        {
+          task: async (stored, _body, deliverBy) => {
+            published.push([stored.id, deliverBy.toISOString()]);
+          },
+          cancel: () => Promise.reject(new Error('no cancel expected')),
+        },
+        { now: releasedAt },
+      );
+      expect(published).toEqual([[task.id, (row.deliver_by as Date).toISOString()]]);
+      expect((await taskRow(task.id)).status).toBe('SENT');
+    });
+
+    it('cancels a SCHEDULED task whole, addressed or broadcast: never published', async () => {
+      const addressed = await createTask(stack.db, delayed(10_000));
+      const broadcast = await createTask(stack.db, delayed(10_000, { endpoints: null }));
+      for (const { task } of [addressed, broadcast]) {
+        const outcome = await cancelTask(stack.db, task.id, {
+          endpoints: null,
+          reason: 'not needed',
+        });
+        expect(outcome.changed).toBe(true);
+        expect(outcome.task).toMatchObject({ status: 'CANCELLED', cancel_reason: 'not needed' });
+        const row = await taskRow(task.id);
+        expect(row.status).toBe('CANCELLED');
+        expect(row.finished_at).not.toBeNull();
+        expect(row.sent_at).toBeNull();
+      }
+      expect((await rowsOf(addressed.task.id)).map((r) => [r.status, r.errmsg])).toEqual([
+        ['CANCELLED', 'cancelled: not needed'],
+        ['CANCELLED', 'cancelled: not needed'],
+      ]);
+      const later = await releaseDueTasks(stack.db, { now: new Date(Date.now() + 60_000) });
+      const ids = later.changed.map((change) => change.task.id);
+      expect(ids).not.toContain(addressed.task.id);
+      expect(ids).not.toContain(broadcast.task.id);
+      const outbox = await stack
+        .db('outbox')
+        .whereIn('task_id', [addressed.task.id, broadcast.task.id]);
+      expect(outbox).toHaveLength(0);
+    });
+
+    it('publishes a released task only to the endpoints not cancelled while it waited', async () => {
+      const { task } = await createTask(
+        stack.db,
+        delayed(10_000, { endpoints: ['d1', 'd2', 'd3'] }),
+      );
+      const partial = await cancelTask(stack.db, task.id, { endpoints: ['d2'], reason: 'down' });
+      expect(partial.task.status).toBe('SCHEDULED');
+      await releaseDueTasks(stack.db, { now: new Date(Date.now() + 60_000) });
+      const outbox = await stack.db('outbox').where({ task_id: task.id });
+      expect(JSON.parse(outbox[0].body)).toMatchObject({ endpoints: ['d1', 'd3'] });
+      const rows = await rowsOf(task.id);
+      expect(rows.map((r) => [r.endpoint, r.status, r.deliver_by === null])).toEqual([
+        ['d1', 'PENDING', false],
+        ['d2', 'CANCELLED', true],
+        ['d3', 'PENDING', false],
+      ]);
+    });
+
+    it('releases each due task once when two schedulers run at the same time', async () => {
+      const due = await Promise.all(
+        Array.from({ length: 40 }, () => createTask(stack.db, delayed(1_000))),
+      );
+      const at = new Date(Date.now() + 30_000);
+      const [a, b] = await Promise.all([
+        releaseDueTasks(stack.db, { now: at, limit: 30 }),
+        releaseDueTasks(stack.db, { now: at, limit: 30 }),
+      ]);
+      const mine = new Set(due.map((created) => created.task.id));
+      const released = [...a.changed, ...b.changed]
+        .map((change) => change.task.id)
+        .filter((id) => mine.has(id));
+      const rest = await releaseDueTasks(stack.db, { now: at });
+      const all = [...released, ...rest.changed.map((c) => c.task.id).filter((id) => mine.has(id))];
+      expect(all.sort()).toEqual([...mine].sort());
+      const outbox = await stack.db('outbox').whereIn('task_id', [...mine]);
+      expect(outbox).toHaveLength(40);
+    });
+  });
+
+  describe('dependencies', () => {
+    /** a task that comes after `dependencies`, by their stored rows */
+    const after = (dependencies: TaskRow[], overrides: Partial<NewTask> = {}): NewTask =>
+      newTask({
+        endpoints: ['c1'],
+        after: dependencies.map((task) => ({
+          id: task.id,
+          type: task.type,
+          identifier: task.identifier,
+        })),
+        ...overrides,
+      });
+    const taskRow = async (id: number): Promise<TaskRow> =>
+      (await stack.db('tasks').where({ id }).first()) as TaskRow;
+    const released = (outcome: { changed: Array<{ task: TaskRow }> }): number[] =>
+      outcome.changed.map((change) => change.task.id);
+
+    it('holds a task WAITING until every dependency is final, then releases it with their results', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1', 'a2'] }))).task;
+      const b = (await createTask(stack.db, newTask({ endpoints: ['b1'] }))).task;
+      const { task, outboxId } = await createTask(stack.db, after([a, b]));
+      expect(task.status).toBe('WAITING');
+      expect(outboxId).toBeNull();
+      const links = await stack
+        .db('task_dependencies')
+        .where({ task_id: task.id })
+        .orderBy('position');
+      expect(links.map((link) => Number(link.depends_on_id))).toEqual([a.id, b.id]);
+      expect((await rowsOf(task.id)).map((r) => [r.status, r.deliver_by])).toEqual([
+        ['PENDING', null],
+      ]);
+
+      await recordResultEvents(stack.db, [
+        event(a.id, 'a1', { payload: { from: 'a1' } }),
+        event(a.id, 'a2', { payload: { from: 'a2' } }),
+      ]);
+      // b is still open
+      expect(released(await releaseReadyTasks(stack.db))).not.toContain(task.id);
+      expect((await taskRow(task.id)).status).toBe('WAITING');
+
+      await recordResultEvents(stack.db, [event(b.id, 'b1', { payload: [1, 2, 3] })]);
+      const outcome = await releaseReadyTasks(stack.db);
+      expect(released(outcome)).toContain(task.id);
+      const row = await taskRow(task.id);
+      expect(row.status).toBe('CREATED');
+      expect(JSON.parse(String(row.dependencies))).toEqual([
+        {
+          type: 'worker',
+          identifier: a.identifier,
+          status: 'DONE',
+          responses: [
+            { endpoint: 'a1', status: 'DONE', errnr: 0, errmsg: null, payload: { from: 'a1' } },
+            { endpoint: 'a2', status: 'DONE', errnr: 0, errmsg: null, payload: { from: 'a2' } },
+          ],
+        },
+        {
+          type: 'worker',
+          identifier: b.identifier,
+          status: 'DONE',
+          responses: [
+            { endpoint: 'b1', status: 'DONE', errnr: 0, errmsg: null, payload: [1, 2, 3] },
+          ],
+        },
+      ]);
+      const outbox = await stack.db('outbox').where({ task_id: task.id });
+      expect(outbox).toHaveLength(1);
+      expect((await rowsOf(task.id))[0].deliver_by).toEqual(row.deliver_by);
+      // released once
+      expect(released(await releaseReadyTasks(stack.db))).not.toContain(task.id);
+    });
+
+    it('cancels a waiting task, with the reason, when a dependency failed and its policy is cancel', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const { task } = await createTask(stack.db, after([a]));
+      await recordResultEvents(stack.db, [
+        event(a.id, 'a1', { status: 'FAILED', errnr: 3, errmsg: 'no' }),
+      ]);
+      const outcome = await releaseReadyTasks(stack.db);
+      expect(outcome.cancelled).toBeGreaterThanOrEqual(1);
+      const row = await taskRow(task.id);
+      expect(row).toMatchObject({
+        status: 'CANCELLED',
+        cancel_reason: `dependency worker/${a.identifier} ended FAILED`,
+        sent_at: null,
+      });
+      expect((await rowsOf(task.id)).map((r) => [r.status, r.errmsg])).toEqual([
+        ['CANCELLED', `cancelled: dependency worker/${a.identifier} ended FAILED`],
+      ]);
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+    });
+
+    it('runs a waiting task whose policy is run, whatever its dependencies ended', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const { task } = await createTask(stack.db, after([a], { onDependencyFailure: 'run' }));
+      await cancelTask(stack.db, a.id, { endpoints: null, reason: 'stop' });
+      await releaseReadyTasks(stack.db);
+      const row = await taskRow(task.id);
+      expect(row.status).toBe('CREATED');
+      expect(row.on_dependency_failure).toBe('run');
+      expect(JSON.parse(String(row.dependencies))[0]).toMatchObject({ status: 'CANCELLED' });
+    });
+
+    it('holds a task whose dependencies are done SCHEDULED until its not_before', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const notBefore = new Date(Date.now() + 60_000);
+      const { task } = await createTask(stack.db, after([a], { notBefore }));
+      expect(task.status).toBe('WAITING');
+      await recordResultEvents(stack.db, [event(a.id, 'a1')]);
+      await releaseReadyTasks(stack.db);
+      expect((await taskRow(task.id)).status).toBe('SCHEDULED');
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+      await releaseDueTasks(stack.db, { now: new Date(notBefore.getTime() + 1) });
+      expect((await taskRow(task.id)).status).toBe('CREATED');
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(1);
+    });
+
+    it('cancels a WAITING task as a whole: never published', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const { task } = await createTask(stack.db, after([a], { endpoints: null }));
+      const outcome = await cancelTask(stack.db, task.id, { endpoints: null, reason: 'no' });
+      expect(outcome.task.status).toBe('CANCELLED');
+      await recordResultEvents(stack.db, [event(a.id, 'a1')]);
+      expect(released(await releaseReadyTasks(stack.db))).not.toContain(task.id);
+      expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(0);
+    });
+
+    it('releases each ready task once when two schedulers run at the same time', async () => {
+      const a = (await createTask(stack.db, newTask({ endpoints: ['a1'] }))).task;
+      const waiting = await Promise.all(
+        Array.from({ length: 30 }, () => createTask(stack.db, after([a]))),
+      );
+      await recordResultEvents(stack.db, [event(a.id, 'a1')]);
+      const mine = new Set(waiting.map((created) => created.task.id));
+      const [x, y] = await Promise.all([
+        releaseReadyTasks(stack.db, { limit: 20 }),
+        releaseReadyTasks(stack.db, { limit: 20 }),
+      ]);
+      const rest = await releaseReadyTasks(stack.db);
+      const all = [...released(x), ...released(y), ...released(rest)].filter((id) => mine.has(id));
+      expect(all.sort()).toEqual([...mine].sort());
+      expect(await stack.db('outbox').whereIn('task_id', [...mine])).toHaveLength(30);
+    });
+  });
+
+  describe('schedules', () => {
+    const TYPES: Record<string, TaskTypeConfig> = {
+      worker: {
+        name: 'worker',
+        waitForEndpointsTimeoutMs: 60_000,
+        executionTimeoutMs: 30_000,
+        maxDeliveries: 5,
+        rollout: null,
+        successThreshold: null,
+      },
+    };
+    let scheduleSeq = 0;
+    const spec = (overrides: Partial<ScheduleSpec> = {}): ScheduleSpec => {
+      scheduleSeq += 1;
+      return {
+        name: `every-minute-${scheduleSeq}`,
+        type: 'worker',
+        payload: { n: 1 },
+        endpoints: ['s1'],
+        selector: null,
+        everyMs: 60_000,
+        cron: null,
+        timezone: 'UTC',
+        startAt: null,
+        endAt: null,
+        catchUp: 'skip',
+        backoff: null,
+        ...overrides,
+      };
+    };
+    const t0 = new Date('2026-12-01T10:00:00.000Z');
+    const at = (seconds: number): Date => new Date(t0.getTime() + seconds * 1000);
+    const tasksOf = async (name: string): Promise<string[]> =>
+      (
+        (await stack
+          .db('tasks')
+          .where('identifier', '>=', `${name}@`)
+          .where('identifier', '<', `${name}A`)
+          .orderBy('id')) as TaskRow[]
+      ).map((task) => task.identifier);
+    /** fire as the scheduler does, but only what `name` makes counts */
+    const fire = async (now: Date) => fireDueSchedules(stack.db, TYPES, { now });
+
+    it('fires every interval, one task per due time, named after the schedule and the time', async () => {
+      const { row, created } = await createSchedule(stack.db, spec(), t0);
+      expect(created).toBe(true);
+      expect(row.next_run_at).toEqual(at(60));
+      await fire(at(30));
+      expect(await tasksOf(row.name)).toEqual([]);
+      await fire(at(61));
+      await fire(at(62));
+      await fire(at(125));
+      expect(await tasksOf(row.name)).toEqual([
+        `${row.name}@2026-12-01T10:01:00.000Z`,
+        `${row.name}@2026-12-01T10:02:00.000Z`,
+      ]);
+      const [task] = (await stack
+        .db('tasks')
+        .where({ identifier: `${row.name}@2026-12-01T10:01:00.000Z` })) as TaskRow[];
+      expect(task).toMatchObject({ status: 'CREATED', type: 'worker' });
+      expect(JSON.parse(task?.payload ?? '')).toEqual({ n: 1 });
+      expect(await stack.db('outbox').where({ task_id: task?.id })).toHaveLength(1);
+      expect(await rowsOf(Number(task?.id))).toHaveLength(1);
+      const described = await describeSchedule(stack.db, row.name, { nextRuns: 3, recentTasks: 5 });
+      expect(described.next_runs).toEqual([
+        '2026-12-01T10:03:00.000Z',
+        '2026-12-01T10:04:00.000Z',
+        '2026-12-01T10:05:00.000Z',
+      ]);
+      expect(described.recent_tasks.map((t) => t.identifier)).toEqual([
+        `${row.name}@2026-12-01T10:02:00.000Z`,
+        `${row.name}@2026-12-01T10:01:00.000Z`,
+      ]);
+    });
+
+    it('makes no second task for a due time whose task exists (a crash before the advance)', async () => {
+      const { row } = await createSchedule(stack.db, spec(), t0);
+      await fire(at(61));
+      // as if the schedule had not been moved on with its task
+      await stack
+        .db('schedules')
+        .where({ id: row.id })
+        .update({ next_run_at: at(60) });
+      await fire(at(62));
+      expect(await tasksOf(row.name)).toEqual([`${row.name}@2026-12-01T10:01:00.000Z`]);
+      const moved = await stack.db('schedules').where({ id: row.id }).first();
+      expect(moved.next_run_at).toEqual(at(120));
+    });
+
+    it('fires each due schedule once when two schedulers run at the same time', async () => {
+      const names = [];
+      for (let i = 0; i < 12; i += 1)
+        names.push((await createSchedule(stack.db, spec(), t0)).row.name);
+      await Promise.all([
+        fireDueSchedules(stack.db, TYPES, { now: at(61), limit: 8 }),
+        fireDueSchedules(stack.db, TYPES, { now: at(61), limit: 8 }),
+      ]);
+      await fire(at(61));
+      for (const name of names) {
+        expect(await tasksOf(name)).toEqual([`${name}@2026-12-01T10:01:00.000Z`]);
+      }
+    });
+
+    it('after three missed intervals makes one task under "one", none under "skip"', async () => {
+      const one = (await createSchedule(stack.db, spec({ catchUp: 'one' }), t0)).row;
+      const skip = (await createSchedule(stack.db, spec({ catchUp: 'skip' }), t0)).row;
+      // due at 10:01; the server was down until 10:04:10
+      const outcome = await fire(at(250));
+      expect(outcome.skipped).toBeGreaterThanOrEqual(3 + 4);
+      expect(await tasksOf(one.name)).toEqual([`${one.name}@2026-12-01T10:04:00.000Z`]);
+      expect(await tasksOf(skip.name)).toEqual([]);
+      for (const name of [one.name, skip.name]) {
+        const row = await stack.db('schedules').where({ name }).first();
+        expect(row.next_run_at).toEqual(at(300));
+      }
+      await fire(at(301));
+      expect(await tasksOf(skip.name)).toEqual([`${skip.name}@2026-12-01T10:05:00.000Z`]);
+    });
+
+    it('pauses and resumes without making up the runs due meanwhile; stops after end_at', async () => {
+      const { row } = await createSchedule(stack.db, spec({ endAt: at(400) }), t0);
+      await setSchedulePaused(stack.db, row.name, true, at(10));
+      await fire(at(200));
+      expect(await tasksOf(row.name)).toEqual([]);
+      const resumed = await setSchedulePaused(stack.db, row.name, false, at(200));
+      expect(resumed.next_run_at).toEqual(at(240));
+      await fire(at(241));
+      await fire(at(301));
+      await fire(at(361));
+      expect(await tasksOf(row.name)).toEqual([
+        `${row.name}@2026-12-01T10:04:00.000Z`,
+        `${row.name}@2026-12-01T10:05:00.000Z`,
+        `${row.name}@2026-12-01T10:06:00.000Z`,
+      ]);
+      const ended = await stack.db('schedules').where({ id: row.id }).first();
+      expect(ended.next_run_at).toBeNull();
+    });
+
+    it('backs off after a FAILED run, up to its maximum, and goes back to every after DONE', async () => {
+      const { row } = await createSchedule(
+        stack.db,
+        spec({ backoff: { factor: 2, maxMs: 180_000 } }),
+        t0,
+      );
+      const finish = async (due: string, status: 'DONE' | 'FAILED') => {
+        const [task] = (await stack
+          .db('tasks')
+          .where({ identifier: `${row.name}@${due}` })) as TaskRow[];
+        await recordResultEvents(stack.db, [
+          event(Number(task?.id), 's1', { status, errnr: status === 'DONE' ? 0 : 1 }),
+        ]);
+      };
+      const stored = () => stack.db('schedules').where({ id: row.id }).first();
+      await fire(at(61));
+      await finish('2026-12-01T10:01:00.000Z', 'FAILED');
+      // the failure doubles the interval: nothing at 10:02, the next at 10:03
+      await fire(at(121));
+      expect((await stored()).next_run_at).toEqual(at(180));
+      expect(Number((await stored()).interval_ms)).toBe(120_000);
+      await fire(at(181));
+      await finish('2026-12-01T10:03:00.000Z', 'FAILED');
+      // doubled again, but at most 3 minutes
+      await fire(at(301));
+      expect((await stored()).next_run_at).toEqual(at(360));
+      await fire(at(361));
+      await finish('2026-12-01T10:06:00.000Z', 'DONE');
+      await fire(at(541));
+      expect(Number((await stored()).interval_ms)).toBe(60_000);
+      await fire(at(601));
+      expect(await tasksOf(row.name)).toEqual([
+        `${row.name}@2026-12-01T10:01:00.000Z`,
+        `${row.name}@2026-12-01T10:03:00.000Z`,
+        `${row.name}@2026-12-01T10:06:00.000Z`,
+        `${row.name}@2026-12-01T10:09:00.000Z`,
+        `${row.name}@2026-12-01T10:10:00.000Z`,
+      ]);
+    });
+
+    it('refuses another schedule of the same name (409), answers the same one (200), and updates', async () => {
+      const first = spec();
+      await createSchedule(stack.db, first, t0);
+      expect((await createSchedule(stack.db, first, t0)).created).toBe(false);
+      await expect(
+        createSchedule(stack.db, { ...first, everyMs: 120_000 }, t0),
+      ).rejects.toBeInstanceOf(ConflictError);
+      const updated = await updateSchedule(
+        stack.db,
+        { ...first, everyMs: null, cron: '30 * * * *' },
+        at(10),
+      );
+      expect(updated.next_run_at).toEqual(new Date('2026-12-01T10:30:00.000Z'));
+    });
   });
 
   describe('endpoint registry', () => {

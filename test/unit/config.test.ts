@@ -74,6 +74,7 @@ describe('defaults', () => {
         publishWaitMs: 2000,
         maxWaitMs: 300_000,
         maxList: 1000,
+        maxDelayMs: 720 * 3_600_000,
       },
       database: {
         url: 'mysql://root@127.0.0.1:3306/tasker',
@@ -96,8 +97,10 @@ describe('defaults', () => {
         relay: true,
         recorder: true,
         sweeper: true,
+        scheduler: true,
         relayIntervalMs: 1000,
         sweepIntervalMs: 1000,
+        scheduleIntervalMs: 1000,
         recorderBatchSize: 200,
         recorderPrefetch: 1000,
         timeoutGraceMs: 60_000,

@@ -5,6 +5,7 @@
 import {
   RESPONSE_STATUSES,
   canMoveResponse,
+  isHeldTask,
   isTerminalResponse,
   isTerminalTask,
   statusForErrnr,
@@ -264,6 +265,29 @@ describe('aggregateStatus: never moves back', () => {
       responses: [row('PENDING'), row('RECEIVED', false)],
     });
     expect(result.status).toBe('SENT');
+  });
+});
+
+describe('aggregateStatus: a task held SCHEDULED', () => {
+  it('stays SCHEDULED while its rows wait, whatever the deadline', () => {
+    const held = { current: 'SCHEDULED' as const, deadlinePassed: true };
+    expect(aggregate({ ...held, responses: [row('PENDING')] }).status).toBe('SCHEDULED');
+    // a broadcast held past its deadline was never sent: not INCOMPLETE
+    expect(aggregate({ ...held, addressed: false }).status).toBe('SCHEDULED');
+  });
+
+  it('is CANCELLED once every row was cancelled while it waited', () => {
+    const result = aggregate({
+      current: 'SCHEDULED',
+      responses: [row('CANCELLED'), row('CANCELLED')],
+    });
+    expect(result.status).toBe('CANCELLED');
+  });
+
+  it('counts SCHEDULED as held, not final; CREATED as neither', () => {
+    expect(isTerminalTask('SCHEDULED')).toBe(false);
+    expect(isHeldTask('SCHEDULED')).toBe(true);
+    expect(isHeldTask('CREATED')).toBe(false);
   });
 });
 

@@ -73,6 +73,18 @@ describe('parseTaskMessage', () => {
     expect(WIRE_VERSION).toBe(1);
   });
 
+  it('carries the dependencies of a task that came after others, and checks their shape', () => {
+    const dependencies = [{ type: 'worker', identifier: 'a', status: 'DONE', responses: [] }];
+    expect(parseTaskMessage(json(TASK, { dependencies })).dependencies).toEqual(dependencies);
+    expect('dependencies' in parseTaskMessage(json(TASK, {}))).toBe(false);
+    expect(() => parseTaskMessage(json(TASK, { dependencies: {} }))).toThrow(
+      /dependencies must be an array/,
+    );
+    expect(() => parseTaskMessage(json(TASK, { dependencies: [{ type: 'worker' }] }))).toThrow(
+      /dependencies\[0\] must be an object with its responses/,
+    );
+  });
+
   it('reads null or missing endpoints as a broadcast', () => {
     expect(parseTaskMessage(json(TASK, { endpoints: null })).endpoints).toBeNull();
     expect(parseTaskMessage(json(TASK, { endpoints: undefined })).endpoints).toBeNull();

@@ -7,7 +7,12 @@ import { parseCreateTaskBody, type BodyLimits } from '../../src/api/validate';
 import { TaskerError, ValidationError } from '../../src/domain/errors';
 import { MAX_JSON_DEPTH } from '../../src/domain/fields';
 
-const LIMITS: BodyLimits = { maxIdentifierLength: 255, maxPayloadBytes: 1024, maxEndpoints: 5 };
+const LIMITS: BodyLimits = {
+  maxIdentifierLength: 255,
+  maxPayloadBytes: 1024,
+  maxEndpoints: 5,
+  maxDelayMs: 24 * 3_600_000,
+};
 
 /** The example body shipped with the original tasker. */
 const ORIGINAL_BODY: unknown = JSON.parse(
@@ -297,5 +302,38 @@ describe('parseCreateTaskBody: rejected bodies', () => {
   it('treats endpoint names as case-sensitive', () => {
     const endpoints = ['console1', 'Console1'];
     expect(parse({ identifier: 'x', endpoints }).endpoints).toEqual(endpoints);
+  });
+});
+
+describe('parseCreateTaskBody: not_before', () => {
+  const now = new Date('2026-12-03T10:00:00.000Z');
+  const at = (notBefore: unknown) =>
+    parseCreateTaskBody({ identifier: 'd1', not_before: notBefore }, LIMITS, now).notBefore;
+
+  it('reads a duration from now, or a time with its offset', () => {
+    expect(at('10m')).toEqual(new Date('2026-12-03T10:10:00.000Z'));
+    expect(at(90)).toEqual(new Date('2026-12-03T10:01:30.000Z'));
+    expect(at('2026-12-03T12:00:00Z')).toEqual(new Date('2026-12-03T12:00:00.000Z'));
+    expect(at('2026-12-03T12:00:00.250+01:00')).toEqual(new Date('2026-12-03T11:00:00.250Z'));
+  });
+
+  it('publishes at once a time that has come, up to a minute ago (clocks differ)', () => {
+    expect(at('0s')).toBeUndefined();
+    expect(at(null)).toBeUndefined();
+    expect(at('2026-12-03T09:59:30Z')).toBeUndefined();
+  });
+
+  it.each([
+    ['soon', /ISO 8601 time .* or a duration from now/],
+    [true, /ISO 8601 time .* or a duration from now/],
+    ['-5m', /or a duration from now/],
+    ['2026-12-03 12:00', /with its offset from UTC/],
+    ['2026-12-03T12:00:00', /with its offset from UTC/],
+    ['2026-13-45T12:00:00Z', /is not a valid time/],
+    ['2026-12-03T09:58:00Z', /is 120 s in the past; at most 60 s/],
+    ['25h', /is more than 24 h ahead; the limit is api.max_delay/],
+  ])('refuses %j, naming not_before', (value, message) => {
+    const error = validationError(() => at(value), 'not_before');
+    expect(error.message).toMatch(message);
   });
 });
