@@ -157,7 +157,7 @@ it('keeps the head and tail of 200 MB of output, within agent.output_limit', asy
   expect(Buffer.byteLength(detail.body.output)).toBeLessThanOrEqual(64 * 1024 + 100);
   expect(detail.body.output).toMatch(/… \d+ bytes left out …/);
   expect(detail.body.output).toContain('stdout ::progress 2/2 switching');
-});
+}, 150_000);
 
 it('fails with the exit code and the last line of stderr', async () => {
   await postTask(url, 'deploy', {
