@@ -168,6 +168,7 @@ async function endpoints(
     ),
   );
   const statuses = Object.entries(list.summary.statuses)
+    .filter(([, n]) => n > 0)
     .map(([status, n]) => `${n} ${status}`)
     .join(', ');
   print([`${list.summary.total} endpoint(s)${statuses === '' ? '' : `: ${statuses}`}`]);
