@@ -23,9 +23,6 @@ export interface ClientIo {
 
 /** Run one client command; resolves to the exit code. */
 export async function runClient(argv: string[], io: ClientIo): Promise<number> {
-  const interrupt = new AbortController();
-  const onInterrupt = (): void => interrupt.abort();
-  process.once('SIGINT', onInterrupt);
   try {
     const invocation = parseClientArgs(argv, {
       env: io.env,
@@ -40,14 +37,11 @@ export async function runClient(argv: string[], io: ClientIo): Promise<number> {
       json: invocation.json,
       live: io.out.isTTY === true && io.env.TERM !== 'dumb',
       out: io.out,
-      interrupt: interrupt.signal,
     });
   } catch (thrown) {
     // whatever kept the question from being answered is 4: 1 to 3 are a task's outcomes
     const message = thrown instanceof Error ? thrown.message : String(thrown);
     io.err.write(`tasker: ${message}\n`);
     return thrown instanceof ClientError ? thrown.exitCode : EXIT.USAGE_OR_CONNECTION;
-  } finally {
-    process.off('SIGINT', onInterrupt);
   }
 }

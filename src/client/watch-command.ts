@@ -29,8 +29,6 @@ export interface WatchOptions {
   json: boolean;
   /** a live view (a terminal that can draw) rather than a line per change */
   live: boolean;
-  /** Ctrl-C: stop watching */
-  interrupt: AbortSignal;
 }
 
 export async function watchToEnd(
@@ -57,6 +55,10 @@ export async function watchToEnd(
   };
   const tick = region === null ? null : setInterval(schedule, TICK_MS);
   out.on?.('resize', schedule);
+  // Ctrl-C while watching stops the watching (the task goes on), and leaves the terminal tidy
+  const interrupt = new AbortController();
+  const onInterrupt = (): void => interrupt.abort();
+  process.once('SIGINT', onInterrupt);
   let ended: WatchState | null;
   try {
     ended = await followTask(
@@ -74,9 +76,10 @@ export async function watchToEnd(
           latest = state;
         }
       },
-      options.interrupt,
+      interrupt.signal,
     );
   } finally {
+    process.off('SIGINT', onInterrupt);
     if (tick !== null) clearInterval(tick);
     if (drawTimer !== null) clearTimeout(drawTimer);
     out.off?.('resize', schedule);

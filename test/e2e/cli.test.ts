@@ -366,4 +366,27 @@ describe('in a terminal', () => {
       / {2}did not return: 10: ghost01 \(UNDELIVERED\), ghost02 \(UNDELIVERED\)/,
     );
   });
+
+  it('stops watching on Ctrl-C, exit 130, saying the task goes on and how to watch it again', async () => {
+    const term = inTerminal(
+      ['send', 'worker', '--endpoints', 'console1', '--id', 'tty-ctrl-c', 'seconds=30', '--wait'],
+      100,
+      20,
+    );
+    await term.waitForScreen(
+      (lines) => lines.some((line) => / RUNNING +[█░]{10} 1\/30 /.test(line)),
+      'console1 running',
+    );
+    term.keys('C-c');
+    const end = await term.waitForScreen((lines) => lines.includes('exit=130'), 'the exit code');
+    expect(end).toContain(
+      'tasker: stopped watching; the task goes on (tasker watch worker tty-ctrl-c)',
+    );
+    expect(end.filter((line) => line === 'worker tty-ctrl-c  SENT')).toHaveLength(1);
+    // the task did go on; cancel it so that the agent is free again
+    const cancel = await tasker(['cancel', 'worker', 'tty-ctrl-c']);
+    expect(cancel.code).toBe(0);
+    const { code } = await tasker(['watch', 'worker', 'tty-ctrl-c']);
+    expect(code).toBe(3);
+  });
 });

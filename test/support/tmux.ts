@@ -35,7 +35,16 @@ export class TmuxSession {
   }
 
   private tmux(args: string[]): string {
-    return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' });
+    try {
+      return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' });
+    } catch (thrown) {
+      if ((thrown as { code?: string }).code === 'ENOENT') {
+        throw new Error(
+          'tmux is not on the PATH: the terminal tests need it (apt-get install tmux)',
+        );
+      }
+      throw thrown;
+    }
   }
 
   /** The screen's lines, trailing blanks and blank lines at the bottom dropped. */
@@ -64,6 +73,11 @@ export class TmuxSession {
       }
       await sleep(100);
     }
+  }
+
+  /** Type `keys` as tmux names them (`C-c` is Ctrl-C). */
+  keys(...keys: string[]): void {
+    this.tmux(['send-keys', '-t', this.name, ...keys]);
   }
 
   kill(): void {
