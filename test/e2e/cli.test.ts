@@ -261,6 +261,49 @@ describe('off a terminal', () => {
   });
 });
 
+describe('with an API token', () => {
+  const token = 'cli-test-token-0123456789';
+  let guarded: Child | undefined;
+  let guardedUrl: string;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    guardedUrl = `http://127.0.0.1:${port}`;
+    guarded = startCli([
+      'server',
+      ...stack.cliFlags,
+      '--types',
+      'worker,backup',
+      '--port',
+      String(port),
+      '--set',
+      `api.tokens=${token}`,
+    ]);
+    await waitForHttp(`${guardedUrl}/readyz`, guarded);
+  });
+
+  afterAll(async () => {
+    await guarded?.stop();
+  });
+
+  it('sends it from --token or TASKER_TOKEN, and says when one is missing or refused', async () => {
+    const withEnv = await tasker(['endpoints', '--url', guardedUrl], { TASKER_TOKEN: token });
+    expect(withEnv.output).toContain('2 endpoint(s): 2 online\n');
+    expect(withEnv.code).toBe(0);
+    const withFlag = await tasker(['list', '--url', guardedUrl, '--token', token, '--limit', '1']);
+    expect(withFlag.code).toBe(0);
+
+    const without = await tasker(['list', '--url', guardedUrl]);
+    expect(without.output).toMatch(
+      /^tasker: GET \/tasks: 401 unauthorized: .* \(the server needs a token: --token or TASKER_TOKEN\)\n$/,
+    );
+    expect(without.code).toBe(4);
+    const wrong = await tasker(['list', '--url', guardedUrl], { TASKER_TOKEN: 'x'.repeat(20) });
+    expect(wrong.output).toMatch(/\(the token given by --token or TASKER_TOKEN was refused\)\n$/);
+    expect(wrong.code).toBe(4);
+  });
+});
+
 describe('in a terminal', () => {
   /** `tasker <args>` typed in a terminal of `width` x `height`; its exit code shown after it */
   function inTerminal(args: string[], width: number, height: number): TmuxSession {

@@ -5,7 +5,7 @@
 import { UsageError } from '../../src/client/exit-codes';
 import { parseClientArgs, type ClientInvocation } from '../../src/client/args';
 import { CLIENT_COMMANDS } from '../../src/client';
-import { CLIENT_COMMAND_NAMES } from '../../src/cli/usage';
+import { CLIENT_COMMAND_NAMES, usage } from '../../src/cli/usage';
 
 const files: Record<string, string> = {
   'task.json': '{"version": "4.2", "steps": [1, 2]}',
@@ -35,8 +35,10 @@ function usageError(argv: string[]): string {
   throw new Error(`${argv.join(' ')} was accepted`);
 }
 
-it('routes the same commands in the CLI entry point as the client knows', () => {
+it('routes the same commands in the CLI entry point as the client knows, and lists them', () => {
   expect([...CLIENT_COMMAND_NAMES]).toEqual([...CLIENT_COMMANDS]);
+  const help = usage();
+  for (const command of CLIENT_COMMANDS) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
 });
 
 describe('the connection', () => {
