@@ -7,7 +7,7 @@
 import { EXIT, exitCodeOf } from './exit-codes';
 import { describeChanges } from './changes';
 import { followTask } from './follow';
-import { taskPath, type Api } from './http';
+import { ConnectionError, taskPath, type Api } from './http';
 import { renderSummary, summarize } from './summary';
 import { LiveRegion, type TerminalOutput } from './terminal';
 import { renderView } from './view';
@@ -91,8 +91,7 @@ export async function watchToEnd(
     process.stderr.write(`tasker: stopped watching; the task goes on (${again})\n`);
     return EXIT.INTERRUPTED;
   }
-  // the final word, with what the registry knows of endpoints that never answered
-  const final = await api.get<TaskDocument>(taskPath(type, identifier));
+  const final = await finalWord(api, type, identifier, ended);
   const summary = summarize(final);
   if (options.json) {
     print([JSON.stringify({ ...final, summary })]);
@@ -104,4 +103,22 @@ export async function watchToEnd(
     print(['', ...renderSummary(summary)]);
   }
   return exitCodeOf(final.task.status);
+}
+
+/**
+ * The task as a GET gives it, with what the registry knows of endpoints that never answered;
+ * if the server went away just after the stream's end, the stream's account is as final.
+ */
+async function finalWord(
+  api: Api,
+  type: string,
+  identifier: string,
+  streamed: WatchState,
+): Promise<TaskDocument> {
+  try {
+    return await api.get<TaskDocument>(taskPath(type, identifier));
+  } catch (thrown) {
+    if (!(thrown instanceof ConnectionError)) throw thrown;
+    return { task: streamed.task, taskResponseList: [...streamed.rows.values()] };
+  }
 }

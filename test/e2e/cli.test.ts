@@ -261,6 +261,36 @@ describe('off a terminal', () => {
   });
 });
 
+it('carries on watching through a crash and restart of the server it watches through', async () => {
+  const port = await freePort();
+  const own = `http://127.0.0.1:${port}`;
+  const serve = (): Child =>
+    startCli(['server', ...stack.cliFlags, '--types', 'worker,backup', '--port', String(port)]);
+  let second = serve();
+  await waitForHttp(`${own}/readyz`, second);
+  const watching = startCli(
+    ['send', 'worker', '--endpoints', 'console1', '--id', 'cli-restart', 'seconds=4', '--wait'],
+    childEnv({ TASKER_URL: own }),
+    cwd,
+  );
+  try {
+    await watching.waitForOutput('console1 RUNNING 1/4');
+    // a crash: the stream breaks while the task runs on
+    await second.stop('SIGKILL');
+    second = serve();
+    await waitForHttp(`${own}/readyz`, second);
+    const code = await watching.exited();
+    const output = watching.output();
+    expect(output).not.toContain('tasker: ');
+    expect(code).toBe(0);
+    expect(output).toMatch(/^\d\d:\d\d:\d\d {3}console1 DONE$/m);
+    expect(output).toContain('worker cli-restart: DONE after');
+  } finally {
+    await watching.stop();
+    await second.stop();
+  }
+});
+
 describe('with an API token', () => {
   const token = 'cli-test-token-0123456789';
   let guarded: Child | undefined;
