@@ -60,6 +60,15 @@ module.exports = {
       to: { path: '^src/', pathNot: '^src/(client|domain)/' },
     },
     {
+      name: 'client-loaded-on-demand',
+      comment:
+        'src/cli loads src/client with a dynamic import for the client commands alone, so that ' +
+        'an agent or a server never loads it',
+      severity: 'error',
+      from: { path: '^src/cli/' },
+      to: { path: '^src/client/', dynamic: false },
+    },
+    {
       name: 'migrations-stand-apart',
       comment: 'migrations/ is data for the store: it imports nothing from src/',
       severity: 'error',
