@@ -8,6 +8,7 @@ import { describeChanges } from '../../src/client/changes';
 import { EventParser } from '../../src/client/events';
 import { renderSummary, summarize } from '../../src/client/summary';
 import { displayWidth, fit } from '../../src/client/text';
+import { LiveRegion } from '../../src/client/terminal';
 import { renderView } from '../../src/client/view';
 import { applyEvent, stateOf, type WatchState } from '../../src/client/watch-state';
 import type { ResponseJson, TaskDocument, TaskJson } from '../../src/client/wire';
@@ -249,5 +250,28 @@ describe('the event stream', () => {
     expect(state?.ended).toBe(true);
     expect(state?.task.status).toBe('DONE');
     expect([...(state?.rows.values() ?? [])].map((r) => r.status)).toEqual(['DONE']);
+  });
+});
+
+describe('drawing in place', () => {
+  it('hides the cursor and wrapping once, goes back over what it drew, and restores both', () => {
+    const written: string[] = [];
+    const region = new LiveRegion({
+      write: (text) => written.push(text) > 0,
+      columns: 50,
+      rows: 7,
+    });
+    expect(region.screen).toEqual({ width: 50, height: 7 });
+    region.draw(['a', 'b', 'c']);
+    region.draw(['d', 'e']);
+    region.draw(['f']);
+    region.stop();
+    region.stop();
+    expect(written).toEqual([
+      '\u001b[?25l\u001b[?7l\r\u001b[Ja\nb\nc\n',
+      '\u001b[3F\u001b[Jd\ne\n',
+      '\u001b[2F\u001b[Jf\n',
+      '\u001b[?7h\u001b[?25h',
+    ]);
   });
 });
