@@ -4,6 +4,7 @@
  * person would see it (`capture-pane`), and the server killed afterwards.
  */
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { uniqueName } from './services';
 import { sleep } from './waiting';
 
@@ -80,11 +81,15 @@ export class TmuxSession {
     this.tmux(['send-keys', '-t', this.name, ...keys]);
   }
 
+  /** Stop its tmux server, and remove the socket file that tmux leaves behind. */
   kill(): void {
+    let socketPath: string | null = null;
     try {
+      socketPath = this.tmux(['display-message', '-p', '#{socket_path}']).trim();
       this.tmux(['kill-server']);
     } catch {
       // gone already
     }
+    if (socketPath !== null && socketPath !== '') rmSync(socketPath, { force: true });
   }
 }
