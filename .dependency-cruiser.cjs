@@ -8,9 +8,11 @@
  *   config                settings, loaded once
  *   store | broker        MySQL/SQLite through knex | RabbitMQ or the in-process broker
  *   server | agent        intake, relay, recorder, sweeper | the endpoint agent
- *   api                   the HTTP API
+ *   api | client          the HTTP API | the command-line client, which talks to it over HTTP
  *   cli | index.ts        the processes and their commands | the package's entry point
  *
+ * The client imports the domain's types and nothing else of src/: it is a program of its own
+ * that needs no configuration, database or broker.
  * Folders of one layer do not import each other (store and broker, server and agent).
  * migrations/ is data for the store and imports nothing from src/.
  */
@@ -20,7 +22,7 @@ const LAYERS = [
   ['config'],
   ['store', 'broker'],
   ['server', 'agent'],
-  ['api'],
+  ['api', 'client'],
   ['cli', 'index\\.ts'],
 ];
 
@@ -49,6 +51,22 @@ module.exports = {
       severity: 'error',
       from: { path: '^(src|migrations)/' },
       to: { circular: true },
+    },
+    {
+      name: 'client-talks-http-only',
+      comment: 'src/client asks a server over HTTP: of src/ it imports the domain alone',
+      severity: 'error',
+      from: { path: '^src/client/' },
+      to: { path: '^src/', pathNot: '^src/(client|domain)/' },
+    },
+    {
+      name: 'client-loaded-on-demand',
+      comment:
+        'src/cli loads src/client with a dynamic import for the client commands alone, so that ' +
+        'an agent or a server never loads it',
+      severity: 'error',
+      from: { path: '^src/cli/' },
+      to: { path: '^src/client/', dynamic: false },
     },
     {
       name: 'migrations-stand-apart',

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, SETTING_FLAGS } from '../config';
 import { coerceError } from '../domain';
 import { VERSION } from '../package';
-import { COMMAND_OPTIONS, SETTING_OPTIONS, usage } from './usage';
+import { CLIENT_COMMAND_NAMES, COMMAND_OPTIONS, SETTING_OPTIONS, usage } from './usage';
 
 /**
  * The flags `up` hands on to the agent processes it starts: the mode, the file and every
@@ -20,6 +20,17 @@ const PASSED_TO_AGENTS = [
 ];
 
 async function main(argv: string[]): Promise<void> {
+  // A client command asks a server over HTTP: it reads no configuration, and its modules are
+  // loaded for it alone (an agent never loads them).
+  if (CLIENT_COMMAND_NAMES.includes(argv[0] ?? '')) {
+    const { runClient } = await import('../client/index.js');
+    process.exitCode = await runClient(argv, {
+      out: process.stdout,
+      err: process.stderr,
+      env: process.env,
+    });
+    return;
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     options: { ...SETTING_OPTIONS, ...COMMAND_OPTIONS },

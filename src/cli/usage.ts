@@ -1,5 +1,6 @@
 /**
- * `tasker --help`: the commands, written here, and the options, of which those that set a
+ * `tasker --help`: the commands, written here (a client command's options in
+ * src/client/usage.ts, shown by `tasker send --help`), and the options, of which those that set a
  * setting come from its declaration (src/config/settings.ts), so a new flag is listed at once.
  */
 import { SETTING_FLAGS } from '../config';
@@ -15,7 +16,33 @@ commands:
   migrate --status    list applied and pending migrations
   up                  development: migrate, run the server and agents for --agents
                       (default console1,console2); with broker memory: all in this process
+
+client commands (they talk to a server: --url or $TASKER_URL, default http://localhost:8888;
+--token or $TASKER_TOKEN; --json; no configuration read; tasker <command> --help for more):
+  send TYPE           post a task: --endpoints a,b | --select role=web | --select '*' |
+                      --broadcast; --payload @file.json or key=value …; --wait: watch it
+  get TYPE ID         the task and every endpoint's state
+  watch TYPE ID       follow a task to its end: a live view on a terminal, else a line per
+                      change; then a summary; exit 0 DONE, 1 FAILED, 2 INCOMPLETE, 3 CANCELLED,
+                      4 usage or connection error
+  list [TYPE]         tasks, newest first (--status, --endpoint, --since, --limit, …)
+  cancel TYPE ID      cancel the task, or --endpoints a,b of it
+  retry TYPE ID       run again the endpoints that did not succeed (--wait: watch it)
+  endpoints [NAME]    the fleet (--type, --label k=v, --status), or one endpoint
+  schedules           the server's schedules
 `;
+
+/** The client's commands, routed before any configuration is read (src/client). */
+export const CLIENT_COMMAND_NAMES: readonly string[] = [
+  'send',
+  'get',
+  'watch',
+  'list',
+  'cancel',
+  'retry',
+  'endpoints',
+  'schedules',
+];
 
 /** Options that set no setting, for parseArgs; each setting's flag is added from its declaration. */
 export const COMMAND_OPTIONS = {

@@ -12,8 +12,11 @@ import { failFrom, type Setting } from './kinds';
 /** A raw value, and where it came from: a file, "env NAME", "flag --name" or "defaults". */
 export type Layer = Map<string, { value: unknown; origin: string }>;
 
-/** TASKER_* variables that choose the mode and the file, read by the loader. */
-const NON_SETTING_ENV = ['TASKER_MODE', 'TASKER_CONFIG'];
+/**
+ * TASKER_* variables that are no setting: the mode and the file, read by the loader, and the
+ * client commands' server and token (`tasker send` reads them; a server or agent ignores them).
+ */
+const NON_SETTING_ENV = ['TASKER_MODE', 'TASKER_CONFIG', 'TASKER_URL', 'TASKER_TOKEN'];
 const GROUPS = [...Object.keys(SECTIONS), ...ORIGINAL_GROUPS];
 const TOP_LEVEL = [TASK_TYPES, ...Object.keys(SECTIONS), ...ORIGINAL_SECTIONS];
 /** Every name a file may hold below the top level, for "did you mean". */

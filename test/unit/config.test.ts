@@ -507,6 +507,19 @@ describe('environment', () => {
     ]);
   });
 
+  it("does not warn of the client commands' TASKER_URL and TASKER_TOKEN", () => {
+    const warnings: string[] = [];
+    load({
+      env: {
+        TASKER_TASK_TYPES: 'w',
+        TASKER_URL: 'http://tasker.example:8888',
+        TASKER_TOKEN: 'secret',
+      },
+      warn: (message) => warnings.push(message),
+    });
+    expect(warnings).toEqual([]);
+  });
+
   it('still refuses an unknown key in the file and in --set', () => {
     expect(configError(() => loadYaml('api: {prot: 1}\n')).message).toMatch(
       /config api\.prot: unknown key \(did you mean api\.port\?\)/,
