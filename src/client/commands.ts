@@ -195,6 +195,33 @@ async function schedules(
   const list = (answer as { schedules?: unknown }).schedules;
   if (json || !Array.isArray(list)) print([JSON.stringify(answer, null, 2)]);
   else if (list.length === 0) print(['(no schedules)']);
-  else print(list.map((schedule) => JSON.stringify(schedule)));
+  else print((list as ScheduleSummary[]).map(scheduleLine));
   return EXIT.DONE;
+}
+
+/** What a schedule listing shows of each (the rest with --json). */
+interface ScheduleSummary {
+  name: string;
+  type: string;
+  every_ms: number | null;
+  cron: string | null;
+  timezone: string;
+  paused: boolean;
+  next_run_at: string | null;
+  last_error: string | null;
+}
+
+/** "nightly-backup  backup  cron 0 3 * * * (Europe/Berlin)  next 2026-12-03T02:00:00.000Z" */
+export function scheduleLine(schedule: ScheduleSummary): string {
+  const when =
+    schedule.cron !== null
+      ? `cron ${schedule.cron} (${schedule.timezone})`
+      : `every ${(schedule.every_ms ?? 0) / 1000} s`;
+  const next = schedule.paused
+    ? 'paused'
+    : schedule.next_run_at === null
+      ? 'ended'
+      : `next ${schedule.next_run_at}`;
+  const error = schedule.last_error === null ? '' : `  last error: ${schedule.last_error}`;
+  return `${schedule.name}  ${schedule.type}  ${when}  ${next}${error}`;
 }

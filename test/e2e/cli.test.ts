@@ -229,6 +229,33 @@ describe('off a terminal', () => {
     expect(one.output).toMatch(/^backup +cli-get-b +FAILED +FAILED +32 /m);
   });
 
+  it('lists the schedules, paused or with their next run', async () => {
+    expect((await tasker(['schedules'])).output).toBe('(no schedules)\n');
+    for (const body of [
+      { name: 'cli-hourly', type: 'worker', every: '1h', endpoints: ['console1'] },
+      { name: 'cli-nightly', type: 'backup', cron: '0 3 * * *', timezone: 'Europe/Berlin' },
+    ]) {
+      const made = await fetch(`${url}/schedules`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(made.status).toBe(201);
+    }
+    expect((await fetch(`${url}/schedules/cli-nightly/pause`, { method: 'POST' })).status).toBe(
+      200,
+    );
+    const { code, output } = await tasker(['schedules']);
+    expect(output).toMatch(/^cli-hourly {2}worker {2}every 3600 s {2}next 20\d\d-\S+Z\n/m);
+    expect(output).toMatch(
+      /^cli-nightly {2}backup {2}cron 0 3 \* \* \* \(Europe\/Berlin\) {2}paused\n/m,
+    );
+    expect(code).toBe(0);
+    for (const name of ['cli-hourly', 'cli-nightly']) {
+      await fetch(`${url}/schedules/${name}`, { method: 'DELETE' });
+    }
+  });
+
   it('exits 4 with one line naming the URL when nothing listens there', async () => {
     const nobody = `http://127.0.0.1:${await freePort()}`;
     const { code, output } = await tasker(['get', 'worker', 'x', '--url', nobody]);
@@ -249,10 +276,6 @@ describe('off a terminal', () => {
     ],
     [['send', 'worker'], /^tasker: send needs its endpoints: /],
     [['send', 'nosuchtype', '--broadcast'], /^tasker: POST \/nosuchtype: 404 unknown_task_type: /],
-    [
-      ['schedules'],
-      /^tasker: this server has no schedules API \(GET \/schedules answered 404 at http/,
-    ],
   ])('exits 4 for %j, saying what was wrong', async (args, message) => {
     const { code, output } = await tasker(args);
     expect(output).toMatch(message);
