@@ -4,19 +4,20 @@
  *
  *   domain, batch,        pure types, state rules, the group-commit helper, the package's
  *   package.ts            own directory and version
- *   log                   structured logging
+ *   log | metrics         structured logging | the server's Prometheus metrics
  *   config                settings, loaded once
  *   store | broker        MySQL/SQLite through knex | RabbitMQ or the in-process broker
  *   server | agent        intake, relay, recorder, sweeper | the endpoint agent
  *   api                   the HTTP API
  *   cli | index.ts        the processes and their commands | the package's entry point
  *
- * Folders of one layer do not import each other (store and broker, server and agent).
+ * Folders of one layer do not import each other (log and metrics, store and broker, server and
+ * agent).
  * migrations/ is data for the store and imports nothing from src/.
  */
 const LAYERS = [
   ['domain', 'batch', 'package\\.ts'],
-  ['log'],
+  ['log', 'metrics'],
   ['config'],
   ['store', 'broker'],
   ['server', 'agent'],

@@ -2,17 +2,20 @@
  * The HTTP API, in the original tasker's shape: POST /<type> creates a task, GET /<type>/<identifier>
  * returns it with every endpoint's response (the routes of tasks are in task-routes.ts, of the
  * endpoint registry in fleet-routes.ts). Health
- * checks stay open; everything else needs a bearer token when tokens are configured.
+ * checks stay open; everything else needs a bearer token when tokens are configured, /metrics
+ * too when it is served here (metrics.ts).
  */
 import express from 'express';
 import type { TaskBroker } from '../broker';
 import type { TaskerConfig } from '../config/types';
 import type { Logger } from '../log';
+import type { ServerMetrics } from '../metrics';
 import type { ChangeFeed, Intake } from '../server';
 import { pingDatabase, type Db } from '../store';
 import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { fleetRoutes } from './fleet-routes';
+import { metricsRoute, requestDurations } from './metrics';
 import { taskRoutes } from './task-routes';
 
 export interface ApiDeps {
@@ -26,6 +29,10 @@ export interface ApiDeps {
   log: Logger;
   /** the outbox has something to publish now: the relay should look */
   onOutbox?: () => void;
+  /** times every request, by route */
+  metrics?: ServerMetrics;
+  /** serve GET /metrics (behind the tokens) with what this gives; absent: not here */
+  scrapeMetrics?: () => Promise<string>;
 }
 
 /** how long /readyz waits for the database and the broker to answer */
@@ -37,6 +44,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  if (deps.metrics !== undefined) app.use(requestDurations(deps.metrics));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -55,6 +63,9 @@ export function createApp(deps: ApiDeps): express.Express {
   });
 
   app.use(requireBearerToken(config.api.tokens));
+  if (deps.metrics !== undefined && deps.scrapeMetrics !== undefined) {
+    app.use(metricsRoute(deps.metrics, deps.scrapeMetrics));
+  }
   // before the task routes: "endpoints" is no task type
   app.use(fleetRoutes({ db, config }));
   app.use(

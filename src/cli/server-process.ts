@@ -1,28 +1,35 @@
 /**
  * `tasker server` as a process: the API and the server's background parts (relay, recorder,
  * sweeper) in one process, each switchable, so several servers can share one database and
- * broker. Starts even while the broker is down (tasks are accepted as CREATED and relayed
- * later). close() drains in reverse order of start and is safe to call twice.
+ * broker, and its Prometheus metrics (on the API, or on a listener of their own). Starts even
+ * while the broker is down (tasks are accepted as CREATED and relayed later). close() drains in
+ * reverse order of start and is safe to call twice.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp } from '../api';
+import { createApp, createMetricsApp } from '../api';
 import { createBroker, type TaskBroker } from '../broker';
-import type { TaskerConfig } from '../config';
+import { listenAddress, type TaskerConfig } from '../config';
 import type { Logger } from '../log';
+import { ServerMetrics } from '../metrics';
 import {
   ChangeFeed,
   Intake,
+  countChanges,
+  metricsScraper,
   outboxPublishers,
   startRecorder,
   startRelay,
   startSweeper,
+  timedPublishers,
 } from '../server';
 import { createDb, type Db, type TaskChange } from '../store';
 
 export interface ServerHandle {
   /** the port the API listens on (0 when the API is off) */
   readonly port: number;
+  /** the port of the metrics listener (0 when there is none: `server.metrics_listen` unset) */
+  readonly metricsPort: number;
   readonly db: Db;
   readonly broker: TaskBroker;
   close(): Promise<void>;
@@ -36,6 +43,15 @@ export interface ServerOptions {
    * agents). Without it the server connects to `config.broker.url` itself.
    */
   broker?: TaskBroker;
+}
+
+/** Close a listener: idle connections at once, busy ones within 5 s. */
+function closeListener(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 5000).unref();
+  });
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
@@ -73,6 +89,7 @@ export async function startServer(
   }
 
   let port = 0;
+  let metricsPort = 0;
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
@@ -90,9 +107,20 @@ export async function startServer(
   try {
     await startBroker();
     const { server: parts } = config;
-    const publish = outboxPublishers(broker, config.taskTypes);
-    const changes = new ChangeFeed(broker, log.child({ part: 'changes' }));
-    const onChanged = (changed: TaskChange[]): void => changes.publish(changed);
+    // read at scrape time, once the feed below exists
+    const metrics = parts.metrics
+      ? new ServerMetrics({ watchers: (): number => feed.watchers })
+      : undefined;
+    const publish =
+      metrics === undefined
+        ? outboxPublishers(broker, config.taskTypes)
+        : timedPublishers(outboxPublishers(broker, config.taskTypes), metrics);
+    const feed = new ChangeFeed(
+      broker,
+      log.child({ part: 'changes' }),
+      metrics === undefined ? undefined : (changed) => countChanges(metrics, changed),
+    );
+    const onChanged = (changed: TaskChange[]): void => feed.publish(changed);
     const relay = parts.relay
       ? startRelay(
           db,
@@ -113,6 +141,7 @@ export async function startServer(
           prefetch: parts.recorderPrefetch,
           agentUserPrefix: parts.authenticateAgents ? parts.agentUserPrefix : null,
           onChanged,
+          ...(metrics === undefined ? {} : { metrics }),
         },
         log.child({ part: 'recorder' }),
       );
@@ -136,33 +165,44 @@ export async function startServer(
         publish,
         log: log.child({ part: 'api' }),
         onPublishDeferred: () => relay?.kick(),
-        onAccepted: (task) => onChanged([{ task, rows: [] }]),
+        onAccepted: (task) => {
+          metrics?.taskCreated(task.type);
+          onChanged([{ task, rows: [] }]);
+        },
       });
       // the API's watchers hear of every server's changes
-      await changes.start();
-      cleanups.push(() => changes.close());
+      await feed.start();
+      cleanups.push(() => feed.close());
       const app = createApp({
         db,
         broker,
         config,
         intake,
-        changes,
+        changes: feed,
         log: log.child({ part: 'api' }),
         onOutbox: () => relay?.kick(),
+        ...(metrics === undefined ? {} : { metrics }),
+        // on the API behind its tokens, unless the metrics have a listener of their own
+        ...(metrics !== undefined && parts.metricsListen === null
+          ? { scrapeMetrics: metricsScraper(metrics, db) }
+          : {}),
       });
       const server = createServer(app);
       server.keepAliveTimeout = 5000;
       await listen(server, config.api.port, config.api.host);
       port = (server.address() as AddressInfo).port;
-      cleanups.push(
-        () =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeIdleConnections();
-            setTimeout(() => server.closeAllConnections(), 5000).unref();
-          }),
-      );
+      cleanups.push(() => closeListener(server));
       log.info('api listening', { host: config.api.host, port });
+    }
+    const address = parts.metricsListen === null ? null : listenAddress(parts.metricsListen);
+    if (metrics !== undefined && address !== null) {
+      const server = createServer(
+        createMetricsApp(metrics, metricsScraper(metrics, db), log.child({ part: 'metrics' })),
+      );
+      await listen(server, address.port, address.host);
+      metricsPort = (server.address() as AddressInfo).port;
+      cleanups.push(() => closeListener(server));
+      log.info('metrics listening', { host: address.host, port: metricsPort });
     }
   } catch (err) {
     await close();
@@ -172,6 +212,9 @@ export async function startServer(
   return {
     get port() {
       return port;
+    },
+    get metricsPort() {
+      return metricsPort;
     },
     db,
     broker,

@@ -19,7 +19,7 @@ import { LOG_LEVELS } from '../log';
 import { bool, bytes, dir, dirs, duration, int, list, oneOf } from './kinds';
 import { commands, labels, rollout, seconds, share, string, url } from './kinds';
 import type { At, Setting } from './kinds';
-import { absoluteDatabaseUrl } from './urls';
+import { absoluteDatabaseUrl, listenAddress } from './urls';
 
 const MIN_TOKEN_LENGTH = 16;
 /** AMQP's prefetch count is a 16-bit field */
@@ -116,6 +116,15 @@ export const SECTIONS = {
     timeout_grace: duration('1m', 'silence past execution_timeout before TIMED_OUT'),
     authenticate_agents: bool(false, "accept results only from the endpoint's broker user"),
     agent_user_prefix: string('tasker-agent-', 'broker user of an endpoint: <prefix><endpoint>'),
+    metrics: bool(true, 'serve Prometheus metrics at GET /metrics'),
+    metrics_listen: string(null, 'HOST:PORT: /metrics there, without tokens; none: on the API', {
+      check: (address, at) => {
+        if (listenAddress(address) === null) {
+          throw at.fail(at.path, 'must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464');
+        }
+        return address;
+      },
+    }),
   },
   agent: {
     endpoint: string(null, "this agent's endpoint name; tasker agent needs one", {

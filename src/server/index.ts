@@ -9,3 +9,4 @@ export { startRecorder } from './recorder';
 export { startRelay } from './relay';
 export { startSweeper } from './sweeper';
 export { ChangeFeed, changeEvent } from './changes';
+export { countChanges, databaseProbe, metricsScraper, timedPublishers } from './metrics';

@@ -103,6 +103,8 @@ describe('defaults', () => {
         timeoutGraceMs: 60_000,
         authenticateAgents: false,
         agentUserPrefix: 'tasker-agent-',
+        metrics: true,
+        metricsListen: null,
       },
       agent: {
         endpoint: null,
@@ -369,6 +371,21 @@ manager:
 });
 
 describe('unknown keys', () => {
+  it('takes server.metrics_listen as HOST:PORT and refuses anything else', () => {
+    const env = { TASKER_SERVER_METRICS_LISTEN: '[::1]:9464' };
+    expect(loadYaml('task_types: [w]\n', { env }).server.metricsListen).toBe('[::1]:9464');
+    expect(
+      loadYaml('task_types: [w]\nserver: { metrics_listen: "127.0.0.1:0" }\n').server,
+    ).toMatchObject({ metrics: true, metricsListen: '127.0.0.1:0' });
+    for (const bad of ['9464', 'host:', 'host:70000', 'a b:1']) {
+      const error = configError(() =>
+        loadYaml(`task_types: [w]\nserver: { metrics_listen: "${bad}" }\n`),
+      );
+      expect(error.key).toBe('server.metrics_listen');
+      expect(error.message).toContain('must be HOST:PORT');
+    }
+  });
+
   it('names the full key path and suggests the closest known key', () => {
     const error = configError(() => loadYaml('task_types: [worker]\napi:\n  prot: 1\n'));
     expect(error.key).toBe('api.prot');
