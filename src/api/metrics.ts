@@ -7,6 +7,9 @@
 import express, { type RequestHandler } from 'express';
 import type { Logger } from '../log';
 import type { ServerMetrics } from '../metrics';
+
+/** What serves a scrape: the format it writes. */
+export type MetricsFormat = Pick<ServerMetrics, 'contentType'>;
 import { errorHandler, notFound } from './errors';
 
 /** the route label of a request no route took (refused by the token check, or unknown) */
@@ -31,7 +34,7 @@ export function requestDurations(metrics: ServerMetrics): RequestHandler {
 
 /** GET /metrics: a scrape, in the text exposition format. */
 export function metricsRoute(
-  metrics: ServerMetrics,
+  metrics: MetricsFormat,
   scrape: () => Promise<string>,
 ): express.Router {
   const router = express.Router();
@@ -42,9 +45,9 @@ export function metricsRoute(
   return router;
 }
 
-/** The app of the metrics listener: /metrics and nothing else, without tokens. */
+/** The app of a metrics listener (a server's or an agent's): /metrics alone, without tokens. */
 export function createMetricsApp(
-  metrics: ServerMetrics,
+  metrics: MetricsFormat,
   scrape: () => Promise<string>,
   log: Logger,
 ): express.Express {

@@ -5,11 +5,11 @@
  * while the broker is down (tasks are accepted as CREATED and relayed later). close() drains in
  * reverse order of start and is safe to call twice.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp, createMetricsApp } from '../api';
+import { createApp } from '../api';
 import { createBroker, type TaskBroker } from '../broker';
-import { listenAddress, type TaskerConfig } from '../config';
+import type { TaskerConfig } from '../config';
 import type { Logger } from '../log';
 import { ServerMetrics } from '../metrics';
 import {
@@ -24,6 +24,7 @@ import {
   timedPublishers,
 } from '../server';
 import { createDb, type Db, type TaskChange } from '../store';
+import { closeListener, listen, startMetricsListener } from './metrics-listener';
 
 export interface ServerHandle {
   /** the port the API listens on (0 when the API is off) */
@@ -43,25 +44,6 @@ export interface ServerOptions {
    * agents). Without it the server connects to `config.broker.url` itself.
    */
   broker?: TaskBroker;
-}
-
-/** Close a listener: idle connections at once, busy ones within 5 s. */
-function closeListener(server: Server): Promise<void> {
-  return new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeIdleConnections();
-    setTimeout(() => server.closeAllConnections(), 5000).unref();
-  });
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 export async function startServer(
@@ -194,15 +176,15 @@ export async function startServer(
       cleanups.push(() => closeListener(server));
       log.info('api listening', { host: config.api.host, port });
     }
-    const address = parts.metricsListen === null ? null : listenAddress(parts.metricsListen);
-    if (metrics !== undefined && address !== null) {
-      const server = createServer(
-        createMetricsApp(metrics, metricsScraper(metrics, db), log.child({ part: 'metrics' })),
+    if (metrics !== undefined && parts.metricsListen !== null) {
+      const listener = await startMetricsListener(
+        parts.metricsListen,
+        metrics,
+        metricsScraper(metrics, db),
+        log.child({ part: 'metrics' }),
       );
-      await listen(server, address.port, address.host);
-      metricsPort = (server.address() as AddressInfo).port;
-      cleanups.push(() => closeListener(server));
-      log.info('metrics listening', { host: address.host, port: metricsPort });
+      metricsPort = listener.port;
+      cleanups.push(() => listener.close());
     }
   } catch (err) {
     await close();

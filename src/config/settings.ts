@@ -37,6 +37,13 @@ function checkTokens(tokens: string[], at: At): string[] {
   return tokens;
 }
 
+function checkListenAddress(address: string, at: At): string {
+  if (listenAddress(address) === null) {
+    throw at.fail(at.path, 'must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464');
+  }
+  return address;
+}
+
 function checkTaskTypes(names: string[], at: At): string[] {
   for (const [index, name] of names.entries()) {
     checkTaskType(name, `${at.path}.${name}`, at.fail);
@@ -118,12 +125,7 @@ export const SECTIONS = {
     agent_user_prefix: string('tasker-agent-', 'broker user of an endpoint: <prefix><endpoint>'),
     metrics: bool(true, 'serve Prometheus metrics at GET /metrics'),
     metrics_listen: string(null, 'HOST:PORT: /metrics there, without tokens; none: on the API', {
-      check: (address, at) => {
-        if (listenAddress(address) === null) {
-          throw at.fail(at.path, 'must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464');
-        }
-        return address;
-      },
+      check: checkListenAddress,
     }),
   },
   agent: {
@@ -155,6 +157,9 @@ export const SECTIONS = {
     report_delay: duration('200ms', 'a handler still running then is reported RUNNING'),
     isolation: oneOf(['process', 'inline'], 'process', 'run handlers in a child process or inline'),
     labels: labels({}, 'labels of this endpoint, e.g. {role: web, dc: fra1}, for selectors'),
+    metrics_listen: string(null, "HOST:PORT: the agent's own /metrics there; none: no metrics", {
+      check: checkListenAddress,
+    }),
     heartbeat: duration('15s', 'how often the agent tells the server it is alive', {
       check: (ms, at) => {
         if (ms < MIN_HEARTBEAT_MS || ms > MAX_HEARTBEAT_MS) {

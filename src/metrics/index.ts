@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+export { AgentMetrics } from './agent';
 export { CachedProbe } from './probe';
 
 /** What a scrape reads from the database, or null when it did not answer. */

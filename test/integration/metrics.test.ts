@@ -4,6 +4,7 @@
  * on a listener of its own without a token; and a scrape while the database is away.
  */
 import type { HandleTask } from '../../src/agent';
+import { AgentMetrics } from '../../src/metrics';
 import { isTerminalTask, type TaskStatus } from '../../src/domain';
 import { createTestStack, type TestStack } from '../support/stack';
 import { startTestAgent, startTestServer, type RunningAgent } from '../support/in-process';
@@ -38,6 +39,7 @@ describe('behind the API tokens', () => {
   let stack: TestStack;
   let server: Awaited<ReturnType<typeof startTestServer>>;
   const agents: RunningAgent[] = [];
+  let m1Metrics: AgentMetrics;
 
   beforeAll(async () => {
     stack = await createTestStack({
@@ -49,9 +51,12 @@ describe('behind the API tokens', () => {
       ],
     });
     server = await startTestServer(stack.config);
-    for (const endpoint of ['m1', 'm2']) {
-      agents.push(await startTestAgent(stack.config, endpoint, handlers));
-    }
+    m1Metrics = new AgentMetrics({
+      running: () => agents[0]?.agent.runningTasks ?? 0,
+      defaultMetrics: false,
+    });
+    agents.push(await startTestAgent(stack.config, 'm1', handlers, { metrics: m1Metrics }));
+    agents.push(await startTestAgent(stack.config, 'm2', handlers));
   });
   afterAll(async () => {
     for (const agent of agents) await agent.close();
@@ -149,6 +154,17 @@ describe('behind the API tokens', () => {
     // the outbox emptied: every publish confirmed
     expect(sampleValue(after, 'tasker_outbox_depth')).toBe(0);
     expect(sampleValue(after, 'tasker_outbox_oldest_age_seconds')).toBe(0);
+
+    // the agent m1's own: each of its runs, by type and status; none left running, no retry
+    const agent = parsePrometheusText(await m1Metrics.render());
+    const runs = (type: string, status: string) =>
+      sampleValue(agent, 'tasker_agent_handler_duration_seconds_count', { type, status });
+    expect(runs('worker', 'DONE')).toBe(3);
+    expect(runs('backup', 'FAILED')).toBe(2);
+    expect(agent.get('tasker_agent_handler_duration_seconds')?.samples.length).toBeGreaterThan(0);
+    expect(sampleValue(agent, 'tasker_agent_running')).toBe(0);
+    expect(agent.get('tasker_agent_retries_total')?.type).toBe('counter');
+    expect(sampleValue(agent, 'tasker_agent_retries_total', { type: 'worker' })).toBe(0);
   });
 
   it('counts a refused request under no route', async () => {

@@ -120,6 +120,7 @@ describe('defaults', () => {
         reportDelayMs: 200,
         isolation: 'process',
         labels: {},
+        metricsListen: null,
         heartbeatMs: 15_000,
       },
       log: { level: 'info' },
@@ -371,9 +372,16 @@ manager:
 });
 
 describe('unknown keys', () => {
-  it('takes server.metrics_listen as HOST:PORT and refuses anything else', () => {
+  it('takes server.metrics_listen and agent.metrics_listen as HOST:PORT, and nothing else', () => {
     const env = { TASKER_SERVER_METRICS_LISTEN: '[::1]:9464' };
     expect(loadYaml('task_types: [w]\n', { env }).server.metricsListen).toBe('[::1]:9464');
+    const agentEnv = { TASKER_AGENT_METRICS_LISTEN: '0.0.0.0:9465' };
+    expect(loadYaml('task_types: [w]\n', { env: agentEnv }).agent.metricsListen).toBe(
+      '0.0.0.0:9465',
+    );
+    expect(
+      configError(() => loadYaml('task_types: [w]\nagent: { metrics_listen: "9465" }\n')).key,
+    ).toBe('agent.metrics_listen');
     expect(
       loadYaml('task_types: [w]\nserver: { metrics_listen: "127.0.0.1:0" }\n').server,
     ).toMatchObject({ metrics: true, metricsListen: '127.0.0.1:0' });

@@ -2,7 +2,7 @@
  * The server's metrics without services: what committed changes count, the probe that reads the
  * database at scrape time, and the strict parser the integration tests read scrapes with.
  */
-import { CachedProbe, ServerMetrics } from '../../src/metrics';
+import { AgentMetrics, CachedProbe, ServerMetrics } from '../../src/metrics';
 import { countChanges } from '../../src/server';
 import type { ResponseRow, TaskChange, TaskRow } from '../../src/store';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text';
@@ -107,6 +107,29 @@ describe('ServerMetrics', () => {
     expect(sampleValue(families, 'tasker_recorder_lag_seconds_bucket', { le: '0.01' })).toBe(1);
     expect(sampleValue(families, 'tasker_recorder_lag_seconds_bucket', { le: '30' })).toBe(2);
     expect(sampleValue(families, 'tasker_recorder_batch_messages_sum')).toBe(7);
+  });
+});
+
+describe('AgentMetrics', () => {
+  it('counts runs of attempt 2 and up as retries, and reads what runs when scraped', async () => {
+    let running = 2;
+    const metrics = new AgentMetrics({ running: () => running, defaultMetrics: false });
+    metrics.runStarted('worker', 1);
+    metrics.runStarted('worker', 2);
+    metrics.runStarted('worker', 3);
+    metrics.handlerRan('worker', 'TIMED_OUT', 1.5);
+    let families = parsePrometheusText(await metrics.render());
+    expect(sampleValue(families, 'tasker_agent_retries_total', { type: 'worker' })).toBe(2);
+    expect(sampleValue(families, 'tasker_agent_running')).toBe(2);
+    expect(
+      sampleValue(families, 'tasker_agent_handler_duration_seconds_sum', {
+        type: 'worker',
+        status: 'TIMED_OUT',
+      }),
+    ).toBe(1.5);
+    running = 0;
+    families = parsePrometheusText(await metrics.render());
+    expect(sampleValue(families, 'tasker_agent_running')).toBe(0);
   });
 });
 
