@@ -4,7 +4,7 @@
  *
  *   domain, batch,        pure types, state rules, the group-commit helper, the package's
  *   package.ts            own directory and version
- *   log | metrics         structured logging | the server's Prometheus metrics
+ *   log | metrics         structured logging | Prometheus metrics
  *   config                settings, loaded once
  *   store | broker        MySQL/SQLite through knex | RabbitMQ or the in-process broker
  *   server | agent        intake, relay, recorder, sweeper | the endpoint agent
