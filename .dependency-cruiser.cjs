@@ -4,7 +4,7 @@
  *
  *   domain, batch,        pure types, state rules, the group-commit helper, the package's
  *   package.ts            own directory and version
- *   log                   structured logging
+ *   log | metrics         structured logging | Prometheus metrics
  *   config                settings, loaded once
  *   store | broker        MySQL/SQLite through knex | RabbitMQ or the in-process broker
  *   server | agent        intake, relay, recorder, sweeper | the endpoint agent
@@ -13,12 +13,13 @@
  *
  * The client imports the domain's types and nothing else of src/: it is a program of its own
  * that needs no configuration, database or broker.
- * Folders of one layer do not import each other (store and broker, server and agent).
+ * Folders of one layer do not import each other (log and metrics, store and broker, server and
+ * agent).
  * migrations/ is data for the store and imports nothing from src/.
  */
 const LAYERS = [
   ['domain', 'batch', 'package\\.ts'],
-  ['log'],
+  ['log', 'metrics'],
   ['config'],
   ['store', 'broker'],
   ['server', 'agent'],

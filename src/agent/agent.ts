@@ -19,6 +19,7 @@ import {
   type TaskMessage,
 } from '../domain';
 import type { Logger } from '../log';
+import type { AgentMetrics } from '../metrics';
 import { VERSION } from '../package';
 import { AttemptJournal } from './attempts';
 import { HeartbeatSender } from './heartbeat';
@@ -52,6 +53,8 @@ export interface AgentOptions {
   labels?: Readonly<Record<string, string>>;
   /** how often it tells the registry it is alive (HEARTBEAT_MS) */
   heartbeatMs?: number;
+  /** handler durations and retries, when the agent serves metrics */
+  metrics?: AgentMetrics;
 }
 
 /** how often an agent beats by default, as agent.heartbeat */
@@ -408,6 +411,7 @@ export class Agent {
       this.log.warn('failing task without running it', { task_id: task.id, errmsg });
       return this.event(task, attempt, { event: 'finished', status: 'FAILED', errnr: 1, errmsg });
     }
+    this.options.metrics?.runStarted(task.type, attempt);
     const { outcome, output } = await this.run(task, attempt);
     if (outcome.abandoned) return SHUTDOWN;
     const { status, errnr, errmsg, payload } = outcome;
@@ -468,6 +472,7 @@ export class Agent {
     const output = new OutputCapture(this.options.outputLimitBytes ?? OUTPUT_LIMIT_BYTES);
     try {
       log.debug('running task');
+      const startedAt = process.hrtime.bigint();
       const outcome = await this.options.runner.run({
         task: handlerTask,
         endpoint: this.options.endpoint,
@@ -479,6 +484,10 @@ export class Agent {
         output: (stream, line) => output.add(stream, line),
       });
       log.info('task finished', { status: outcome.status, errnr: outcome.errnr });
+      if (!outcome.abandoned) {
+        const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
+        this.options.metrics?.handlerRan(task.type, outcome.status, seconds);
+      }
       return { outcome, output: output.result() };
     } finally {
       clearTimeout(started);

@@ -2,18 +2,20 @@
  * The HTTP API, in the original tasker's shape: POST /<type> creates a task, GET /<type>/<identifier>
  * returns it with every endpoint's response (the routes of tasks are in task-routes.ts, of the
  * endpoint registry in fleet-routes.ts, of the configured task types in type-routes.ts, of
- * recurring schedules in schedule-routes.ts). Health
- * checks stay open; everything else needs a bearer token when tokens are configured.
+ * recurring schedules in schedule-routes.ts). Health checks stay open; everything else needs a
+ * bearer token when tokens are configured, /metrics too when it is served here (metrics.ts).
  */
 import express from 'express';
 import type { TaskBroker } from '../broker';
 import type { TaskerConfig } from '../config/types';
 import type { Logger } from '../log';
+import type { ServerMetrics } from '../metrics';
 import type { ChangeFeed, Intake } from '../server';
 import { pingDatabase, type Db } from '../store';
 import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { fleetRoutes } from './fleet-routes';
+import { metricsRoute, requestDurations } from './metrics';
 import { scheduleRoutes } from './schedule-routes';
 import { taskRoutes } from './task-routes';
 import { typeRoutes } from './type-routes';
@@ -29,6 +31,10 @@ export interface ApiDeps {
   log: Logger;
   /** the outbox has something to publish now: the relay should look */
   onOutbox?: () => void;
+  /** times every request, by route */
+  metrics?: ServerMetrics;
+  /** serve GET /metrics (behind the tokens) with what this gives; absent: not here */
+  scrapeMetrics?: () => Promise<string>;
 }
 
 /** how long /readyz waits for the database and the broker to answer */
@@ -40,6 +46,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  if (deps.metrics !== undefined) app.use(requestDurations(deps.metrics));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -58,6 +65,9 @@ export function createApp(deps: ApiDeps): express.Express {
   });
 
   app.use(requireBearerToken(config.api.tokens));
+  if (deps.metrics !== undefined && deps.scrapeMetrics !== undefined) {
+    app.use(metricsRoute(deps.metrics, deps.scrapeMetrics));
+  }
   // before the task routes: "endpoints", "types" and "schedules" are no task types
   app.use(fleetRoutes({ db, config }));
   app.use(typeRoutes(config));

@@ -1,2 +1,3 @@
 export { createApp, type ApiDeps } from './app';
+export { UNMATCHED_ROUTE, createMetricsApp } from './metrics';
 export { parseCreateTaskBody, type BodyLimits, type CreateTaskBody } from './validate';

@@ -17,6 +17,8 @@ import {
 import { createBroker, type TaskBroker } from '../broker';
 import { isInProcessBroker, type TaskerConfig } from '../config';
 import { createLogger, type Logger } from '../log';
+import { AgentMetrics } from '../metrics';
+import { startMetricsListener, type MetricsListener } from './metrics-listener';
 import { exitOnFatal, onShutdownSignals } from './signals';
 
 /** after an abort, how long a handler may take to stop before its process is killed */
@@ -80,8 +82,10 @@ export function createAgent(
   runner: HandlerRunner,
   broker: TaskBroker,
   log: Logger,
+  metrics?: AgentMetrics,
 ): Agent {
   return new Agent({
+    ...(metrics === undefined ? {} : { metrics }),
     endpoint,
     types: Object.keys(config.taskTypes),
     runner,
@@ -122,14 +126,29 @@ export async function agentCommand(config: TaskerConfig, burst = false): Promise
   broker.session.on('fatal', exitOnFatal(log));
   // handlers first: a missing one fails before the agent connects
   const runner = await startHandlerRunner(config, log);
-  const agent = createAgent(config, endpoint, runner, broker, log);
+  const { metricsListen } = config.agent;
+  const metrics =
+    metricsListen === null
+      ? undefined
+      : new AgentMetrics({ running: (): number => agent.runningTasks });
+  const agent = createAgent(config, endpoint, runner, broker, log, metrics);
+  let listener: MetricsListener | null = null;
   try {
     // a state directory another agent process uses fails before connecting
     await agent.claimStateDir();
+    if (metrics !== undefined && metricsListen !== null) {
+      listener = await startMetricsListener(
+        metricsListen,
+        metrics,
+        () => metrics.render(),
+        log.child({ part: 'metrics' }),
+      );
+    }
     await broker.start();
     await agent.start();
   } catch (err) {
     // the open connection and the handler process would keep the process running
+    await listener?.close();
     await agent.close().catch(() => undefined);
     await runner.close();
     await broker.close().catch(() => undefined);
@@ -140,6 +159,7 @@ export async function agentCommand(config: TaskerConfig, burst = false): Promise
       await agent.close();
       await runner.close();
       await broker.close();
+      await listener?.close();
     },
     log,
     { waitingFor: () => runningTasks(agent.runningTasks) },

@@ -1,29 +1,37 @@
 /**
  * `tasker server` as a process: the API and the server's background parts (relay, recorder,
- * sweeper, scheduler) in one process, each switchable, so several servers can share one database and
- * broker. Starts even while the broker is down (tasks are accepted as CREATED and relayed
- * later). close() drains in reverse order of start and is safe to call twice.
+ * sweeper, scheduler) in one process, each switchable, so several servers can share one
+ * database and broker, and its Prometheus metrics (on the API, or on a listener of their own).
+ * Starts even while the broker is down (tasks are accepted as CREATED and relayed later).
+ * close() drains in reverse order of start and is safe to call twice.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../api';
 import { createBroker, type TaskBroker } from '../broker';
 import type { TaskerConfig } from '../config';
 import type { Logger } from '../log';
+import { ServerMetrics } from '../metrics';
 import {
   ChangeFeed,
   Intake,
+  countChanges,
+  metricsScraper,
   outboxPublishers,
   startRecorder,
   startRelay,
   startScheduler,
   startSweeper,
+  timedPublishers,
 } from '../server';
 import { createDb, type Db, type TaskChange } from '../store';
+import { closeListener, listen, startMetricsListener } from './metrics-listener';
 
 export interface ServerHandle {
   /** the port the API listens on (0 when the API is off) */
   readonly port: number;
+  /** the port of the metrics listener (0 when there is none: `server.metrics_listen` unset) */
+  readonly metricsPort: number;
   readonly db: Db;
   readonly broker: TaskBroker;
   close(): Promise<void>;
@@ -37,16 +45,6 @@ export interface ServerOptions {
    * agents). Without it the server connects to `config.broker.url` itself.
    */
   broker?: TaskBroker;
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 export async function startServer(
@@ -74,6 +72,7 @@ export async function startServer(
   }
 
   let port = 0;
+  let metricsPort = 0;
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
@@ -91,9 +90,20 @@ export async function startServer(
   try {
     await startBroker();
     const { server: parts } = config;
-    const publish = outboxPublishers(broker, config.taskTypes);
-    const changes = new ChangeFeed(broker, log.child({ part: 'changes' }));
-    const onChanged = (changed: TaskChange[]): void => changes.publish(changed);
+    // read at scrape time, once the feed below exists
+    const metrics = parts.metrics
+      ? new ServerMetrics({ watchers: (): number => feed.watchers })
+      : undefined;
+    const publish =
+      metrics === undefined
+        ? outboxPublishers(broker, config.taskTypes)
+        : timedPublishers(outboxPublishers(broker, config.taskTypes), metrics);
+    const feed = new ChangeFeed(
+      broker,
+      log.child({ part: 'changes' }),
+      metrics === undefined ? undefined : (changed) => countChanges(metrics, changed),
+    );
+    const onChanged = (changed: TaskChange[]): void => feed.publish(changed);
     const relay = parts.relay
       ? startRelay(
           db,
@@ -114,6 +124,7 @@ export async function startServer(
           prefetch: parts.recorderPrefetch,
           agentUserPrefix: parts.authenticateAgents ? parts.agentUserPrefix : null,
           onChanged,
+          ...(metrics === undefined ? {} : { metrics }),
         },
         log.child({ part: 'recorder' }),
       );
@@ -150,33 +161,44 @@ export async function startServer(
         publish,
         log: log.child({ part: 'api' }),
         onPublishDeferred: () => relay?.kick(),
-        onAccepted: (task) => onChanged([{ task, rows: [] }]),
+        onAccepted: (task) => {
+          metrics?.taskCreated(task.type);
+          onChanged([{ task, rows: [] }]);
+        },
       });
       // the API's watchers hear of every server's changes
-      await changes.start();
-      cleanups.push(() => changes.close());
+      await feed.start();
+      cleanups.push(() => feed.close());
       const app = createApp({
         db,
         broker,
         config,
         intake,
-        changes,
+        changes: feed,
         log: log.child({ part: 'api' }),
         onOutbox: () => relay?.kick(),
+        ...(metrics === undefined ? {} : { metrics }),
+        // on the API behind its tokens, unless the metrics have a listener of their own
+        ...(metrics !== undefined && parts.metricsListen === null
+          ? { scrapeMetrics: metricsScraper(metrics, db) }
+          : {}),
       });
       const server = createServer(app);
       server.keepAliveTimeout = 5000;
       await listen(server, config.api.port, config.api.host);
       port = (server.address() as AddressInfo).port;
-      cleanups.push(
-        () =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeIdleConnections();
-            setTimeout(() => server.closeAllConnections(), 5000).unref();
-          }),
-      );
+      cleanups.push(() => closeListener(server));
       log.info('api listening', { host: config.api.host, port });
+    }
+    if (metrics !== undefined && parts.metricsListen !== null) {
+      const listener = await startMetricsListener(
+        parts.metricsListen,
+        metrics,
+        metricsScraper(metrics, db),
+        log.child({ part: 'metrics' }),
+      );
+      metricsPort = listener.port;
+      cleanups.push(() => listener.close());
     }
   } catch (err) {
     await close();
@@ -186,6 +208,9 @@ export async function startServer(
   return {
     get port() {
       return port;
+    },
+    get metricsPort() {
+      return metricsPort;
     },
     db,
     broker,

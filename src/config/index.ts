@@ -6,5 +6,5 @@ export { isInProcessBroker } from './resolve';
 /** the declarations, for `tasker --help` and the reference in docs/configuration.md */
 export { DECLARED, SETTING_FLAGS, TASK_TYPES, TYPE_SETTINGS, envName } from './settings';
 export { parseBoolean, parseBytes, parseDuration } from './kinds';
-export { sqliteFile } from './urls';
+export { listenAddress, sqliteFile } from './urls';
 export type { BrokerConfig, DatabaseConfig, TaskerConfig, TaskTypeConfig } from './types';

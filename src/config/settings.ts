@@ -19,7 +19,7 @@ import { LOG_LEVELS } from '../log';
 import { bool, bytes, dir, dirs, duration, int, list, oneOf } from './kinds';
 import { commands, labels, rollout, seconds, share, string, url } from './kinds';
 import type { At, Setting } from './kinds';
-import { absoluteDatabaseUrl } from './urls';
+import { absoluteDatabaseUrl, listenAddress } from './urls';
 
 const MIN_TOKEN_LENGTH = 16;
 /** AMQP's prefetch count is a 16-bit field */
@@ -35,6 +35,13 @@ function checkTokens(tokens: string[], at: At): string[] {
     if (/\s/.test(token)) throw fail('must not contain whitespace');
   }
   return tokens;
+}
+
+function checkListenAddress(address: string, at: At): string {
+  if (listenAddress(address) === null) {
+    throw at.fail(at.path, 'must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464');
+  }
+  return address;
 }
 
 function checkTaskTypes(names: string[], at: At): string[] {
@@ -119,6 +126,10 @@ export const SECTIONS = {
     timeout_grace: duration('1m', 'silence past execution_timeout before TIMED_OUT'),
     authenticate_agents: bool(false, "accept results only from the endpoint's broker user"),
     agent_user_prefix: string('tasker-agent-', 'broker user of an endpoint: <prefix><endpoint>'),
+    metrics: bool(true, 'serve Prometheus metrics at GET /metrics'),
+    metrics_listen: string(null, 'HOST:PORT: /metrics there, without tokens; none: on the API', {
+      check: checkListenAddress,
+    }),
   },
   agent: {
     endpoint: string(null, "this agent's endpoint name; tasker agent needs one", {
@@ -149,6 +160,9 @@ export const SECTIONS = {
     report_delay: duration('200ms', 'a handler still running then is reported RUNNING'),
     isolation: oneOf(['process', 'inline'], 'process', 'run handlers in a child process or inline'),
     labels: labels({}, 'labels of this endpoint, e.g. {role: web, dc: fra1}, for selectors'),
+    metrics_listen: string(null, "HOST:PORT: the agent's own /metrics there; none: no metrics", {
+      check: checkListenAddress,
+    }),
     heartbeat: duration('15s', 'how often the agent tells the server it is alive', {
       check: (ms, at) => {
         if (ms < MIN_HEARTBEAT_MS || ms > MAX_HEARTBEAT_MS) {

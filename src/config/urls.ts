@@ -34,3 +34,15 @@ export function absoluteDatabaseUrl(url: string, cwd: string): string {
   if (!url.startsWith('sqlite:')) return url;
   return `sqlite://${sqliteFile(url, cwd).split('/').map(encodeURIComponent).join('/')}`;
 }
+
+/**
+ * A listen address, `HOST:PORT` (an IPv6 host in brackets, `[::1]:9464`); port 0 takes any free
+ * port. Null when the text is not one.
+ */
+export function listenAddress(text: string): { host: string; port: number } | null {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  if (match === null) return null;
+  const port = Number(match[3]);
+  if (port > 65535) return null;
+  return { host: (match[1] ?? match[2]) as string, port };
+}

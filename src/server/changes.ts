@@ -40,13 +40,19 @@ export class ChangeFeed {
   private readonly byTask = new Map<number, Set<(event: ChangeEvent) => void>>();
   private readonly everything = new Set<(event: ChangeEvent) => void>();
 
+  /**
+   * `onCommitted` hears every committed change this server publishes, whichever part made it
+   * (the metrics count them there).
+   */
   constructor(
     private readonly broker: TaskBroker,
     private readonly log: Logger,
+    private readonly onCommitted: (changes: readonly TaskChange[]) => void = () => undefined,
   ) {}
 
   /** Publish committed changes, without waiting: a change is news, not a decision. */
   publish(changes: readonly TaskChange[]): void {
+    this.onCommitted(changes);
     for (const { task, rows } of changes) this.publishEvent(changeEvent(task, rows));
   }
 

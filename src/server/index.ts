@@ -11,3 +11,4 @@ export { startRelay } from './relay';
 export { startSweeper } from './sweeper';
 export { startScheduler, type SchedulerOptions } from './scheduler';
 export { ChangeFeed, changeEvent } from './changes';
+export { countChanges, databaseProbe, metricsScraper, timedPublishers } from './metrics';

@@ -118,7 +118,7 @@ export async function sweepDeadlines(
         if (swept.next === null || swept.kind === null) return row;
         outcome[swept.kind] += 1;
         const updated = stateToRow(row, swept.next, now);
-        changes.row(updated);
+        changes.row(updated, row);
         return updated;
       });
       const before = task.status;

@@ -95,3 +95,4 @@ export {
   type EndpointView,
   type FleetSummary,
 } from './endpoints';
+export { endpointCounts, outboxStats, type EndpointCounts, type OutboxStats } from './stats';

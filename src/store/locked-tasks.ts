@@ -15,6 +15,7 @@ import {
   nextRolloutStep,
   pendingState,
   type ResponseState,
+  type ResponseStatus,
   type Rollout,
   type Share,
   type TaskStatus,
@@ -263,18 +264,42 @@ export class Changes {
   readonly tasks = new Set<TaskRow>();
   /** tasks whose rows changed: their version grows */
   readonly touched = new Set<number>();
+  /** each changed row's status when the transaction found it (absent: a row it made) */
+  private readonly rowStatusBefore = new Map<string, ResponseStatus>();
+  /** each settled task's status when the transaction found it */
+  private readonly taskStatusBefore = new Map<number, TaskStatus>();
 
-  row(row: ResponseRow): void {
-    this.rows.set(rowKey(Number(row.task_id), row.endpoint), row);
+  /** A row changed; `before` is the row as the transaction found it (none for a new row). */
+  row(row: ResponseRow, before?: Pick<ResponseRow, 'status'>): void {
+    const key = rowKey(Number(row.task_id), row.endpoint);
+    if (!this.rows.has(key) && before !== undefined) this.rowStatusBefore.set(key, before.status);
+    this.rows.set(key, row);
     this.touched.add(Number(row.task_id));
+  }
+
+  /** The task's status as the transaction found it, before settleTask decides it again. */
+  taskFoundAs(taskId: number, status: TaskStatus): void {
+    if (!this.taskStatusBefore.has(taskId)) this.taskStatusBefore.set(taskId, status);
   }
 
   /** Each task that changed, as now stored, with its rows that changed. */
   summary(): TaskChange[] {
-    return [...this.tasks].map((task) => ({
-      task,
-      rows: [...this.rows.values()].filter((row) => Number(row.task_id) === Number(task.id)),
-    }));
+    return [...this.tasks].map((task) => {
+      const taskId = Number(task.id);
+      const rows = [...this.rows.values()].filter((row) => Number(row.task_id) === taskId);
+      const before = this.taskStatusBefore.get(taskId);
+      const rowsBefore = new Map<string, ResponseStatus>();
+      for (const row of rows) {
+        const status = this.rowStatusBefore.get(rowKey(taskId, row.endpoint));
+        if (status !== undefined) rowsBefore.set(row.endpoint, status);
+      }
+      return {
+        task,
+        rows,
+        ...(before === undefined ? {} : { statusBefore: before }),
+        rowStatusBefore: rowsBefore,
+      };
+    });
   }
 }
 
@@ -282,6 +307,13 @@ export class Changes {
 export interface TaskChange {
   task: TaskRow;
   rows: ResponseRow[];
+  /**
+   * The task's status before the transaction, where it decided the task again (results,
+   * deadlines, cancels, retries); absent where a change only publishes or creates it.
+   */
+  statusBefore?: TaskStatus;
+  /** the status of each changed row before the transaction, by endpoint (absent: a new row) */
+  rowStatusBefore?: ReadonlyMap<string, ResponseStatus>;
 }
 
 /**
@@ -298,6 +330,7 @@ export function settleTask(
 ): TaskStatus {
   const taskId = Number(task.id);
   const before = { ...task };
+  changes.taskFoundAs(taskId, task.status);
   const rollout = taskRollout(task);
   if (rollout !== null && task.stopped_reason === null && !isTerminalTask(task.status)) {
     const current = rows.filter((row) => row.round === task.round && row.expected);
@@ -320,7 +353,7 @@ export function settleTask(
           now,
         );
         rows[i] = cancelled;
-        changes.row(cancelled);
+        changes.row(cancelled, row);
       });
     }
   }

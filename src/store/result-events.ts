@@ -47,7 +47,8 @@ export async function recordResultEvents(
         continue;
       }
       const key = rowKey(event.task_id, event.endpoint);
-      const row = locked.rows.get(key) ?? newUnexpectedRow(task, event.endpoint, now);
+      const found = locked.rows.get(key);
+      const row = found ?? newUnexpectedRow(task, event.endpoint, now);
       // a round a retry has closed is history: late news of it changes nothing now
       const stale = event.round !== null && event.round < row.round;
       const next = stale ? null : applyResultEvent(rowToState(row), event, now);
@@ -57,7 +58,7 @@ export async function recordResultEvents(
       }
       const updated = stateToRow(row, next, now);
       locked.rows.set(key, updated);
-      changes.row(updated);
+      changes.row(updated, found);
       if (event.output !== undefined && event.output !== null && isTerminalResponse(event.status)) {
         changes.outputs.push({
           task_id: event.task_id,

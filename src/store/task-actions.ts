@@ -104,7 +104,7 @@ export async function cancelTask(
               now,
             )
           : { ...row, cancel_requested_at: now, cancel_reason: reason, last_modified_time: now };
-      changes.row(updated);
+      changes.row(updated, row);
       return updated;
     });
     if (request.endpoints === null) task.cancel_reason = request.reason;
@@ -195,7 +195,7 @@ export async function retryTask(
         pendingState(),
         now,
       );
-      changes.row(fresh);
+      changes.row(fresh, row);
       return fresh;
     });
     Object.assign(task, {

@@ -34,6 +34,8 @@ import {
   setSchedulePaused,
   updateSchedule,
   sweepDeadlines,
+  endpointCounts,
+  outboxStats,
   findEndpointRow,
   forgetEndpoint,
   listEndpoints,
@@ -639,6 +641,15 @@ describe.each([
         last_error: 'broker said no',
       });
       expect(new Date(left[0].next_attempt_at).getTime()).toBeGreaterThan(Date.now());
+    });
+
+    it('counts the outbox and dates its oldest row, for the metrics', async () => {
+      await stack.db('outbox').delete();
+      expect(await outboxStats(stack.db)).toEqual({ depth: 0, oldest: null });
+      const oldest = new Date(Date.parse('2026-11-30T12:00:00.250Z'));
+      await createTask(stack.db, newTask({ now: new Date(oldest.getTime() + 5000) }));
+      await createTask(stack.db, newTask({ now: oldest }));
+      expect(await outboxStats(stack.db)).toEqual({ depth: 2, oldest });
     });
 
     it('drops outbox rows of tasks past their delivery deadline without publishing', async () => {
@@ -1278,6 +1289,19 @@ describe.each([
       expect(later.endpoints.find((e) => e.name === 'r1')).toMatchObject({
         status: 'offline',
         since: at(45_000).toISOString(),
+      });
+    });
+
+    it('counts endpoints by status for the metrics, as the list says them', async () => {
+      expect(await endpointCounts(stack.db, at(44_999))).toEqual({
+        online: 2,
+        offline: 1,
+        stopped: 1,
+      });
+      expect(await endpointCounts(stack.db, at(45_000))).toEqual({
+        online: 0,
+        offline: 3,
+        stopped: 1,
       });
     });
 

@@ -6,6 +6,7 @@ import { Agent, inlineRunner, type HandleTask } from '../../src/agent';
 import { createBroker, type AmqpBroker } from '../../src/broker';
 import type { TaskerConfig } from '../../src/config';
 import { createLogger, silentLogger, type Logger } from '../../src/log';
+import type { AgentMetrics } from '../../src/metrics';
 import { startServer, type ServerHandle } from '../../src/cli/server-process';
 
 export const testLog: Logger = process.env.TEST_LOG
@@ -56,6 +57,7 @@ export async function startTestAgent(
     drainTimeoutMs?: number;
     brokerUrl?: string;
     log?: Logger;
+    metrics?: AgentMetrics;
   } = {},
 ): Promise<RunningAgent> {
   const broker = newBroker(config, `agent-${endpoint}`, options.brokerUrl);
@@ -73,6 +75,7 @@ export async function startTestAgent(
     stateDir: config.agent.stateDir,
     log: (options.log ?? testLog).child({ endpoint }),
     drainTimeoutMs: options.drainTimeoutMs ?? 2000,
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
   });
   await agent.start();
   return {

@@ -106,6 +106,8 @@ describe('defaults', () => {
         timeoutGraceMs: 60_000,
         authenticateAgents: false,
         agentUserPrefix: 'tasker-agent-',
+        metrics: true,
+        metricsListen: null,
       },
       agent: {
         endpoint: null,
@@ -121,6 +123,7 @@ describe('defaults', () => {
         reportDelayMs: 200,
         isolation: 'process',
         labels: {},
+        metricsListen: null,
         heartbeatMs: 15_000,
       },
       log: { level: 'info' },
@@ -372,6 +375,28 @@ manager:
 });
 
 describe('unknown keys', () => {
+  it('takes server.metrics_listen and agent.metrics_listen as HOST:PORT, and nothing else', () => {
+    const env = { TASKER_SERVER_METRICS_LISTEN: '[::1]:9464' };
+    expect(loadYaml('task_types: [w]\n', { env }).server.metricsListen).toBe('[::1]:9464');
+    const agentEnv = { TASKER_AGENT_METRICS_LISTEN: '0.0.0.0:9465' };
+    expect(loadYaml('task_types: [w]\n', { env: agentEnv }).agent.metricsListen).toBe(
+      '0.0.0.0:9465',
+    );
+    expect(
+      configError(() => loadYaml('task_types: [w]\nagent: { metrics_listen: "9465" }\n')).key,
+    ).toBe('agent.metrics_listen');
+    expect(
+      loadYaml('task_types: [w]\nserver: { metrics_listen: "127.0.0.1:0" }\n').server,
+    ).toMatchObject({ metrics: true, metricsListen: '127.0.0.1:0' });
+    for (const bad of ['9464', 'host:', 'host:70000', 'a b:1']) {
+      const error = configError(() =>
+        loadYaml(`task_types: [w]\nserver: { metrics_listen: "${bad}" }\n`),
+      );
+      expect(error.key).toBe('server.metrics_listen');
+      expect(error.message).toContain('must be HOST:PORT');
+    }
+  });
+
   it('names the full key path and suggests the closest known key', () => {
     const error = configError(() => loadYaml('task_types: [worker]\napi:\n  prot: 1\n'));
     expect(error.key).toBe('api.prot');

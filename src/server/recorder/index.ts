@@ -10,7 +10,14 @@
 import type { Delivery, Subscription, TaskBroker } from '../../broker';
 import type { ResultEvent } from '../../domain';
 import type { Logger } from '../../log';
-import { failsEveryWrite, recordResultEvents, type Db, type TaskChange } from '../../store';
+import type { ServerMetrics } from '../../metrics';
+import {
+  failsEveryWrite,
+  recordResultEvents,
+  type Db,
+  type RecordOutcome,
+  type TaskChange,
+} from '../../store';
 import { FailureCounts, isolateBadMessages, type WriteResult } from './isolate';
 import { recordHeartbeatDeliveries } from './heartbeats';
 import { acceptMessage, settleMessage, type Accepted, type HeardBeat } from './messages';
@@ -23,6 +30,8 @@ export interface RecorderOptions {
   agentUserPrefix?: string | null;
   /** told of what each committed batch changed */
   onChanged?: (changes: TaskChange[]) => void;
+  /** batch sizes, events by outcome and their age at commit */
+  metrics?: ServerMetrics;
 }
 
 /** the longest pause before a batch that could not be written goes back to the queue */
@@ -33,6 +42,25 @@ const ISOLATE_AFTER_FAILURES = 3;
 /** The pause after `failures` batches in a row went back to the queue: 0.5 s, 1 s, 2 s … 10 s. */
 export function outagePauseMs(failures: number): number {
   return Math.min(MAX_PAUSE_MS, 250 * 2 ** Math.min(failures, 6));
+}
+
+/** The events of a committed write: by outcome, and each recorded one's age (its agent's `at`). */
+function observeCommit(
+  metrics: ServerMetrics | undefined,
+  events: readonly ResultEvent[],
+  outcome: RecordOutcome,
+): void {
+  if (metrics === undefined) return;
+  const committedAt = Date.now();
+  const orphaned = new Set(outcome.orphaned);
+  const ages = events
+    .filter((event) => !orphaned.has(event))
+    .map((event) => (committedAt - Date.parse(event.at)) / 1000)
+    .filter((age) => Number.isFinite(age));
+  metrics.eventsCommitted(
+    { applied: outcome.applied, ignored: outcome.ignored, orphaned: outcome.orphaned.length },
+    ages,
+  );
 }
 
 export async function startRecorder(
@@ -49,6 +77,7 @@ export async function startRecorder(
   const write = async (events: ResultEvent[]): Promise<WriteResult> => {
     try {
       const outcome = await recordResultEvents(db, events);
+      observeCommit(options.metrics, events, outcome);
       log.debug('recorded result events', {
         applied: outcome.applied,
         ignored: outcome.ignored,
@@ -85,6 +114,7 @@ export async function startRecorder(
   };
 
   const onBatch = async (deliveries: Delivery[]): Promise<void> => {
+    options.metrics?.recorderBatchTaken(deliveries.length);
     const results: Accepted[] = [];
     const beats: HeardBeat[] = [];
     for (const delivery of deliveries) {
