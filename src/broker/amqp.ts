@@ -238,15 +238,8 @@ export class AmqpBroker implements TaskBroker {
 
   /** A queue refused our arguments: check on a channel of its own that it exists, and keep it. */
   private async keepOldQueue(queue: string, refusal: unknown): Promise<void> {
-    const connection = this.session.current;
-    if (connection === null) return;
-    const probe = await connection.createChannel();
-    probe.on('error', () => undefined);
-    try {
-      await probe.checkQueue(queue);
-    } finally {
-      await probe.close().catch(() => undefined);
-    }
+    if (this.session.current === null) return;
+    await this.onProbeChannel((probe) => probe.checkQueue(queue));
     this.oldQueues.add(queue);
     this.log.warn(
       'queue exists with other arguments (made by an older tasker?); using it as it is',
@@ -493,19 +486,28 @@ export class AmqpBroker implements TaskBroker {
     };
   }
 
-  async waitingTasks(endpoint: string, types: readonly string[]): Promise<number> {
-    const connection = this.session.current;
-    if (connection === null) throw this.unavailable('not connected');
-    // a channel of its own: checking a queue that is not there closes the channel
-    const probe = await connection.createChannel();
-    probe.on('error', () => undefined);
-    try {
+  waitingTasks(endpoint: string, types: readonly string[]): Promise<number> {
+    return this.onProbeChannel(async (probe) => {
       let waiting = 0;
       for (const type of types) {
         const queue = names.endpointQueue(this.prefix, type, endpoint);
         waiting += (await probe.checkQueue(queue)).messageCount;
       }
       return waiting;
+    });
+  }
+
+  /**
+   * `use` on a channel of its own, closed afterwards: checking a queue that is not there closes
+   * the channel it is checked on, which must not be a shared one.
+   */
+  private async onProbeChannel<T>(use: (probe: amqp.Channel) => Promise<T>): Promise<T> {
+    const connection = this.session.current;
+    if (connection === null) throw this.unavailable('not connected');
+    const probe = await connection.createChannel();
+    probe.on('error', () => undefined);
+    try {
+      return await use(probe);
     } finally {
       await probe.close().catch(() => undefined);
     }
