@@ -28,14 +28,13 @@ import {
   type Rollout,
   type Selector,
   type Share,
-  type TaskStatus,
   readAfter,
   readPolicy,
   type DependencyPolicy,
   type TaskRef,
 } from '../domain';
 import { parseDuration } from '../config';
-import type { EndpointFilter } from '../store';
+import type { EndpointFilter, TaskFilter } from '../store';
 
 export interface CreateTaskBody {
   identifier: string;
@@ -284,15 +283,8 @@ function timestamp(query: Record<string, unknown>, key: string): Date | undefine
   return date;
 }
 
-export interface ListQuery {
-  statuses?: TaskStatus[];
-  endpoint?: string;
-  since?: Date;
-  until?: Date;
-  identifierPrefix?: string;
-  beforeId?: number;
-  limit: number;
-}
+/** A task list's filter as the query gives it; the route adds the type. */
+export type ListQuery = Omit<TaskFilter, 'type'>;
 
 const LIST_KEYS = ['status', 'endpoint', 'since', 'until', 'identifier', 'limit', 'cursor', 'type'];
 
