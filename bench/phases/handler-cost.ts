@@ -4,24 +4,16 @@
  * sandbox, and the command `/bin/true`; the CPU of this process and its children (the sandbox's
  * processes, each command) per task, and tasks/s.
  */
-import {
-  Agent,
-  HandlerSandbox,
-  inlineRunner,
-  withCommands,
-  type HandlerRunner,
-} from '../../src/agent';
-import { MemoryBroker, type Delivery, type Subscription } from '../../src/broker';
+import { HandlerSandbox, inlineRunner, withCommands, type HandlerRunner } from '../../src/agent';
 import { silentLogger } from '../../src/log';
 import { sleep } from '../../test/support/waiting';
 import { cpuSeconds } from '../lib/cpu-meter';
-import { HANDLERS_DIR, removeScratchDir, scratchDir } from '../lib/run-resources';
+import { HANDLERS_DIR } from '../lib/run-resources';
 import { rate } from '../lib/stats';
-import { taskMessage } from './soak';
+import { startLoneAgent, taskMessage } from './soak';
 import { join } from 'node:path';
 
 const TYPE = 'noop';
-const ENDPOINT = 'soak1';
 
 export interface HandlerCost {
   handler: string;
@@ -37,51 +29,21 @@ async function runThrough(
   concurrency: number,
   timeoutMs: number,
 ): Promise<{ elapsedMs: number; cpuS: number }> {
-  const stateDir = scratchDir('tasker-cost-');
-  const broker = new MemoryBroker({ prefix: 'cost', log: silentLogger });
-  let finished = 0;
-  const agent = new Agent({
-    endpoint: ENDPOINT,
-    types: [TYPE],
-    runner,
-    broker,
-    concurrency,
-    prefetch: concurrency * 4,
-    reportDelayMs: 1000,
-    stateDir,
-    log: silentLogger,
-  });
-  let results: Subscription | null = null;
+  const lone = await startLoneAgent(runner, { concurrency, prefetch: concurrency * 4 });
   try {
-    await broker.start();
-    results = await broker.consumeResults(
-      { prefetch: 2000, batchSize: 500, lingerMs: 0 },
-      async (deliveries: Delivery[]) => {
-        for (const delivery of deliveries) {
-          const parsed = JSON.parse(delivery.content.toString()) as unknown;
-          const events = (Array.isArray(parsed) ? parsed : [parsed]) as Array<{ event?: unknown }>;
-          finished += events.filter((event) => event.event === 'finished').length;
-          delivery.ack();
-        }
-      },
-    );
-    await agent.start();
     const cpuBefore = cpuSeconds(process.pid) ?? 0;
     const started = performance.now();
-    for (let id = 1; id <= tasks; id += 1) await broker.publishTask(taskMessage(id));
+    for (let id = 1; id <= tasks; id += 1) await lone.broker.publishTask(taskMessage(id));
     const deadline = Date.now() + timeoutMs;
-    while (finished < tasks) {
+    while (lone.finished() < tasks) {
       if (Date.now() > deadline)
-        throw new Error(`${finished} of ${tasks} tasks in ${timeoutMs} ms`);
+        throw new Error(`${lone.finished()} of ${tasks} tasks in ${timeoutMs} ms`);
       await sleep(5);
     }
     const elapsedMs = performance.now() - started;
     return { elapsedMs, cpuS: (cpuSeconds(process.pid) ?? 0) - cpuBefore };
   } finally {
-    await agent.close().catch(() => undefined);
-    await results?.close().catch(() => undefined);
-    await broker.close().catch(() => undefined);
-    removeScratchDir(stateDir);
+    await lone.close();
   }
 }
 

@@ -119,22 +119,25 @@ export function taskMessage(id: number): TaskMessage {
   };
 }
 
-export async function agentSoak(options: SoakPhaseOptions): Promise<SoakPhase> {
-  const { progress } = options;
+/** One real Agent running `runner` on an in-process broker, counting the finished events it sends. */
+export interface LoneAgent {
+  broker: MemoryBroker;
+  /** finished events received so far */
+  finished(): number;
+  close(): Promise<void>;
+}
+
+export async function startLoneAgent(
+  runner: HandlerRunner,
+  options: { concurrency: number; prefetch: number },
+): Promise<LoneAgent> {
   const stateDir = scratchDir('tasker-soak-');
   const broker = new MemoryBroker({ prefix: 'soak', log: silentLogger });
   let finished = 0;
-  const countFinished = (delivery: Delivery): void => {
-    const parsed = JSON.parse(delivery.content.toString()) as unknown;
-    const events = (Array.isArray(parsed) ? parsed : [parsed]) as Array<{ event?: unknown }>;
-    finished += events.filter((event) => event.event === 'finished').length;
-    delivery.ack();
-  };
-  const noop: HandleTask = (_task, response) => response;
   const agent = new Agent({
     endpoint: ENDPOINT,
     types: [TYPE],
-    runner: inlineRunner(new Map([[TYPE, noop]])),
+    runner,
     broker,
     concurrency: options.concurrency,
     prefetch: options.prefetch,
@@ -143,44 +146,65 @@ export async function agentSoak(options: SoakPhaseOptions): Promise<SoakPhase> {
     log: silentLogger,
   });
   let results: Subscription | null = null;
+  const close = async (): Promise<void> => {
+    await agent.close().catch(() => undefined);
+    await results?.close().catch(() => undefined);
+    await broker.close().catch(() => undefined);
+    removeScratchDir(stateDir);
+  };
   try {
     await broker.start();
     results = await broker.consumeResults(
       { prefetch: 2000, batchSize: 500, lingerMs: 0 },
-      async (deliveries) => {
-        for (const delivery of deliveries) countFinished(delivery);
+      async (deliveries: Delivery[]) => {
+        for (const delivery of deliveries) {
+          const parsed = JSON.parse(delivery.content.toString()) as unknown;
+          const events = (Array.isArray(parsed) ? parsed : [parsed]) as Array<{ event?: unknown }>;
+          finished += events.filter((event) => event.event === 'finished').length;
+          delivery.ack();
+        }
       },
     );
     await agent.start();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { broker, finished: () => finished, close };
+}
+
+export async function agentSoak(options: SoakPhaseOptions): Promise<SoakPhase> {
+  const { progress } = options;
+  const noop: HandleTask = (_task, response) => response;
+  const lone = await startLoneAgent(inlineRunner(new Map([[TYPE, noop]])), options);
+  const { broker } = lone;
+  try {
     let published = 0;
     const runTo = async (total: number): Promise<number> => {
       const started = performance.now();
       const deadline = Date.now() + options.timeoutMs;
       let nextReport = started + 2000;
-      while (finished < total) {
+      while (lone.finished() < total) {
         if (Date.now() > deadline) {
           throw new Error(
-            `soak: ${finished} of ${total} tasks finished in ${options.timeoutMs} ms`,
+            `soak: ${lone.finished()} of ${total} tasks finished in ${options.timeoutMs} ms`,
           );
         }
-        while (published < total && published - finished < OUTSTANDING) {
+        while (published < total && published - lone.finished() < OUTSTANDING) {
           published += 1;
           await broker.publishTask(taskMessage(published));
         }
         await sleep(published < total ? 0 : 5);
         if (performance.now() >= nextReport) {
           nextReport += 2000;
-          progress(`  soak: ${finished} tasks finished`);
+          progress(`  soak: ${lone.finished()} tasks finished`);
         }
       }
       return performance.now() - started;
     };
     return await measure(options, 'through one agent', runTo);
   } finally {
-    await agent.close().catch(() => undefined);
-    await results?.close().catch(() => undefined);
-    await broker.close().catch(() => undefined);
-    removeScratchDir(stateDir);
+    await lone.close();
   }
 }
 
