@@ -88,20 +88,25 @@ async function replaceServer(cluster: Cluster, proxy: TcpProxy): Promise<void> {
   await cluster.startServer();
 }
 
+/** Post the task `long` (a minute's work) to `endpoint` and wait until its handler runs. */
+async function postLongRunning(cluster: Cluster, endpoint: string): Promise<void> {
+  await cluster.post(
+    'long',
+    { payload: { seconds: 60 }, endpoints: [endpoint] },
+    Date.now() + 10_000,
+  );
+  await waitFor(
+    () => rowsOf(cluster, 'long'),
+    (rows) => rows[0]?.status === 'RUNNING',
+    15_000,
+    'long RUNNING',
+  );
+}
+
 it('carries out a cancel answered just before the server was killed', async () => {
   const { cluster, proxy } = await proxied(['oc1'], []);
   try {
-    await cluster.post(
-      'long',
-      { payload: { seconds: 60 }, endpoints: ['oc1'] },
-      Date.now() + 10_000,
-    );
-    await waitFor(
-      () => rowsOf(cluster, 'long'),
-      (rows) => rows[0]?.status === 'RUNNING',
-      15_000,
-      'long RUNNING',
-    );
+    await postLongRunning(cluster, 'oc1');
     proxy.cut();
     expect(await call(cluster, 'worker/long/cancel', { reason: 'stop the rollout' })).toBe(200);
     const outbox = await cluster.stack.db('outbox').where({ kind: 'cancel' });
@@ -131,17 +136,7 @@ it('carries out a cancel issued while the broker is down', async () => {
   });
   await cluster.start();
   try {
-    await cluster.post(
-      'long',
-      { payload: { seconds: 60 }, endpoints: ['ob1'] },
-      Date.now() + 10_000,
-    );
-    await waitFor(
-      () => rowsOf(cluster, 'long'),
-      (rows) => rows[0]?.status === 'RUNNING',
-      15_000,
-      'long RUNNING',
-    );
+    await postLongRunning(cluster, 'ob1');
     await rabbitmq.kill();
     // the agent's handler runs on meanwhile; the cancel waits in the outbox
     expect(await call(cluster, 'worker/long/cancel')).toBe(200);
