@@ -3,16 +3,9 @@
  * /schedules/<name> shows one with its next due times and its latest tasks, PATCH changes it,
  * POST …/pause and …/resume stop and restart it, DELETE removes it (its tasks stay).
  */
-import express, { type RequestHandler, type Router } from 'express';
+import express, { type Router } from 'express';
 import type { TaskerConfig } from '../config';
-import { parseDuration } from '../config';
-import {
-  NotFoundError,
-  TaskerError,
-  ValidationError,
-  readScheduleBody,
-  type ScheduleSpec,
-} from '../domain';
+import { NotFoundError, ValidationError, readScheduleBody, type ScheduleSpec } from '../domain';
 import {
   createSchedule,
   deleteSchedule,
@@ -25,6 +18,8 @@ import {
   updateSchedule,
   type Db,
 } from '../store';
+import { jsonParser, requireJson } from './json-body';
+import { readDuration } from './validate';
 
 /** due times and tasks GET /schedules/<name> shows */
 const NEXT_RUNS = 5;
@@ -33,37 +28,20 @@ const RECENT_TASKS = 20;
 const fail = (path: string, problem: string): Error =>
   path === '' ? new ValidationError(problem) : new ValidationError(`${path} ${problem}`, path);
 
-const requireJson: RequestHandler = (req, _res, next) => {
-  if (req.is('application/json')) {
-    next();
-    return;
-  }
-  throw new TaskerError(
-    'unsupported_media_type',
-    'send the body as JSON with the header Content-Type: application/json',
-  );
-};
-
 export function scheduleRoutes({ db, config }: { db: Db; config: TaskerConfig }): Router {
   const router = express.Router();
-  const json = express.json({ limit: config.api.bodyLimitBytes, strict: false });
+  const json = jsonParser(config.api.bodyLimitBytes);
   const read = (body: unknown, base?: ScheduleSpec): ScheduleSpec =>
     readScheduleBody(body, {
       fail,
       types: Object.keys(config.taskTypes),
       limits: config.api,
-      readDuration: (value, path) => {
-        try {
-          return parseDuration(value);
-        } catch (err) {
-          throw fail(path, (err as Error).message);
-        }
-      },
+      readDuration,
       ...(base === undefined ? {} : { base }),
     });
   const name = (value: unknown): string => String(value);
 
-  router.post('/schedules', requireJson, json, async (req, res) => {
+  router.post('/schedules', requireJson(false), json, async (req, res) => {
     const { row, created } = await createSchedule(db, read(req.body));
     res.status(created ? 201 : 200).json(toScheduleView(row));
   });
@@ -81,7 +59,7 @@ export function scheduleRoutes({ db, config }: { db: Db; config: TaskerConfig })
     );
   });
 
-  router.patch('/schedules/:name', requireJson, json, async (req, res) => {
+  router.patch('/schedules/:name', requireJson(false), json, async (req, res) => {
     const row = await findScheduleRow(db, name(req.params.name));
     if (row === null) {
       throw new NotFoundError('not_found', `no schedule ${JSON.stringify(req.params.name)}`);

@@ -29,6 +29,7 @@ import {
   taskEtag,
   writeCursor,
 } from './validate';
+import { jsonParser, requireJson } from './json-body';
 import { streamChanges, streamTask, waitForTask } from './watch';
 
 export interface TaskRouteDeps {
@@ -50,23 +51,6 @@ function taskTypeOf(req: Request, config: TaskerConfig): TaskTypeConfig {
     );
   }
   return type;
-}
-
-const hasBody = (req: Request): boolean =>
-  req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-
-/** The body must be JSON; with `optional`, there may be none at all (cancel, retry). */
-function requireJson(optional: boolean): RequestHandler {
-  return (req, _res, next) => {
-    if ((optional && !hasBody(req)) || req.is('application/json')) {
-      next();
-      return;
-    }
-    throw new TaskerError(
-      'unsupported_media_type',
-      'send the body as JSON with the header Content-Type: application/json',
-    );
-  };
 }
 
 /** The list of `?type=a,b` or `?status=X,Y` of the change stream, or null for all. */
@@ -115,11 +99,7 @@ async function withRegistry(db: Db, task: TaskWithResponses): Promise<TaskWithRe
 export function taskRoutes(deps: TaskRouteDeps): Router {
   const { config, db, intake, changes } = deps;
   const router = express.Router();
-  const json = express.json({
-    limit: config.api.bodyLimitBytes,
-    strict: false,
-    type: 'application/json',
-  });
+  const json = jsonParser(config.api.bodyLimitBytes);
   const watch = { db, changes };
 
   const found = async (type: TaskTypeConfig, identifier: string): Promise<TaskWithResponses> => {

@@ -195,14 +195,19 @@ export function parseCreateTaskBody(
   return parsed;
 }
 
-function duration(value: unknown, path: string): number {
+/** A duration of the body or query (a number of seconds, or "250ms", "5m", …) at `path`. */
+export function readDuration(value: unknown, path: string): number {
   try {
-    const ms = parseDuration(value);
-    if (ms > 7 * 24 * 3_600_000) throw new Error('must be at most 7 days');
-    return ms;
+    return parseDuration(value);
   } catch (err) {
     throw fail(path, (err as Error).message);
   }
+}
+
+function duration(value: unknown, path: string): number {
+  const ms = readDuration(value, path);
+  if (ms > 7 * 24 * 3_600_000) throw fail(path, 'must be at most 7 days');
+  return ms;
 }
 
 /** A list of distinct endpoint names, or null when absent (all). */
@@ -406,11 +411,7 @@ export function parseWaitQuery(
   let waitMs = 0;
   const wait = param(query, 'wait');
   if (wait !== undefined) {
-    try {
-      waitMs = parseDuration(wait);
-    } catch (err) {
-      throw fail('wait', (err as Error).message);
-    }
+    waitMs = readDuration(wait, 'wait');
     if (waitMs > maxWaitMs) {
       throw fail('wait', `must be at most ${maxWaitMs / 1000} s (api.max_wait)`);
     }
