@@ -7,14 +7,7 @@ export type {
   Handlers,
 } from './contract';
 export { commandHandlers, runCommand, withCommands } from './command';
-export {
-  fileVersion,
-  findHandlerFiles,
-  findHandlers,
-  handlerVersions,
-  importHandler,
-  loadHandlers,
-} from './loader';
+export { fileVersion, findHandlers, handlerVersions, importHandler } from './loader';
 export { inlineRunner, type HandlerRunner, type RunRequest } from './runner';
 export { HandlerSandbox, type SandboxOptions } from './sandbox';
 export { checkResponse, runHandler, TIMEOUT_ERRNR, type Outcome } from './run';

@@ -89,21 +89,6 @@ export async function findHandlers(
   return files;
 }
 
-/** The JavaScript handler module of each type (an executable found instead is an error). */
-export async function findHandlerFiles(
-  dirs: readonly string[],
-  types: readonly string[],
-): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  for (const [type, { file, kind }] of await findHandlers(dirs, types)) {
-    if (kind !== 'module') {
-      throw new TaskerError('handler_invalid', `${file} is a command; a module is needed here`);
-    }
-    files.set(type, file);
-  }
-  return files;
-}
-
 /** A handler module as imported: its handle_task and the `version` it exports, if any. */
 export interface LoadedHandler {
   handleTask: HandleTask;
@@ -159,16 +144,4 @@ export async function handlerVersions(
     versions.set(type, exported.get(file) ?? (await fileVersion(file)));
   }
   return versions;
-}
-
-/** Find and import the handlers of `types` into this process. */
-export async function loadHandlers(
-  dirs: readonly string[],
-  types: readonly string[],
-): Promise<Map<string, HandleTask>> {
-  const handlers = new Map<string, HandleTask>();
-  for (const [type, file] of await findHandlerFiles(dirs, types)) {
-    handlers.set(type, (await importHandler(file)).handleTask);
-  }
-  return handlers;
 }
