@@ -98,8 +98,12 @@ export function layerFromTree(tree: Record<string, unknown>, origin: string): La
   };
   const put = (path: string, name: string, value: unknown) => {
     const shape = Array.isArray(value) ? 'list' : isPlainObject(value) ? 'mapping' : undefined;
-    if (shape && shape !== declared(path)?.takes) {
-      throw fail(name, `must be a single value, not a ${shape}`);
+    const takes = declared(path)?.takes;
+    if (shape && shape !== takes) {
+      throw fail(
+        name,
+        `must be ${takes === undefined ? 'a single value' : `a ${takes}`}, not a ${shape}`,
+      );
     }
     claim(path, name);
     layer.set(path, { value, origin });

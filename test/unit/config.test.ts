@@ -711,6 +711,13 @@ describe('values', () => {
     ['agent: { endpoint: "bad name" }', 'agent.endpoint', 'must be 1-64 letters'],
     ['agent: { handlers_dir: [] }', 'agent.handlers_dir', 'at least one directory'],
     ['agent: { isolation: thread }', 'agent.isolation', 'must be one of process, inline'],
+    ['agent: { output_limit: 2mb }', 'agent.output_limit', 'must be at most 1mb'],
+    ['agent: { handlers: [deploy] }', 'agent.handlers', 'must be a mapping, not a list'],
+    [
+      'agent: { handlers: { w: { command: "/bin/deploy --now" } } }',
+      'agent.handlers.w.command',
+      'must be a non-empty list',
+    ],
     ['api: { tokens: [short] }', 'api.tokens[0]', 'at least 16 characters'],
     ['api: { tokens: [123] }', 'api.tokens[0]', 'must be a string'],
     ['log: { level: verbose }', 'log.level', 'must be one of debug, info, warn, error'],
@@ -719,6 +726,14 @@ describe('values', () => {
     expect(error.key).toBe(key);
     expect(error.message).toContain(problem);
     expect(error.message).toContain(`[${path.join(cwd, 'config', 'unit.yaml')}]`);
+  });
+
+  it('takes agent.handlers from the config file only', () => {
+    const error = configError(() =>
+      load({ env: { TASKER_TASK_TYPES: 'w', TASKER_AGENT_HANDLERS: 'w=/bin/true' } }),
+    );
+    expect(error.key).toBe('agent.handlers');
+    expect(error.message).toContain('in the config file');
   });
 
   it('does not echo a url or a token in messages', () => {
