@@ -29,7 +29,15 @@ it('lets the queues of made-up endpoints expire, and live endpoints never notice
     for (let task = 1; task <= 10; task += 1) {
       await cluster.post(`ghosts-${task}`, { endpoints: madeUp(task) }, Date.now() + 30_000);
     }
-    expect((await queues(prefix)).filter((q) => q.includes('.ghost-'))).toHaveLength(1000);
+    // each task's queues are declared before its publish: at once, or by the relay when the POST
+    // answered CREATED (its publish took longer than api.publish_wait on a busy machine)
+    const ghosts = await waitFor(
+      async () => (await queues(prefix)).filter((q) => q.includes('.ghost-')),
+      (names) => names.length >= 1000,
+      30_000,
+      'the made-up endpoints’ queues to be declared',
+    );
+    expect(ghosts).toHaveLength(1000);
     // live endpoints work meanwhile
     for (let i = 1; i <= 20; i += 1) {
       await cluster.post(
