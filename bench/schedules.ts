@@ -21,6 +21,8 @@ const TYPES: Record<string, TaskTypeConfig> = {
     maxDeliveries: 5,
     rollout: null,
     successThreshold: null,
+    retry: null,
+    priority: 0,
   },
 };
 

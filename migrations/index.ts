@@ -19,6 +19,8 @@ import * as addEndpointIndex from './20261201000008_add_task_responses_endpoint_
 import * as createEndpoints from './20261201000009_create_endpoints';
 import * as addTasksSelector from './20261201000010_add_tasks_selector';
 import * as createResponseOutputs from './20261202000001_create_response_outputs';
+import * as addNextAttemptAt from './20261202000002_add_task_responses_next_attempt_at';
+import * as addTasksPriority from './20261202000003_add_tasks_priority';
 import * as addTasksNotBefore from './20261203000001_add_tasks_not_before';
 import * as addTasksDueIndex from './20261203000002_add_tasks_due_index';
 import * as createTaskDependencies from './20261203000003_create_task_dependencies';
@@ -48,6 +50,8 @@ export const migrations: readonly Migration[] = [
   { name: '20261201000009_create_endpoints', ...createEndpoints },
   { name: '20261201000010_add_tasks_selector', ...addTasksSelector },
   { name: '20261202000001_create_response_outputs', ...createResponseOutputs },
+  { name: '20261202000002_add_task_responses_next_attempt_at', ...addNextAttemptAt },
+  { name: '20261202000003_add_tasks_priority', ...addTasksPriority },
   { name: '20261203000001_add_tasks_not_before', ...addTasksNotBefore },
   { name: '20261203000002_add_tasks_due_index', ...addTasksDueIndex },
   { name: '20261203000003_create_task_dependencies', ...createTaskDependencies },

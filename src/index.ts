@@ -8,4 +8,5 @@
 export type { HandleTask, HandlerContext, HandlerResponse, HandlerTask } from './agent/contract';
 export type { DependencyResponse, DependencyResult } from './domain/dependencies';
 export { TaskerError, coerceError, type ErrorCode } from './domain/errors';
+export { BlockedError, RetryableError, BLOCKED_ERRNR, RETRY_ERRNR } from './domain/retry';
 export { VERSION } from './package';

@@ -10,18 +10,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Delivery, Subscription, TaskBroker } from '../broker';
 import {
+  RESULT_LIMITS,
   WIRE_VERSION,
+  decideRetry,
+  readWireRetry,
+  retryKindOf,
   parseControlMessage,
   parseTaskMessage,
   taskExpiresAt,
   type AgentInfo,
   type ResultEvent,
+  type RetryKind,
   type TaskMessage,
 } from '../domain';
 import type { Logger } from '../log';
 import type { AgentMetrics } from '../metrics';
 import { VERSION } from '../package';
-import { AttemptJournal } from './attempts';
+import { AttemptJournal, type RunCounts } from './attempts';
 import { HeartbeatSender } from './heartbeat';
 import { OutputCapture, type CapturedOutput } from './output';
 import { lockStateDir, type DirLock } from './lock';
@@ -86,6 +91,24 @@ type Execution = ResultEvent | typeof LATE | typeof WAITED | typeof SHUTDOWN;
 
 /** A task's run in a round: what the agent's memory of runs is keyed by. */
 const runKey = (task: Pick<TaskMessage, 'id' | 'round'>): string => `${task.id}:${task.round}`;
+
+const failMessage = (path: string, problem: string): Error => new Error(`${path} ${problem}`);
+
+/** An errmsg within what the recorder takes. */
+function clip(text: string): string {
+  const max = RESULT_LIMITS.errmsgChars;
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** Wait `ms`, or less if `signal` aborts first: whether the whole wait passed. */
+async function waitUnlessStopped(ms: number, signal: AbortSignal): Promise<boolean> {
+  try {
+    await sleep(ms, undefined, { signal });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** At most `size` handlers at once; the rest wait in arrival order, and are refused on close. */
 class Slots {
@@ -389,45 +412,163 @@ export class Agent {
     }
   }
 
+  /**
+   * Count the run in the journal, run it, and run it again while it asks to be retried and its
+   * type's retry policy and the execution deadline allow: the delivery stays unacked meanwhile,
+   * so an agent killed during a retry wait has the task redelivered, and the journal continues
+   * its count of runs.
+   */
   private async runCounted(task: TaskMessage, redelivered: boolean): Promise<Execution> {
     const { runner } = this.options;
-    let attempt: number;
+    const policy = task.retry === undefined ? null : readWireRetry(task.retry, failMessage);
+    const deadline = taskExpiresAt(task);
+    const stop = this.stopper(task);
+    try {
+      let continuing = redelivered;
+      let last = 0;
+      for (;;) {
+        const { attempt, runs } = this.countRun(task, continuing, last);
+        last = attempt;
+        const crashed = runs.started - 1 - runs.ended;
+        if (!runner.has(task.type) || crashed >= task.max_deliveries) {
+          const errmsg = !runner.has(task.type)
+            ? `no handler for task type ${task.type} on this endpoint`
+            : `gave up after ${task.max_deliveries} deliveries: the task never finished ` +
+              '(does its handler crash the agent?)';
+          this.log.warn('failing task without running it', { task_id: task.id, errmsg });
+          return this.event(task, attempt, {
+            event: 'finished',
+            status: 'FAILED',
+            errnr: 1,
+            errmsg,
+          });
+        }
+        this.options.metrics?.runStarted(task.type, attempt);
+        // the first run has the whole execution timeout; a retry what is left of it
+        const timeoutMs =
+          attempt === 1 || !continuing
+            ? task.execution_timeout_ms
+            : Math.max(1, Math.min(task.execution_timeout_ms, deadline - Date.now()));
+        const { outcome, output } = await this.run(task, attempt, stop.signal, timeoutMs);
+        if (outcome.abandoned) return SHUTDOWN;
+        const { status, errnr, errmsg, payload } = outcome;
+        const kept = output === null ? {} : { output: output.text, output_bytes: output.bytes };
+        const kind = retryKindOf(status, errnr);
+        let why = '';
+        if (kind !== null) {
+          const blocked = runs.blocked + (kind === 'blocked' ? 1 : 0);
+          const now = Date.now();
+          const decision = decideRetry(
+            policy,
+            kind,
+            { started: runs.started, blocked },
+            now,
+            deadline,
+          );
+          if (decision.retry) {
+            const next = new Date(decision.atMs).toISOString();
+            this.recordRetry(task, kind);
+            await this.reports
+              .send(
+                this.event(task, attempt, {
+                  event: 'retrying',
+                  status: 'RETRYING',
+                  errnr,
+                  errmsg,
+                  next_attempt_at: next,
+                  ...kept,
+                }),
+              )
+              .catch((err: unknown) =>
+                this.log.warn('could not report a retry', { task_id: task.id, err }),
+              );
+            this.log.info('retrying task', {
+              task_id: task.id,
+              attempt,
+              kind,
+              next_attempt_at: next,
+            });
+            if (!(await waitUnlessStopped(decision.waitMs, stop.signal))) {
+              const reason: unknown = stop.signal.reason;
+              if (reason instanceof CancelRequest) {
+                return this.cancelledEvent(task, attempt, reason.reason);
+              }
+              return SHUTDOWN;
+            }
+            continuing = true;
+            continue;
+          }
+          why = decision.why;
+        }
+        return this.event(task, attempt, {
+          event: 'finished',
+          status,
+          errnr,
+          errmsg: why === '' ? errmsg : clip(`${errmsg ?? 'failed'} (${why})`),
+          payload,
+          ...kept,
+        });
+      }
+    } finally {
+      this.stops.delete(runKey(task));
+      stop.release();
+    }
+  }
+
+  /**
+   * Count a run in the journal: its number, and the runs counted so far. When the journal cannot
+   * be written the run is counted here only, after `last` (the run before it in this process).
+   */
+  private countRun(
+    task: TaskMessage,
+    continuing: boolean,
+    last: number,
+  ): { attempt: number; runs: RunCounts } {
     try {
       const expires_at = new Date(taskExpiresAt(task)).toISOString();
-      attempt = this.journal.start({ ...task, expires_at }, redelivered);
+      const attempt = this.journal.start({ ...task, expires_at }, continuing);
+      return { attempt, runs: this.journal.runs(task) };
     } catch (err) {
       // A full or read-only disk must not stop the work; it only weakens the poison-task limit.
       this.log.error('could not record the run in the attempt journal; running it uncounted', {
         task_id: task.id,
         err,
       });
-      attempt = redelivered ? 2 : 1;
+      const attempt = last > 0 ? last + 1 : continuing ? 2 : 1;
+      return { attempt, runs: { started: attempt, ended: attempt - 1, blocked: 0 } };
     }
-    if (!runner.has(task.type) || attempt > task.max_deliveries) {
-      const errmsg = !runner.has(task.type)
-        ? `no handler for task type ${task.type} on this endpoint`
-        : `gave up after ${task.max_deliveries} deliveries: the task never finished ` +
-          '(does its handler crash the agent?)';
-      this.log.warn('failing task without running it', { task_id: task.id, errmsg });
-      return this.event(task, attempt, { event: 'finished', status: 'FAILED', errnr: 1, errmsg });
+  }
+
+  private recordRetry(task: TaskMessage, kind: RetryKind): void {
+    try {
+      this.journal.ended(task, kind === 'blocked');
+    } catch (err) {
+      this.log.error('could not record a retry in the attempt journal', { task_id: task.id, err });
     }
-    this.options.metrics?.runStarted(task.type, attempt);
-    const { outcome, output } = await this.run(task, attempt);
-    if (outcome.abandoned) return SHUTDOWN;
-    const { status, errnr, errmsg, payload } = outcome;
-    return this.event(task, attempt, {
-      event: 'finished',
-      status,
-      errnr,
-      errmsg,
-      payload,
-      ...(output === null ? {} : { output: output.text, output_bytes: output.bytes }),
-    });
+  }
+
+  /**
+   * What stops the runs of a task here, and the wait between them: a cancel of the task (its
+   * reason a CancelRequest) or the agent's shutdown. One controller per task, not
+   * AbortSignal.any(), which keeps every combined signal alive: see run.ts.
+   */
+  private stopper(task: TaskMessage): { signal: AbortSignal; release(): void } {
+    const stop = new AbortController();
+    const onShutdown = (): void => stop.abort(this.shutdown.signal.reason);
+    if (this.shutdown.signal.aborted) onShutdown();
+    else this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+    this.stops.set(runKey(task), stop);
+    return {
+      signal: stop.signal,
+      release: () => this.shutdown.signal.removeEventListener('abort', onShutdown),
+    };
   }
 
   private async run(
     task: TaskMessage,
     attempt: number,
+    stop: AbortSignal,
+    timeoutMs: number,
   ): Promise<{ outcome: Outcome; output: CapturedOutput | null }> {
     const log = this.log.child({ task_id: task.id, type: task.type, attempt });
     let lastProgress = 0;
@@ -461,14 +602,6 @@ export class Agent {
       deliver_by: task.deliver_by,
       ...(task.dependencies === undefined ? {} : { dependencies: task.dependencies }),
     };
-    // one controller per run, aborted by a cancel of the task or by the agent's shutdown (not
-    // AbortSignal.any(), which keeps every combined signal alive: see run.ts)
-    const key = runKey(task);
-    const stop = new AbortController();
-    const onShutdown = (): void => stop.abort(this.shutdown.signal.reason);
-    if (this.shutdown.signal.aborted) onShutdown();
-    else this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
-    this.stops.set(key, stop);
     const output = new OutputCapture(this.options.outputLimitBytes ?? OUTPUT_LIMIT_BYTES);
     try {
       log.debug('running task');
@@ -477,8 +610,8 @@ export class Agent {
         task: handlerTask,
         endpoint: this.options.endpoint,
         attempt,
-        timeoutMs: task.execution_timeout_ms,
-        signal: stop.signal,
+        timeoutMs,
+        signal: stop,
         log,
         progress,
         output: (stream, line) => output.add(stream, line),
@@ -491,8 +624,6 @@ export class Agent {
       return { outcome, output: output.result() };
     } finally {
       clearTimeout(started);
-      this.stops.delete(key);
-      this.shutdown.signal.removeEventListener('abort', onShutdown);
     }
   }
 

@@ -5,8 +5,10 @@
  * nothing, and their `redelivered` flag does not tell a task that ran from one that only waited
  * in the agent's prefetch.
  *
- * One line per run start, `<task id> <created_at> <expires_at> <count> <round>`, written with one
- * synchronous append to a file kept open. Finished tasks are forgotten in memory; the file is
+ * One line per run start or retry, `<task id> <created_at> <expires_at> <count> <round> <ended>
+ * <blocked>`, written with one synchronous append to a file kept open: `count` runs started,
+ * `ended` of them ended asking to be retried (so a crash is a run that started and never ended),
+ * `blocked` of those were blocked (not counted against the type's retry.max_attempts). Finished tasks are forgotten in memory; the file is
  * rewritten with what is still open every few thousand lines, and on open. An entry is kept
  * until its task message expires (its delivery deadline plus its execution timeout): until then
  * a redelivery may come, and the journal is also what tells the agent that this endpoint started
@@ -38,6 +40,17 @@ interface Entry {
   createdAt: string;
   expiresAt: string;
   count: number;
+  ended: number;
+  blocked: number;
+}
+
+/** The runs of a task counted so far. */
+export interface RunCounts {
+  started: number;
+  /** runs that ended asking to be run again */
+  ended: number;
+  /** of those, runs that were blocked */
+  blocked: number;
 }
 
 const COMPACT_AFTER_LINES = 5000;
@@ -77,8 +90,9 @@ export class AttemptJournal {
       if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
     }
     for (const line of text.split('\n')) {
-      // lines from before rounds have no fifth field: round 1
-      const [id, createdAt, expiresAt, count, round = '1'] = line.split(' ');
+      // lines from before rounds have no fifth field: round 1; from before retries no sixth
+      const [id, createdAt, expiresAt, count, round = '1', ended = '0', blocked = '0'] =
+        line.split(' ');
       const taskId = Number(id);
       const runs = Number(count);
       if (!Number.isSafeInteger(taskId) || !Number.isSafeInteger(runs) || runs < 1) continue;
@@ -91,6 +105,8 @@ export class AttemptJournal {
         createdAt,
         expiresAt,
         count: runs,
+        ended: Number(ended) || 0,
+        blocked: Number(blocked) || 0,
       });
     }
     const fd = this.compact();
@@ -121,23 +137,54 @@ export class AttemptJournal {
 
   /**
    * Record that a run of `task` starts, and return its number. A first delivery (not
-   * `redelivered`) is run 1 whatever was recorded before; a redelivery continues the count of
-   * runs that started, so a task that only waited in the prefetch of a crashed agent is 1 too.
+   * `redelivered`) is run 1 whatever was recorded before; a redelivery (or a retry of the run
+   * before) continues the count of runs that started, so a task that only waited in the
+   * prefetch of a crashed agent is 1 too.
    * An entry for another task with the same id (a database recreated under the same state
    * directory) is told apart by its creation time.
    */
   start(task: CountedTask, redelivered: boolean): number {
-    const fd = this.ensureOpen();
+    this.ensureOpen();
     const key = keyOf(task.id, task.round);
     const known = this.entries.get(key);
-    const before = redelivered && known?.createdAt === task.created_at ? known.count : 0;
+    const before = redelivered && known?.createdAt === task.created_at ? known : undefined;
     const entry: Entry = {
       id: task.id,
       round: task.round,
       createdAt: task.created_at,
       expiresAt: task.expires_at,
-      count: before + 1,
+      count: (before?.count ?? 0) + 1,
+      ended: before?.ended ?? 0,
+      blocked: before?.blocked ?? 0,
     };
+    this.write(key, entry);
+    return entry.count;
+  }
+
+  /** The run that started last ended asking to be run again (`blocked`: not counted). */
+  ended(task: Pick<CountedTask, 'id' | 'round'>, blocked: boolean): void {
+    const key = keyOf(task.id, task.round);
+    const known = this.entries.get(key);
+    if (known === undefined) return;
+    this.write(key, {
+      ...known,
+      ended: known.ended + 1,
+      blocked: known.blocked + (blocked ? 1 : 0),
+    });
+  }
+
+  /** The runs counted of this task (all zero when none). */
+  runs(task: Pick<CountedTask, 'id' | 'round' | 'created_at'>): RunCounts {
+    this.ensureOpen();
+    const known = this.entries.get(keyOf(task.id, task.round));
+    if (known === undefined || known.createdAt !== task.created_at) {
+      return { started: 0, ended: 0, blocked: 0 };
+    }
+    return { started: known.count, ended: known.ended, blocked: known.blocked };
+  }
+
+  private write(key: string, entry: Entry): void {
+    const fd = this.ensureOpen();
     this.entries.set(key, entry);
     // No fsync: the count must survive the agent process dying, which the page cache does;
     // losing it to a power cut only gives a poison task a few more tries.
@@ -146,7 +193,6 @@ export class AttemptJournal {
     if (this.linesSinceCompaction >= Math.max(COMPACT_AFTER_LINES, 2 * this.entries.size)) {
       this.compact();
     }
-    return entry.count;
   }
 
   /** Whether a run of this task started here before (and was not finished and acked since). */
@@ -171,5 +217,6 @@ export class AttemptJournal {
 const keyOf = (id: number, round: number): string => `${id}:${round}`;
 
 function line(entry: Entry): string {
-  return `${entry.id} ${entry.createdAt} ${entry.expiresAt} ${entry.count} ${entry.round}\n`;
+  const { id, createdAt, expiresAt, count, round, ended, blocked } = entry;
+  return `${id} ${createdAt} ${expiresAt} ${count} ${round} ${ended} ${blocked}\n`;
 }

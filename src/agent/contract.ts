@@ -34,7 +34,7 @@ export interface HandlerResponse {
 export interface HandlerContext {
   /** this agent's endpoint name */
   endpoint: string;
-  /** 1 on the first delivery, more after a crash or redelivery */
+  /** 1 on the first run, more after a crash, a redelivery or a retry */
   attempt: number;
   log: Logger;
   /** aborted when the execution timeout passes or the agent shuts down */

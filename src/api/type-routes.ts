@@ -5,7 +5,7 @@
  */
 import express, { type Router } from 'express';
 import type { TaskerConfig, TaskTypeConfig } from '../config';
-import { NotFoundError, describeShare } from '../domain';
+import { NotFoundError, describeShare, retryToWire, type WireRetry } from '../domain';
 
 export interface TypeView {
   name: string;
@@ -18,6 +18,10 @@ export interface TypeView {
   max_deliveries: number;
   rollout: { batch: string; max_errors: string; pause_ms: number } | null;
   success_threshold: string | null;
+  /** how a run asking for it is retried (errnr 75, 76); null: it is not */
+  retry: WireRetry | null;
+  /** a task's priority when its POST gives none */
+  priority: number;
 }
 
 export function toTypeView(type: TaskTypeConfig, prefix: string): TypeView {
@@ -37,6 +41,8 @@ export function toTypeView(type: TaskTypeConfig, prefix: string): TypeView {
             pause_ms: type.rollout.pauseMs,
           },
     success_threshold: type.successThreshold === null ? null : describeShare(type.successThreshold),
+    retry: type.retry === null ? null : retryToWire(type.retry),
+    priority: type.priority,
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * What requests carry, checked field by field with errors that name the field: the body of a
- * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?, not_before?, after?,
+ * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?, priority?, not_before?, after?,
  * on_dependency_failure?}`
  * (endpoints: names, or a selector of the fleet), of a cancel and
  * of a retry, and the query of a task list or a wait. Nothing is written for a request that
@@ -12,6 +12,7 @@ import {
   checkEndpoint,
   checkTaskType,
   ENDPOINT_STATUSES,
+  MAX_PRIORITY,
   MAX_JSON_DEPTH,
   TASK_STATUSES,
   checkInt,
@@ -51,6 +52,8 @@ export interface CreateTaskBody {
   /** hold the task WAITING until these tasks are final */
   after?: TaskRef[];
   onDependencyFailure?: DependencyPolicy;
+  /** 0 (routine) to 9 (most urgent); absent: the task type's */
+  priority?: number;
 }
 
 export interface BodyLimits {
@@ -139,6 +142,7 @@ export function parseCreateTaskBody(
       'not_before',
       'after',
       'on_dependency_failure',
+      'priority',
     ],
     '',
     fail,
@@ -176,6 +180,9 @@ export function parseCreateTaskBody(
       body.success_threshold === null
         ? null
         : readShare(body.success_threshold, 'success_threshold', fail, 1);
+  }
+  if (body.priority !== undefined && body.priority !== null) {
+    parsed.priority = checkInt(body.priority, 'priority', fail, { min: 0, max: MAX_PRIORITY });
   }
   const notBefore = readNotBefore(body.not_before, now, limits.maxDelayMs);
   if (notBefore !== undefined) parsed.notBefore = notBefore;

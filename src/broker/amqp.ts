@@ -242,7 +242,7 @@ export class AmqpBroker implements TaskBroker {
     await this.onProbeChannel((probe) => probe.checkQueue(queue));
     this.oldQueues.add(queue);
     this.log.warn(
-      'queue exists with other arguments (made by an older tasker?); using it as it is',
+      'queue exists with other arguments (made by an older tasker?); using it as it is until `tasker upgrade-queues` rebuilds it',
       { queue, err: refusal },
     );
   }
@@ -317,6 +317,7 @@ export class AmqpBroker implements TaskBroker {
       contentType: 'application/json',
       messageId: `task-${message.id}`,
       type: 'task',
+      priority: message.priority ?? 0,
       expiration: String(ttl),
       timestamp: Math.floor(Date.now() / 1000),
       appId: 'tasker',

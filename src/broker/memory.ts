@@ -9,6 +9,7 @@
  * - expiry at the task's delivery deadline plus its execution timeout (AmqpBroker's per-message
  *   `expiration`, see taskExpiresAt): an expired message is never delivered, it is
  *   dead-lettered with reason `expired`;
+ * - priorities: a task goes ahead of waiting tasks of a lower priority;
  * - manual settling: ack; requeue (back at the head, `redelivered`); deadLetter (reason
  *   `rejected`, never redelivered). A delivery settles once; settling it again, or after its
  *   subscription closed, does nothing;
@@ -84,6 +85,8 @@ interface Message {
   /** ms since the epoch after which it is not delivered, or null */
   expiresAt: number | null;
   redelivered: boolean;
+  /** a task's priority (0 when none): it goes ahead of lower ones waiting */
+  priority?: number;
 }
 
 export interface DeadLetter {
@@ -343,12 +346,11 @@ export class MemoryBroker implements TaskBroker {
     const exchange = names.taskExchange(this.prefix, message.type);
     for (const name of this.bindings.get(exchange) ?? []) {
       const queue = this.queue(name);
-      queue.messages.push({
-        content,
-        messageId: `task-${message.id}`,
-        expiresAt,
-        redelivered: false,
-      });
+      const priority = message.priority ?? 0;
+      // as RabbitMQ's x-max-priority queues: after the messages of its priority and above
+      const behind = queue.messages.findIndex((m) => (m.priority ?? 0) < priority);
+      const copy = { content, messageId: `task-${message.id}`, expiresAt, redelivered: false };
+      queue.messages.splice(behind < 0 ? queue.messages.length : behind, 0, { ...copy, priority });
       this.schedule(queue);
     }
     return Promise.resolve();

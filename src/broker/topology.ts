@@ -3,6 +3,7 @@
  * they must agree on arguments to the letter (RabbitMQ refuses a redeclare that differs).
  */
 import type { Options } from 'amqplib';
+import { MAX_PRIORITY } from '../domain';
 
 export const names = {
   taskExchange: (prefix: string, type: string): string => `${prefix}.${type}`,
@@ -33,10 +34,16 @@ export function durableQueueOptions(prefix: string): Options.AssertQueue {
  * An endpoint's queue also expires once unused for `expiresMs` (no consumer, not declared
  * again): a queue bound to a fanout exchange takes a copy of every task of its type for as long
  * as it exists, so one for an endpoint that went away, or never was, must not live for ever.
+ * Its messages are delivered by priority (`x-max-priority`): an urgent task overtakes the
+ * routine ones waiting. A queue made before either argument is kept as it is (see amqp.ts)
+ * until `tasker upgrade-queues` moves its messages to one with today's arguments.
  */
 export function endpointQueueOptions(prefix: string, expiresMs: number): Options.AssertQueue {
   const options = durableQueueOptions(prefix);
-  return { ...options, arguments: { ...options.arguments, 'x-expires': expiresMs } };
+  return {
+    ...options,
+    arguments: { ...options.arguments, 'x-expires': expiresMs, 'x-max-priority': MAX_PRIORITY },
+  };
 }
 
 interface Declarer {

@@ -1,10 +1,10 @@
 /**
- * The server-side commands: migrate, server, and the development stack `up`. Each exits
+ * The server-side commands: migrate, server, upgrade-queues, and the development stack `up`. Each exits
  * non-zero with a one-line reason when it cannot start. (The agent's command lives apart, so
  * an agent never loads the API, knex or mysql2.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { MemoryBroker } from '../broker';
+import { MemoryBroker, upgradeQueues } from '../broker';
 import { isInProcessBroker, sqliteFile, type TaskerConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { startServer, type ServerHandle } from './server-process';
@@ -12,6 +12,8 @@ import {
   createDb,
   databaseEngine,
   ensureDatabase,
+  listEndpointRows,
+  parseJsonColumn,
   migrateLatest,
   migrateRollback,
   migrationStatus,
@@ -42,6 +44,58 @@ export async function migrateCommand(
   } finally {
     await db.destroy();
   }
+}
+
+/**
+ * `tasker upgrade-queues`: rebuild the endpoint queues of the configured task types that an
+ * older tasker made with other arguments, keeping their messages (src/broker/upgrade.ts). The
+ * queues are those of the registry's endpoints for their types, and of `--endpoints a,b` for
+ * every configured type. Exits non-zero when a queue was left busy.
+ */
+export async function upgradeQueuesCommand(
+  config: TaskerConfig,
+  named: string[],
+  force: boolean,
+): Promise<void> {
+  if (isInProcessBroker(config.broker)) {
+    throw new Error('upgrade-queues is for RabbitMQ; broker memory: keeps no queues');
+  }
+  const types = Object.keys(config.taskTypes);
+  const wanted = new Map<string, { type: string; endpoint: string }>();
+  const add = (type: string, endpoint: string): void => {
+    if (types.includes(type)) wanted.set(`${type}\u0000${endpoint}`, { type, endpoint });
+  };
+  const db = createDb(config.database);
+  try {
+    for (const row of await listEndpointRows(db)) {
+      for (const type of parseJsonColumn<string[]>(row.types) ?? []) add(type, row.name);
+    }
+  } finally {
+    await db.destroy();
+  }
+  for (const endpoint of named) for (const type of types) add(type, endpoint);
+  let busy = 0;
+  const results = await upgradeQueues({
+    url: config.broker.url,
+    prefix: config.broker.prefix,
+    queueExpiresMs: config.broker.queueExpiresMs,
+    queues: [...wanted.values()],
+    force,
+    onQueue: ({ queue, outcome, count }) => {
+      if (outcome === 'busy') busy += 1;
+      const detail =
+        outcome === 'upgraded'
+          ? `upgraded, ${count} message(s) kept`
+          : outcome === 'busy'
+            ? `left alone: ${count} consumer(s); stop its agent, or --force`
+            : outcome;
+      console.log(`${queue}: ${detail}`);
+    },
+  });
+  console.log(
+    `${results.length} queue(s) checked, ${results.filter((r) => r.outcome === 'upgraded').length} upgraded`,
+  );
+  if (busy > 0) process.exitCode = 1;
 }
 
 export async function serverCommand(config: TaskerConfig, migrate: boolean): Promise<void> {

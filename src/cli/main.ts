@@ -75,6 +75,12 @@ async function main(argv: string[]): Promise<void> {
               : 'rollback'
             : 'latest',
       );
+    case 'upgrade-queues':
+      return (await import('./commands.js')).upgradeQueuesCommand(
+        config,
+        (values.endpoints ?? '').split(',').filter((name) => name !== ''),
+        values.force === true,
+      );
     case 'up': {
       if (flags.endpoint !== undefined) {
         throw new Error(

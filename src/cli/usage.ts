@@ -14,6 +14,9 @@ commands:
   migrate             install or update the database schema
   migrate --rollback  undo the last migration batch (--all: every migration)
   migrate --status    list applied and pending migrations
+  upgrade-queues      give endpoint queues made by an older tasker today's arguments
+                      (priorities), keeping their messages: the registry's endpoints and
+                      --endpoints a,b; a queue with a consumer only with --force
   up                  development: migrate, run the server and agents for --agents
                       (default console1,console2); with broker memory: all in this process
 
@@ -51,6 +54,8 @@ export const COMMAND_OPTIONS = {
   set: { type: 'string', multiple: true },
   agents: { type: 'string' },
   burst: { type: 'boolean' },
+  endpoints: { type: 'string' },
+  force: { type: 'boolean' },
   migrate: { type: 'boolean' },
   rollback: { type: 'boolean' },
   all: { type: 'boolean' },
@@ -75,6 +80,8 @@ export function usage(): string {
     ['    --agents LIST', 'up: the endpoints to run agents for'],
     ['    --migrate', 'server: migrate the schema before starting'],
     ['    --burst', 'agent: stop (exit 0) once its queues are empty and nothing runs'],
+    ['    --endpoints LIST', 'upgrade-queues: these endpoints too, for every configured type'],
+    ['    --force', 'upgrade-queues: rebuild a queue even while an agent consumes it'],
     ['-h, --help', 'this text'],
     ['-v, --version', 'print the version'],
   ];

@@ -1,6 +1,7 @@
 /**
  * What `tasker send` posts, read from its flags: the endpoints (named, selected, or a
- * broadcast), the payload (a file, JSON, key=value operands), a rollout and a threshold. Pure;
+ * broadcast), the payload (a file, JSON, key=value operands), a rollout, a threshold and a
+ * priority. Pure;
  * a mistake is a UsageError naming the flag.
  */
 import { randomUUID } from 'node:crypto';
@@ -14,6 +15,7 @@ export interface SendBody {
   endpoints?: string[] | Selector;
   rollout?: { batch: number | string; max_errors?: number | string; pause?: string };
   success_threshold?: number | string;
+  priority?: number;
 }
 
 /** the flags' values, by long name */
@@ -56,6 +58,11 @@ export function sendBody(
   }
   if (values['success-threshold'] !== undefined) {
     body.success_threshold = share(values['success-threshold'] as string, '--success-threshold');
+  }
+  if (values.priority !== undefined) {
+    const text = values.priority as string;
+    if (!/^\d$/.test(text)) throw new UsageError(`--priority must be 0 to 9, got "${text}"`);
+    body.priority = Number(text);
   }
   return body;
 }

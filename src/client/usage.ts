@@ -5,7 +5,8 @@ export const CLIENT_USAGE = `usage: tasker <command> [options]   (talks to a tas
 
   send TYPE (--endpoints a,b | --select role=web,dc=fra1 | --select '*' | --broadcast)
        [--online] [--payload @file.json | --payload JSON] [key=value …] [--id IDENTIFIER]
-       [--batch N|P% [--max-errors N|P%] [--pause 30s]] [--success-threshold N|P%] [--wait]
+       [--batch N|P% [--max-errors N|P%] [--pause 30s]] [--success-threshold N|P%]
+       [--priority 0-9] [--wait]
                       post a task; key=value sets a payload field (a JSON value, else text;
                       a.b=1 nests); --wait: watch it to its end
   get TYPE IDENTIFIER the task and every endpoint's state

@@ -17,6 +17,7 @@ export interface Screen {
 /** the order endpoints are shown in when not all fit: what needs a look first */
 const PRIORITY: ResponseStatus[] = [
   'RUNNING',
+  'RETRYING',
   'FAILED',
   'TIMED_OUT',
   'RECEIVED',
@@ -53,6 +54,11 @@ export function rowDetail(row: ResponseJson, barWidth: number): string {
   if (row.status === 'FAILED' || row.status === 'TIMED_OUT') {
     return `errnr ${row.errnr ?? '-'}${row.errmsg === null ? '' : ` ${clean(row.errmsg)}`}`;
   }
+  if (row.status === 'RETRYING') {
+    const next = row.next_attempt_at == null ? '' : ` at ${row.next_attempt_at.slice(11, 19)}`;
+    const error = row.errmsg === null ? '' : `: ${clean(row.errmsg)}`;
+    return `attempt ${row.attempt + 1}${next}, after errnr ${row.errnr ?? '-'}${error}`;
+  }
   if (row.registry !== undefined && row.status === 'PENDING') {
     return row.registry.status === 'never_seen'
       ? 'agent never seen'
@@ -77,7 +83,7 @@ function header(state: WatchState, screen: Screen, now: number): string[] {
   const tally = [
     `done ${count('DONE')}`,
     `failed ${count('FAILED', 'TIMED_OUT')}`,
-    `running ${count('RUNNING')}`,
+    `running ${count('RUNNING', 'RETRYING')}`,
     `waiting ${count('PENDING', 'RECEIVED')}`,
   ];
   if (count('UNDELIVERED') > 0) tally.push(`undelivered ${count('UNDELIVERED')}`);

@@ -30,6 +30,8 @@ export interface ResponseJson {
   progress: Progress | null;
   attempt: number;
   round: number;
+  /** RETRYING: when the next run starts */
+  next_attempt_at?: string | null;
   registry?: RegistryJson;
 }
 

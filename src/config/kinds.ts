@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ConfigError } from '../domain/errors';
 import { checkInt, checkString, describeType, isPlainObject } from '../domain/fields';
 import { readRollout, readShare } from '../domain/rollout';
+import { readRetry } from '../domain/retry';
 import { readLabels } from '../domain/fleet';
 import { readCommandSpec, type CommandSpec } from '../domain/command';
 import type { Fail, IntRule, StringRule } from '../domain/fields';
@@ -225,6 +226,15 @@ export const rollout = kind(
   (value, at) =>
     readRollout(readMapping(value), at.path, at.fail, (pause, path) =>
       PAUSE.parse(pause, { ...at, path }),
+    ),
+);
+const RETRY_DURATION = duration(null, 'a retry delay');
+/** A retry policy: `{max_attempts, delay, backoff, max_delay}`. */
+export const retry = kind(
+  { type: 'mapping {max_attempts, delay, backoff, max_delay}', takes: 'mapping' },
+  (value, at) =>
+    readRetry(readMapping(value), at.path, at.fail, (delay, path) =>
+      RETRY_DURATION.parse(delay, { ...at, path }),
     ),
 );
 /** Labels: a mapping of names to strings, or "role=web,dc=fra1" from env and flags. */

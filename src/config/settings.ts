@@ -13,11 +13,11 @@
  */
 import path from 'node:path';
 import { MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS } from '../domain/fleet';
-import { RESULT_LIMITS } from '../domain/messages';
+import { MAX_PRIORITY, RESULT_LIMITS } from '../domain/messages';
 import { checkEndpoint, checkTaskType } from '../domain/names';
 import { LOG_LEVELS } from '../log';
 import { bool, bytes, dir, dirs, duration, int, list, oneOf } from './kinds';
-import { commands, labels, rollout, seconds, share, string, url } from './kinds';
+import { commands, labels, retry, rollout, seconds, share, string, url } from './kinds';
 import type { At, Setting } from './kinds';
 import { absoluteDatabaseUrl, listenAddress } from './urls';
 
@@ -69,6 +69,11 @@ export const TYPE_SETTINGS = {
   max_deliveries: int(5, 'deliveries to an endpoint before FAILED', { min: 1, max: 100 }),
   rollout: rollout(null, 'send in waves {batch, max_errors, pause}; none: all at once'),
   success_threshold: share(null, 'DONE endpoints that make the task DONE; none: all'),
+  retry: retry(null, 'run again on errnr 75/76: {max_attempts, delay, backoff, max_delay}'),
+  priority: int(0, "a task's priority when its POST gives none: 0 to 9 (urgent)", {
+    min: 0,
+    max: MAX_PRIORITY,
+  }),
 };
 
 export const SECTIONS = {

@@ -52,6 +52,7 @@ export interface Aggregate {
 const AGENT_REPORTED: ReadonlySet<ResponseStatus> = new Set([
   'RECEIVED',
   'RUNNING',
+  'RETRYING',
   'DONE',
   'FAILED',
   'TIMED_OUT',

@@ -9,3 +9,4 @@ export * from './rollout';
 export * from './fleet';
 export * from './dependencies';
 export * from './schedules';
+export * from './retry';

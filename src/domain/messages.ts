@@ -17,6 +17,7 @@ import {
 import { readHeartbeat, type Heartbeat } from './fleet';
 import type { DependencyResult } from './dependencies';
 import { checkEndpoint, checkTaskType } from './names';
+import { readWireRetry, retryToWire, type WireRetry } from './retry';
 import { isResponseStatus, type ResponseStatus, type TaskStatus } from './states';
 
 export const WIRE_VERSION = 1;
@@ -39,7 +40,14 @@ export interface TaskMessage {
   round: number;
   /** the tasks it came after, with their results (bounded), when it has any */
   dependencies?: DependencyResult[];
+  /** how a run that asks to be retried (errnr 75 or 76) runs again; absent: it does not */
+  retry?: WireRetry;
+  /** 0 (routine, the default) to 9 (most urgent), as the AMQP message priority too */
+  priority?: number;
 }
+
+/** the highest task priority (queues are declared with this x-max-priority) */
+export const MAX_PRIORITY = 9;
 
 /**
  * When a task message stops being worth delivering: its delivery deadline plus its execution
@@ -127,7 +135,7 @@ export function parseChangeEvent(raw: Buffer | string): ChangeEvent {
   return obj as unknown as ChangeEvent;
 }
 
-export const RESULT_EVENTS = ['received', 'progress', 'finished'] as const;
+export const RESULT_EVENTS = ['received', 'progress', 'retrying', 'finished'] as const;
 export type ResultEventKind = (typeof RESULT_EVENTS)[number];
 
 export interface Progress {
@@ -165,6 +173,8 @@ export interface ResultEvent {
   output?: string | null;
   /** how long the whole output was, in bytes, before the agent kept head and tail */
   output_bytes?: number | null;
+  /** a retrying event's: when the next run starts */
+  next_attempt_at?: string | null;
 }
 
 const fail: Fail = (path, problem) => new MessageError(`${path} ${problem}`);
@@ -213,7 +223,16 @@ export function parseTaskMessage(raw: Buffer | string): TaskMessage {
     // a server from before rounds sends none: its tasks have one
     round: obj.round === undefined ? 1 : readInt(obj, 'round', '', fail, { min: 1 }),
     ...readDependencies(obj.dependencies),
+    ...readRetryField(obj.retry),
+    ...(obj.priority === undefined || obj.priority === null
+      ? {}
+      : { priority: readInt(obj, 'priority', '', fail, { min: 0, max: MAX_PRIORITY }) }),
   };
+}
+
+function readRetryField(value: unknown): { retry?: WireRetry } {
+  const policy = readWireRetry(value, fail);
+  return policy === null ? {} : { retry: retryToWire(policy) };
 }
 
 /** `dependencies` of a task message: absent, or the list the server took (checked shallowly). */
@@ -357,7 +376,13 @@ export function readResultEvent(value: unknown): ResultEvent {
   }
   const status = obj.status;
   if (!isResponseStatus(status) || status === 'PENDING' || status === 'UNDELIVERED') {
-    throw fail('status', 'must be RECEIVED, RUNNING, DONE, FAILED, TIMED_OUT or CANCELLED');
+    throw fail(
+      'status',
+      'must be RECEIVED, RUNNING, RETRYING, DONE, FAILED, TIMED_OUT or CANCELLED',
+    );
+  }
+  if ((event === 'retrying') !== (status === 'RETRYING')) {
+    throw fail('status', 'is RETRYING for a retrying event, and only for one');
   }
   const errnr = obj.errnr;
   const at = readTimestamp(obj, 'at', '', fail).getTime();
@@ -407,6 +432,9 @@ export function readResultEvent(value: unknown): ResultEvent {
         ? null
         : readInt(obj, 'round', '', fail, { min: 1, max: RESULT_LIMITS.maxAttempt }),
     ...readOutput(obj),
+    ...(event === 'retrying'
+      ? { next_attempt_at: readTimestamp(obj, 'next_attempt_at', '', fail).toISOString() }
+      : {}),
   };
 }
 

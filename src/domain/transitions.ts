@@ -26,6 +26,8 @@ export interface ResponseState {
   finishedAt: Date | null;
   /** how long the finished run's output was (the text is kept apart); null: none */
   outputBytes: number | null;
+  /** RETRYING: when the agent runs the task again */
+  nextAttemptAt: Date | null;
 }
 
 export function pendingState(): ResponseState {
@@ -42,6 +44,7 @@ export function pendingState(): ResponseState {
     lastHeardAt: null,
     finishedAt: null,
     outputBytes: null,
+    nextAttemptAt: null,
   };
 }
 
@@ -61,6 +64,8 @@ export function applyResultEvent(
   now: Date,
 ): ResponseState | null {
   const at = new Date(Math.min(Date.parse(event.at), now.getTime()));
+  const retry = applyRetryStep(state, event, at, now);
+  if (retry !== undefined) return retry;
   if (!canMoveResponse(state.status, event.status)) {
     if (isTerminalResponse(state.status) || event.attempt <= state.attempt) return null;
     return {
@@ -84,6 +89,7 @@ export function applyResultEvent(
     lastHeardAt: now,
   };
   if (isTerminalResponse(event.status)) {
+    next.nextAttemptAt = null;
     next.errnr = event.errnr ?? (event.status === 'DONE' ? 0 : 1);
     next.errmsg = event.errmsg;
     next.payload = event.payload;
@@ -94,6 +100,54 @@ export function applyResultEvent(
         : (event.output_bytes ?? event.output.length);
   }
   return next;
+}
+
+/**
+ * The moves between a run and the wait before the next one, which share a rank (both are
+ * "the endpoint is working on it"): undefined when `event` is no such move.
+ * - a retrying event of attempt n ends that run: the row shows RETRYING with the run's errnr and
+ *   errmsg and when the next starts; the same or an older attempt again changes nothing;
+ * - while RETRYING, only a newer attempt's report moves the row back to RECEIVED or RUNNING
+ *   (a late report of the run that failed is stale).
+ */
+function applyRetryStep(
+  state: ResponseState,
+  event: ResultEvent,
+  at: Date,
+  now: Date,
+): ResponseState | null | undefined {
+  if (event.status === 'RETRYING') {
+    if (state.status === 'UNDELIVERED' || isTerminalResponse(state.status)) return null;
+    if (event.attempt < state.attempt) return null;
+    if (state.status === 'RETRYING' && event.attempt === state.attempt) return null;
+    return {
+      ...state,
+      status: 'RETRYING',
+      attempt: event.attempt,
+      agent: event.agent ?? state.agent,
+      errnr: event.errnr,
+      errmsg: event.errmsg,
+      progress: null,
+      startTime: state.startTime ?? at,
+      lastEventAt: state.lastEventAt !== null && state.lastEventAt > at ? state.lastEventAt : at,
+      lastHeardAt: now,
+      nextAttemptAt: event.next_attempt_at == null ? null : new Date(event.next_attempt_at),
+    };
+  }
+  if (state.status !== 'RETRYING' || isTerminalResponse(event.status)) return undefined;
+  if (event.attempt <= state.attempt) return null;
+  return {
+    ...state,
+    status: event.status,
+    attempt: event.attempt,
+    agent: event.agent ?? state.agent,
+    errnr: null,
+    errmsg: null,
+    progress: event.progress,
+    lastEventAt: at,
+    lastHeardAt: now,
+    nextAttemptAt: null,
+  };
 }
 
 /** PENDING past the delivery deadline: the endpoint never got the task. */
@@ -116,7 +170,7 @@ export function markSilentTimeout(
   now: Date,
   limitMs: number,
 ): ResponseState | null {
-  if (state.status !== 'RECEIVED' && state.status !== 'RUNNING') return null;
+  if (!isWorking(state.status)) return null;
   return {
     ...state,
     status: 'TIMED_OUT',
@@ -124,6 +178,11 @@ export function markSilentTimeout(
     errmsg: `no result from the endpoint within ${Math.round(limitMs / 1000)} s of its last report`,
     finishedAt: now,
   };
+}
+
+/** The endpoint has the task and works on it: a run, or the wait before the next. */
+export function isWorking(status: ResponseStatus): boolean {
+  return status === 'RECEIVED' || status === 'RUNNING' || status === 'RETRYING';
 }
 
 /** What a cancelled row says, besides why: set with the reason as its errmsg. */

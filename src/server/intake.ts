@@ -50,6 +50,8 @@ export interface TaskRequest {
   /** hold the task WAITING until these stored tasks are final */
   after?: TaskRef[];
   onDependencyFailure?: DependencyPolicy;
+  /** 0 to 9: undefined takes the type's */
+  priority?: number;
 }
 
 export interface Accepted {
@@ -104,6 +106,7 @@ export class Intake {
         request.rollout !== undefined ? request.rollout : endpoints === null ? null : type.rollout,
       successThreshold:
         request.successThreshold !== undefined ? request.successThreshold : type.successThreshold,
+      priority: request.priority ?? type.priority,
       now,
       // the relay leaves the task alone while this request may still publish it itself
       outboxDelayMs: config.api.publishWaitMs + config.broker.confirmTimeoutMs + 1000,

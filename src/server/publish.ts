@@ -9,6 +9,7 @@ import type { TaskBroker } from '../broker';
 import type { TaskTypeConfig } from '../config';
 import {
   WIRE_VERSION,
+  retryToWire,
   taskExpiresAt,
   type ControlMessage,
   type DependencyResult,
@@ -47,6 +48,8 @@ export function taskMessage(
     execution_timeout_ms: row.execution_timeout_ms,
     max_deliveries: type?.maxDeliveries ?? FALLBACK_MAX_DELIVERIES,
     round: body.round,
+    priority: Number(row.priority ?? 0),
+    ...(type?.retry == null ? {} : { retry: retryToWire(type.retry) }),
     ...(row.dependencies === null || row.dependencies === undefined
       ? {}
       : { dependencies: parseJsonColumn<DependencyResult[]>(row.dependencies) ?? [] }),

@@ -1,11 +1,17 @@
 /**
  * The sweeper's write: tasks whose `sweep_at` has come are checked for deadlines. A PENDING
- * row past its delivery deadline becomes UNDELIVERED; a RECEIVED or RUNNING row silent for
+ * row past its delivery deadline becomes UNDELIVERED; a RECEIVED, RUNNING or RETRYING row silent for
  * longer than the handler's execution timeout plus a grace period becomes TIMED_OUT; one whose
  * cancel its endpoint did not answer within the grace period becomes CANCELLED. Safe with
  * several servers: each claims its tasks with FOR UPDATE SKIP LOCKED.
  */
-import { markSilentTimeout, markUndelivered, type ResponseState, type TaskStatus } from '../domain';
+import {
+  isWorking,
+  markSilentTimeout,
+  markUndelivered,
+  type ResponseState,
+  type TaskStatus,
+} from '../domain';
 import { forUpdate, withTransaction, type Db } from './db';
 import {
   Changes,
@@ -50,7 +56,7 @@ function sweepRow(
     }
     return { next: markUndelivered(state, row.deliver_by), kind: 'undelivered', due: null };
   }
-  if (state.status !== 'RECEIVED' && state.status !== 'RUNNING') {
+  if (!isWorking(state.status)) {
     return { next: null, kind: null, due: null };
   }
   if (row.cancel_requested_at !== null) {

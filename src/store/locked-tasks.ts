@@ -45,6 +45,7 @@ export function rowToState(row: ResponseRow): ResponseState {
     lastHeardAt: row.last_heard_at,
     finishedAt: row.finished_at,
     outputBytes: row.output_bytes === null ? null : Number(row.output_bytes),
+    nextAttemptAt: row.next_attempt_at ?? null,
   };
 }
 
@@ -84,6 +85,7 @@ export function stateToRow(base: Placement, state: ResponseState, now: Date): Re
     finished_at: state.finishedAt,
     last_modified_time: now,
     output_bytes: state.outputBytes,
+    next_attempt_at: state.nextAttemptAt,
   };
 }
 
@@ -191,6 +193,7 @@ const UPDATABLE_COLUMNS = [
   'cancel_requested_at',
   'cancel_reason',
   'output_bytes',
+  'next_attempt_at',
 ] as const;
 
 /** Write changed rows (new unexpected ones included) in as few statements as possible. */

@@ -7,6 +7,7 @@ import { withTransaction, type Db } from './db';
 import {
   Changes,
   commitChanges,
+  historyOf,
   lockTasks,
   newUnexpectedRow,
   rowKey,
@@ -59,14 +60,29 @@ export async function recordResultEvents(
       const updated = stateToRow(row, next, now);
       locked.rows.set(key, updated);
       changes.row(updated, found);
-      if (event.output !== undefined && event.output !== null && isTerminalResponse(event.status)) {
+      const outputBytes =
+        event.output === undefined || event.output === null
+          ? null
+          : (event.output_bytes ?? event.output.length);
+      if (next.status === 'RETRYING') {
+        // the run that asked to be retried is over: its outcome is kept as the attempt's history
+        changes.history.push({
+          ...historyOf(updated, now),
+          status: 'FAILED',
+          progress: row.progress,
+          finished_at: next.lastEventAt,
+          output_bytes: outputBytes,
+        });
+      }
+      const ended = isTerminalResponse(event.status) || next.status === 'RETRYING';
+      if (event.output !== undefined && event.output !== null && ended) {
         changes.outputs.push({
           task_id: event.task_id,
           endpoint: event.endpoint,
           round: updated.round,
           attempt: updated.attempt,
           output: event.output,
-          output_bytes: next.outputBytes ?? event.output.length,
+          output_bytes: outputBytes ?? event.output.length,
           recorded_at: now,
         });
       }

@@ -32,6 +32,8 @@ export interface TaskRow {
   wave: number;
   /** "90%" or "5": DONE endpoints that decide the task DONE; null: all */
   success_threshold: string | null;
+  /** 0 (routine) to 9 (most urgent); null in rows from before priorities: 0 */
+  priority?: number | null;
   cancel_reason: string | null;
   stopped_reason: string | null;
   /** JSON of the selector the endpoints were picked by, or null when they were named */
@@ -72,6 +74,8 @@ export interface ResponseRow {
   cancel_reason: string | null;
   /** how long the finished run's output was; the text is in response_outputs */
   output_bytes: number | null;
+  /** RETRYING: when its agent runs the task again */
+  next_attempt_at: Date | null;
 }
 
 /** A closed round or attempt of an endpoint's response, as it was. */

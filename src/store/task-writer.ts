@@ -49,6 +49,8 @@ export interface NewTask {
   rollout?: Rollout | null;
   /** DONE endpoints that decide the task DONE, or null for all */
   successThreshold?: Share | null;
+  /** 0 (routine) to 9 (most urgent); absent: 0 */
+  priority?: number;
   /** the selector the endpoints were picked from the fleet by, kept for display */
   selector?: Selector | null;
   /**
@@ -138,6 +140,7 @@ function taskRow(input: NewTask): Omit<TaskRow, 'id'> {
       input.successThreshold == null ? null : describeShare(input.successThreshold),
     cancel_reason: null,
     stopped_reason: null,
+    priority: input.priority ?? 0,
     selector: input.selector == null ? null : selectorText(input.selector),
     not_before: input.notBefore ?? null,
     after: afterText(input),
@@ -302,7 +305,8 @@ async function existingTask(db: Db, input: NewTask): Promise<CreateResult> {
     existing.after === afterText(input) &&
     existing.rollout === (input.rollout == null ? null : JSON.stringify(input.rollout)) &&
     existing.success_threshold ===
-      (input.successThreshold == null ? null : describeShare(input.successThreshold));
+      (input.successThreshold == null ? null : describeShare(input.successThreshold)) &&
+    Number(existing.priority ?? 0) === (input.priority ?? 0);
   // picked by a selector: the same selector, whatever it matches now
   const sameTargets =
     input.selector == null

@@ -43,6 +43,8 @@ export interface TaskView {
   rollout: { batch: string; max_errors: string; pause_ms: number; waves_sent: number } | null;
   stopped_reason: string | null;
   success_threshold: string | null;
+  /** 0 (routine) to 9 (most urgent) */
+  priority: number;
   cancel_reason: string | null;
   /** the selector its endpoints were picked from the fleet by, or null when they were named */
   selector: Selector | null;
@@ -80,6 +82,8 @@ export interface ResponseView {
   cancel_requested_at: string | null;
   /** how long the finished run's output was, in bytes (GET …/responses/<endpoint> has it) */
   output_bytes: number | null;
+  /** RETRYING: when the agent runs the task again; otherwise null */
+  next_attempt_at: string | null;
   /** on GET of one task, for a PENDING row: its endpoint as the registry knows it */
   registry?: RegistryStatus;
 }
@@ -129,6 +133,7 @@ export function toTaskView(row: TaskRow): TaskView {
     rollout: rolloutView(row),
     stopped_reason: row.stopped_reason,
     success_threshold: row.success_threshold,
+    priority: Number(row.priority ?? 0),
     cancel_reason: row.cancel_reason,
     selector: parseJsonColumn<Selector>(row.selector),
     not_before: iso(row.not_before ?? null),
@@ -185,5 +190,6 @@ export function toResponseView(row: ResponseRow): ResponseView {
     deliver_by: iso(row.deliver_by),
     cancel_requested_at: iso(row.cancel_requested_at),
     output_bytes: row.output_bytes === null ? null : Number(row.output_bytes),
+    next_attempt_at: iso(row.next_attempt_at ?? null),
   };
 }

@@ -7,11 +7,9 @@ import {
   assertBuilt,
   childEnv,
   runCli,
-  startCli,
-  waitForHttp,
+  startServerCli,
   type Child,
 } from '../support/child-processes';
-import { freePort } from '../support/ports';
 import { createTestStack, type TestStack } from '../support/stack';
 import { waitFor } from '../support/waiting';
 
@@ -22,10 +20,7 @@ let server: Child;
 beforeAll(async () => {
   assertBuilt();
   stack = await createTestStack();
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  server = startCli(['server', ...stack.cliFlags, '--port', String(port)]);
-  await waitForHttp(`${url}/readyz`, server);
+  ({ server, url } = await startServerCli(stack.cliFlags));
 });
 
 afterAll(async () => {

@@ -14,10 +14,9 @@ import {
   childEnv,
   runCli,
   startCli,
-  waitForHttp,
+  startServerCli,
   type Child,
 } from '../support/child-processes';
-import { freePort } from '../support/ports';
 import { createTestStack, type TestStack } from '../support/stack';
 import { waitFor } from '../support/waiting';
 
@@ -69,10 +68,7 @@ beforeAll(async () => {
   writeFileSync(deploy, DEPLOY);
   chmodSync(deploy, 0o755);
   const config = configFile('agent.yaml', [deploy, '--version', '{payload.version}']);
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  server = startCli(['server', ...stack.cliFlags, '--config', config, '--port', String(port)]);
-  await waitForHttp(`${url}/readyz`, server);
+  ({ server, url } = await startServerCli([...stack.cliFlags, '--config', config]));
   agent = startCli(
     ['agent', ...stack.cliFlags, '--config', config, '--endpoint', 'web1'],
     childEnv(),

@@ -254,6 +254,23 @@ describe.each([
     await sub.close();
   });
 
+  it('delivers the waiting tasks by priority, highest first, in order within one', async () => {
+    const endpoint = uniqueName('prio');
+    const sent = [0, 9, 5, 9, 0].map((priority) => ({ ...task([endpoint]), priority }));
+    for (const message of sent) await broker.publishTask(message);
+    const c = collector();
+    const sub = await consume(endpoint, c, 1);
+    const order: number[] = [];
+    for (let n = 1; n <= sent.length; n += 1) {
+      const delivery = (await c.received(n))[n - 1];
+      order.push((JSON.parse(delivery?.content.toString() ?? '') as TaskMessage).id);
+      delivery?.ack();
+    }
+    const ids = sent.map((message) => message.id);
+    expect(order).toEqual([ids[1], ids[3], ids[2], ids[0], ids[4]]);
+    await sub.close();
+  });
+
   it("counts the tasks waiting in an endpoint's queues, not those delivered", async () => {
     const endpoint = uniqueName('waiting');
     await broker.publishTask(task([endpoint]));

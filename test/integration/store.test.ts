@@ -1066,6 +1066,8 @@ describe.each([
         maxDeliveries: 5,
         rollout: null,
         successThreshold: null,
+        retry: null,
+        priority: 0,
       },
     };
     let scheduleSeq = 0;

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { findPackageRoot } from '../../src/package';
+import { freePort } from './ports';
 import { sleep } from './waiting';
 
 /** The repository, from test/support under ts-jest as from dist/test/support in the bench. */
@@ -153,6 +154,18 @@ export function startCli(
   cwd: string = ROOT,
 ): Child {
   return startNode(CLI, args, { name: `tasker ${args[0] ?? ''}`.trim(), env, cwd });
+}
+
+/**
+ * Start `tasker server <args…>` on a free port of 127.0.0.1 and wait until it is ready: the
+ * process and its base URL.
+ */
+export async function startServerCli(args: string[]): Promise<{ server: Child; url: string }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = startCli(['server', ...args, '--port', String(port)]);
+  await waitForHttp(`${url}/readyz`, server);
+  return { server, url };
 }
 
 /** Run the built CLI to its end: its exit code and output. */

@@ -176,6 +176,15 @@ describe('send', () => {
       '--batch: "half" is neither a count nor a percentage such as 25%',
     );
   });
+
+  it('sends a priority of 0 to 9', () => {
+    expect(parse(['send', 'w', '--endpoints', 'a', '--priority', '9']).request).toMatchObject({
+      body: { priority: 9 },
+    });
+    expect(usageError(['send', 'w', '--endpoints', 'a', '--priority', '10'])).toBe(
+      '--priority must be 0 to 9, got "10"',
+    );
+  });
 });
 
 describe('the other commands', () => {

@@ -9,7 +9,7 @@ import { EventParser } from '../../src/client/events';
 import { renderSummary, summarize } from '../../src/client/summary';
 import { displayWidth, fit } from '../../src/client/text';
 import { LiveRegion } from '../../src/client/terminal';
-import { renderView } from '../../src/client/view';
+import { renderView, rowDetail } from '../../src/client/view';
 import { applyEvent, stateOf, type WatchState } from '../../src/client/watch-state';
 import type { ResponseJson, TaskDocument, TaskJson } from '../../src/client/wire';
 
@@ -118,6 +118,16 @@ describe('the live view', () => {
     expect(lines[3]).toBe('  console1  FAILED       errnr 1  [2J错…');
     for (const line of lines) expect(displayWidth(line)).toBeLessThanOrEqual(40);
     expect(fit('abcdef', 4)).toBe('abc…');
+  });
+
+  it('tells of a row waiting to be retried: the next attempt, when, and after what', () => {
+    const waiting = row('web1', 'RETRYING', {
+      attempt: 2,
+      errnr: 75,
+      errmsg: 'mirror busy',
+      next_attempt_at: '2026-11-30T10:00:15.000Z',
+    });
+    expect(rowDetail(waiting, 10)).toBe('attempt 3 at 10:00:15, after errnr 75: mirror busy');
   });
 
   it('on a tiny screen shows what fits of the header', () => {

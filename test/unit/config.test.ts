@@ -61,6 +61,8 @@ describe('defaults', () => {
           maxDeliveries: 5,
           rollout: null,
           successThreshold: null,
+          retry: null,
+          priority: 0,
         },
       },
       api: {
@@ -211,6 +213,8 @@ describe('task types', () => {
       maxDeliveries: 5,
       rollout: null,
       successThreshold: null,
+      retry: null,
+      priority: 0,
     });
   });
 
@@ -231,9 +235,30 @@ api:
       maxDeliveries: 7,
       rollout: null,
       successThreshold: null,
+      retry: null,
+      priority: 0,
     });
     expect(config.taskTypes.backup.waitForEndpointsTimeoutMs).toBe(15_000);
     expect(config.taskTypes.report.maxDeliveries).toBe(3);
+  });
+
+  it('reads a retry policy and a priority per type; max_attempts 0 names its key', () => {
+    const config = loadYaml(`
+task_types:
+  deploy: { retry: { max_attempts: 3, delay: 5s, backoff: 3, max_delay: 1m }, priority: 7 }
+  report:
+`);
+    expect(config.taskTypes.deploy).toMatchObject({
+      retry: { maxAttempts: 3, delayMs: 5000, backoff: 3, maxDelayMs: 60_000 },
+      priority: 7,
+    });
+    expect(config.taskTypes.report).toMatchObject({ retry: null, priority: 0 });
+    expect(() => loadYaml('task_types:\n  deploy: { retry: { max_attempts: 0 } }\n')).toThrow(
+      'task_types.deploy.retry.max_attempts: must be at least 1',
+    );
+    expect(() => loadYaml('task_types:\n  deploy: { priority: 10 }\n')).toThrow(
+      'task_types.deploy.priority',
+    );
   });
 
   it('reads a rollout and a success threshold per type, from YAML and from the environment', () => {

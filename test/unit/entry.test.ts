@@ -16,7 +16,16 @@ it('names a built entry point and its types, which export the handler contract a
   // what `require('tasker')` gives a handler written in plain JavaScript
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const entry = require(join(ROOT, manifest.main)) as Record<string, unknown>;
-  expect(Object.keys(entry).sort()).toEqual(['TaskerError', 'VERSION', 'coerceError']);
+  expect(Object.keys(entry).sort()).toEqual([
+    'BLOCKED_ERRNR',
+    'BlockedError',
+    'RETRY_ERRNR',
+    'RetryableError',
+    'TaskerError',
+    'VERSION',
+    'coerceError',
+  ]);
+  expect(new (entry.RetryableError as new (m: string) => { errnr: number })('x').errnr).toBe(75);
   expect(
     new (entry.TaskerError as new (c: string, m: string) => Error)('internal', 'x'),
   ).toBeInstanceOf(Error);

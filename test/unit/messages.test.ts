@@ -259,7 +259,11 @@ describe('readResultEvent', () => {
     ['status unknown', { status: 'SUCCESS' }, /^status must be/],
     ['status lower-case', { status: 'done' }, /^status must be/],
     ['status missing', { status: undefined }, /^status must be/],
-    ['event unknown', { event: 'started' }, /^event must be one of received, progress, finished/],
+    [
+      'event unknown',
+      { event: 'started' },
+      /^event must be one of received, progress, retrying, finished/,
+    ],
     ['event missing', { event: undefined }, /^event must be one of/],
     ['event a number', { event: 1 }, /^event must be one of/],
     ['task_id missing', { task_id: undefined }, /^task_id is required/],
