@@ -21,13 +21,16 @@ import type { BrokerConfig } from '../config/types';
 import type { Logger } from '../log';
 import { ResultBatches } from './batches';
 import { ManagedChannel } from './channel';
-import { AmqpSession, type SessionOptions } from './session';
+import { AmqpSession, splitBrokerUrls, type SessionOptions } from './session';
 import {
   checkAgentExchanges,
+  controlQueueOptions,
   declareCommon,
   declareTaskType,
   endpointQueueOptions,
   names,
+  type DeclareQueue,
+  type QueueType,
 } from './topology';
 import type {
   ConsumeResultsOptions,
@@ -46,6 +49,8 @@ export interface AmqpBrokerOptions extends Omit<SessionOptions, 'log'> {
   maxInFlight?: number;
   /** task types whose exchanges to declare on every connect (the server's job) */
   declareTaskTypes?: readonly string[];
+  /** of the endpoint, control and results queues (classic) */
+  queueType?: QueueType;
   log: Logger;
 }
 
@@ -74,6 +79,7 @@ export function createBroker(
     url: options.url ?? config.url,
     prefix: config.prefix,
     queueExpiresMs: config.queueExpiresMs,
+    queueType: config.queueType,
     heartbeatSeconds: config.heartbeatSeconds,
     confirmTimeoutMs: config.confirmTimeoutMs,
     reconnectInitialDelayMs: config.reconnectInitialDelayMs,
@@ -96,6 +102,7 @@ export class AmqpBroker implements TaskBroker {
   private readonly log: Logger;
   private readonly prefix: string;
   private readonly user: string;
+  private readonly queueType: QueueType;
   private readonly publisher: ManagedChannel<amqp.ConfirmChannel>;
   private readonly topology: ManagedChannel;
   /** exchanges/queues declared (or being declared) on the current connection, and when */
@@ -113,7 +120,8 @@ export class AmqpBroker implements TaskBroker {
   constructor(private readonly options: AmqpBrokerOptions) {
     this.log = options.log;
     this.prefix = options.prefix;
-    this.user = brokerUser(options.url);
+    this.user = brokerUser(splitBrokerUrls(options.url)[0] ?? options.url);
+    this.queueType = options.queueType ?? 'classic';
     this.session = new AmqpSession({ ...options, log: options.log });
     this.session.on('disconnected', () => {
       this.declared = new Map();
@@ -133,7 +141,7 @@ export class AmqpBroker implements TaskBroker {
       async (ch) => {
         this.declared = new Map();
         if (options.declareTaskTypes === undefined) return;
-        await declareCommon(ch, this.prefix);
+        await declareCommon(ch, this.prefix, this.queueType, this.declareQueue);
         for (const type of options.declareTaskTypes) {
           await declareTaskType(ch, this.prefix, type);
           this.declared.set(names.taskExchange(this.prefix, type), {
@@ -223,18 +231,29 @@ export class AmqpBroker implements TaskBroker {
     ch: amqp.Channel,
   ): Promise<string> {
     const queue = names.endpointQueue(this.prefix, type, endpoint);
-    if (!this.oldQueues.has(queue)) {
-      try {
-        await ch.assertQueue(queue, endpointQueueOptions(this.prefix, this.options.queueExpiresMs));
-      } catch (err) {
-        if ((err as { code?: unknown }).code !== 406) throw err;
-        await this.keepOldQueue(queue, err);
-        throw new OldQueueRefusal(queue, err);
-      }
-    }
+    await this.declareQueue(
+      ch,
+      queue,
+      endpointQueueOptions(this.prefix, this.options.queueExpiresMs, this.queueType),
+    );
     await ch.bindQueue(queue, names.taskExchange(this.prefix, type), '');
     return queue;
   }
+
+  /**
+   * Declare a queue with today's arguments, unless it is one found with other arguments before
+   * (see declareEndpointQueue): the endpoint, control and results queues.
+   */
+  private readonly declareQueue: DeclareQueue = async (ch, queue, options) => {
+    if (this.oldQueues.has(queue)) return;
+    try {
+      await ch.assertQueue(queue, options);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 406) throw err;
+      await this.keepOldQueue(queue, err);
+      throw new OldQueueRefusal(queue, err);
+    }
+  };
 
   /** A queue refused our arguments: check on a channel of its own that it exists, and keep it. */
   private async keepOldQueue(queue: string, refusal: unknown): Promise<void> {
@@ -327,7 +346,9 @@ export class AmqpBroker implements TaskBroker {
   async publishControl(message: ControlMessage): Promise<void> {
     if (!this.isConnected) throw this.unavailable('not connected');
     const exchange = names.controlExchange(this.prefix);
-    await this.declareOnce(exchange, (ch) => declareCommon(ch, this.prefix));
+    await this.declareOnce(exchange, (ch) =>
+      declareCommon(ch, this.prefix, this.queueType, this.declareQueue),
+    );
     const ttl = Math.max(1, Date.parse(message.expires_at) - Date.now());
     await this.confirmPublish(
       exchange,
@@ -348,7 +369,9 @@ export class AmqpBroker implements TaskBroker {
   async publishChange(event: ChangeEvent): Promise<void> {
     if (!this.isConnected) throw this.unavailable('not connected');
     const exchange = names.eventsExchange(this.prefix);
-    await this.declareOnce(exchange, (ch) => declareCommon(ch, this.prefix));
+    await this.declareOnce(exchange, (ch) =>
+      declareCommon(ch, this.prefix, this.queueType, this.declareQueue),
+    );
     await this.confirmPublish(
       exchange,
       Buffer.from(JSON.stringify(event)),
@@ -366,7 +389,7 @@ export class AmqpBroker implements TaskBroker {
 
   consumeChanges(onChange: (event: ChangeEvent) => void): Promise<Subscription> {
     return this.subscribe(async (ch, _managed, consume) => {
-      await declareCommon(ch, this.prefix);
+      await declareCommon(ch, this.prefix, this.queueType, this.declareQueue);
       // a queue of this process's own, gone with its connection
       const { queue } = await ch.assertQueue(names.watchQueue(this.prefix, uuidv7()), {
         exclusive: true,
@@ -538,9 +561,10 @@ export class AmqpBroker implements TaskBroker {
         }
         if (onControl !== undefined) {
           const control = names.controlQueue(this.prefix, options.endpoint);
-          await ch.assertQueue(
+          await this.declareQueue(
+            ch,
             control,
-            endpointQueueOptions(this.prefix, this.options.queueExpiresMs),
+            controlQueueOptions(this.prefix, this.options.queueExpiresMs, this.queueType),
           );
           for (const type of options.types) {
             await ch.bindQueue(control, names.controlExchange(this.prefix), type);
@@ -558,7 +582,7 @@ export class AmqpBroker implements TaskBroker {
   ): Promise<Subscription> {
     const batches = new ResultBatches(options, onBatch, this.log);
     const subscription = await this.subscribe(async (ch, managed, consume) => {
-      await declareCommon(ch, this.prefix);
+      await declareCommon(ch, this.prefix, this.queueType, this.declareQueue);
       await ch.prefetch(options.prefetch);
       const collector = batches.collector();
       ch.on('close', () => collector.discard());

@@ -17,6 +17,8 @@ export class ManagedChannel<C extends amqp.Channel = amqp.Channel> {
   /** failed reopens since the last good setup: only the first is worth a warning */
   private failures = 0;
   private reopenTimer: NodeJS.Timeout | null = null;
+  /** the connection the pending reopen is for */
+  private reopenOn: amqp.ChannelModel | null = null;
 
   constructor(
     private readonly session: AmqpSession,
@@ -50,7 +52,12 @@ export class ManagedChannel<C extends amqp.Channel = amqp.Channel> {
 
   private onChannelClose(channel: C, connection: amqp.ChannelModel): void {
     if (this.channel === channel) this.channel = null;
-    if (this.closed || this.session.current !== connection || this.reopenTimer !== null) return;
+    if (this.closed || this.session.current !== connection) return;
+    // a reopen already due on this connection does; one left from a connection since replaced
+    // (a channel error, then a reconnect within the delay) must not stand in for it
+    if (this.reopenTimer !== null && this.reopenOn === connection) return;
+    if (this.reopenTimer !== null) clearTimeout(this.reopenTimer);
+    this.reopenOn = connection;
     this.reopenTimer = setTimeout(() => {
       this.reopenTimer = null;
       if (this.closed || this.session.current !== connection) return;

@@ -1,13 +1,16 @@
 /**
  * One AMQP connection that comes back. Reconnects with capped exponential backoff and jitter,
  * treats refused credentials as fatal, and runs every registered setup (channels, topology,
- * consumers) again after each reconnect. amqplib does none of this by itself.
+ * consumers) again after each reconnect. amqplib does none of this by itself. Given the nodes
+ * of a cluster (`url` "amqp://a,amqp://b,…"), it connects to one and, when that fails or goes
+ * away, tries the next in turn.
  */
 import { EventEmitter } from 'node:events';
 import * as amqp from 'amqplib';
 import type { Logger } from '../log';
 
 export interface SessionOptions {
+  /** one URL, or several separated by "," (the nodes of a cluster) */
   url: string;
   heartbeatSeconds: number;
   reconnectInitialDelayMs: number;
@@ -34,6 +37,20 @@ export function backoffDelayMs(attempt: number, initialMs: number, maxMs: number
   return Math.round(exp / 2 + Math.random() * (exp / 2));
 }
 
+/** The URLs of `url`: one, or the nodes of a cluster separated by ",". */
+export function splitBrokerUrls(url: string): string[] {
+  return url
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+/** A URL's host and port, for logs: never its credentials. */
+export function nodeOf(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.hostname}:${parsed.port === '' ? '5672' : parsed.port}`;
+}
+
 function isAuthFailure(err: unknown): boolean {
   const message = err instanceof Error ? err.message : String(err);
   return /ACCESS_REFUSED|403|authentication failure|PLAIN login refused/i.test(message);
@@ -51,9 +68,18 @@ export class AmqpSession extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private connecting: Promise<void> | null = null;
   private closed: Promise<void> | null = null;
+  private readonly urls: string[];
+  /** the node tried last: a failed or lost connection moves on to the next */
+  private node = 0;
 
   constructor(private readonly options: SessionOptions) {
     super();
+    this.urls = splitBrokerUrls(options.url);
+  }
+
+  /** The node connected to (host:port), or null. */
+  get connectedNode(): string | null {
+    return this.connection === null ? null : nodeOf(this.urls[this.node] ?? '');
   }
 
   /** Increments on every new connection; deliveries from an older one must not be acked. */
@@ -108,8 +134,9 @@ export class AmqpSession extends EventEmitter {
   private async connect(): Promise<void> {
     if (this.closing) return;
     const { log } = this.options;
+    const given = this.urls[this.node % this.urls.length] ?? this.options.url;
     try {
-      const url = new URL(this.options.url);
+      const url = new URL(given);
       if (!url.searchParams.has('heartbeat')) {
         url.searchParams.set('heartbeat', String(this.options.heartbeatSeconds));
       }
@@ -132,7 +159,7 @@ export class AmqpSession extends EventEmitter {
       const generation = this.generationCounter;
       for (const setup of this.setups) await setup(connection, generation);
       this.attempt = 0;
-      log.info('broker connected', { generation });
+      log.info('broker connected', { generation, node: nodeOf(given) });
       this.emit('connected', generation);
     } catch (err) {
       if (this.connection !== null) {
@@ -162,6 +189,8 @@ export class AmqpSession extends EventEmitter {
 
   private scheduleReconnect(err: unknown): void {
     if (this.closing || this.timer !== null) return;
+    // the next node of a cluster, if there are several
+    this.node = (this.node + 1) % this.urls.length;
     const delay = backoffDelayMs(
       this.attempt,
       this.options.reconnectInitialDelayMs,
@@ -172,6 +201,7 @@ export class AmqpSession extends EventEmitter {
       err,
       attempt: this.attempt,
       delay_ms: delay,
+      ...(this.urls.length > 1 ? { next_node: nodeOf(this.urls[this.node] ?? '') } : {}),
     });
     this.timer = setTimeout(() => {
       this.timer = null;

@@ -26,8 +26,29 @@ export const names = {
   watchQueue: (prefix: string, id: string): string => `${prefix}.events.${id}`,
 };
 
-export function durableQueueOptions(prefix: string): Options.AssertQueue {
-  return { durable: true, arguments: { 'x-dead-letter-exchange': names.deadExchange(prefix) } };
+/**
+ * classic: one node holds the queue; quorum: replicated over a cluster's nodes (Raft), for a
+ * queue that outlives the loss of a node. No priorities on RabbitMQ's quorum queues.
+ */
+export type QueueType = 'classic' | 'quorum';
+
+/**
+ * How often a quorum queue delivers a message before it dead-letters it. A backstop only: the
+ * agent fails a task that crashes it after its type's `max_deliveries` (at most 100) and
+ * reports it; every hand-back at a shutdown counts a delivery here too.
+ */
+export const QUORUM_DELIVERY_LIMIT = 200;
+
+export function durableQueueOptions(
+  prefix: string,
+  queueType: QueueType = 'classic',
+): Options.AssertQueue {
+  const dead = { 'x-dead-letter-exchange': names.deadExchange(prefix) };
+  if (queueType === 'classic') return { durable: true, arguments: dead };
+  return {
+    durable: true,
+    arguments: { ...dead, 'x-queue-type': 'quorum', 'x-delivery-limit': QUORUM_DELIVERY_LIMIT },
+  };
 }
 
 /**
@@ -38,15 +59,34 @@ export function durableQueueOptions(prefix: string): Options.AssertQueue {
  * routine ones waiting. A queue made before either argument is kept as it is (see amqp.ts)
  * until `tasker upgrade-queues` moves its messages to one with today's arguments.
  */
-export function endpointQueueOptions(prefix: string, expiresMs: number): Options.AssertQueue {
-  const options = durableQueueOptions(prefix);
-  return {
-    ...options,
-    arguments: { ...options.arguments, 'x-expires': expiresMs, 'x-max-priority': MAX_PRIORITY },
-  };
+export function endpointQueueOptions(
+  prefix: string,
+  expiresMs: number,
+  queueType: QueueType = 'classic',
+): Options.AssertQueue {
+  const options = controlQueueOptions(prefix, expiresMs, queueType);
+  if (queueType === 'quorum') return options;
+  return { ...options, arguments: { ...options.arguments, 'x-max-priority': MAX_PRIORITY } };
 }
 
-interface Declarer {
+/** An endpoint's queue of cancels: as its task queues, without priorities. */
+export function controlQueueOptions(
+  prefix: string,
+  expiresMs: number,
+  queueType: QueueType = 'classic',
+): Options.AssertQueue {
+  const options = durableQueueOptions(prefix, queueType);
+  return { ...options, arguments: { ...options.arguments, 'x-expires': expiresMs } };
+}
+
+/** How a queue is declared: RabbitMQ's assertQueue, or one that keeps a queue made before. */
+export type DeclareQueue = (
+  ch: Declarer,
+  queue: string,
+  options: Options.AssertQueue,
+) => Promise<unknown>;
+
+export interface Declarer {
   assertExchange(name: string, type: string, options?: Options.AssertExchange): Promise<unknown>;
   checkExchange(name: string): Promise<unknown>;
   assertQueue(name: string, options?: Options.AssertQueue): Promise<unknown>;
@@ -54,12 +94,17 @@ interface Declarer {
 }
 
 /** The dead-letter exchange/queue and the results exchange/queue every process relies on. */
-export async function declareCommon(ch: Declarer, prefix: string): Promise<void> {
+export async function declareCommon(
+  ch: Declarer,
+  prefix: string,
+  queueType: QueueType = 'classic',
+  declareQueue: DeclareQueue = (on, queue, options) => on.assertQueue(queue, options),
+): Promise<void> {
   await ch.assertExchange(names.deadExchange(prefix), 'fanout', { durable: true });
   await ch.assertQueue(names.deadQueue(prefix), { durable: true });
   await ch.bindQueue(names.deadQueue(prefix), names.deadExchange(prefix), '');
   await ch.assertExchange(names.resultsExchange(prefix), 'fanout', { durable: true });
-  await ch.assertQueue(names.resultsQueue(prefix), durableQueueOptions(prefix));
+  await declareQueue(ch, names.resultsQueue(prefix), durableQueueOptions(prefix, queueType));
   await ch.bindQueue(names.resultsQueue(prefix), names.resultsExchange(prefix), '');
   await ch.assertExchange(names.controlExchange(prefix), 'topic', { durable: true });
   await ch.assertExchange(names.eventsExchange(prefix), 'topic', { durable: true });

@@ -16,12 +16,16 @@
  */
 import amqp, { type ConfirmChannel, type GetMessage } from 'amqplib';
 import { MAX_PRIORITY } from '../domain';
-import { endpointQueueOptions, names } from './topology';
+import { splitBrokerUrls } from './session';
+import { endpointQueueOptions, names, type QueueType } from './topology';
 
 export interface QueueUpgradeOptions {
+  /** one URL, or a cluster's nodes separated by "," (the first that answers is used) */
   url: string;
   prefix: string;
   queueExpiresMs: number;
+  /** what the queues are to be */
+  queueType?: QueueType;
   queues: ReadonlyArray<{ type: string; endpoint: string }>;
   /** rebuild a queue even while an agent consumes it */
   force?: boolean;
@@ -48,7 +52,7 @@ export const holdingQueue = (prefix: string, type: string, endpoint: string): st
   `${names.eventsExchange(prefix)}.upgrade.${type}.${endpoint}`;
 
 export async function upgradeQueues(options: QueueUpgradeOptions): Promise<QueueUpgrade[]> {
-  const connection = await amqp.connect(options.url);
+  const connection = await connectToAny(splitBrokerUrls(options.url));
   try {
     const results: QueueUpgrade[] = [];
     for (const { type, endpoint } of options.queues) {
@@ -60,6 +64,18 @@ export async function upgradeQueues(options: QueueUpgradeOptions): Promise<Queue
   } finally {
     await connection.close().catch(() => undefined);
   }
+}
+
+async function connectToAny(urls: string[]): Promise<amqp.ChannelModel> {
+  let failure: unknown = new Error('no broker URL given');
+  for (const url of urls) {
+    try {
+      return await amqp.connect(url);
+    } catch (err) {
+      failure = err;
+    }
+  }
+  throw failure;
 }
 
 /** Run `work` on a channel of its own, which an error of the broker may close. */
@@ -85,7 +101,7 @@ async function upgradeQueue(
   endpoint: string,
 ): Promise<QueueUpgrade> {
   const queue = names.endpointQueue(options.prefix, type, endpoint);
-  const today = endpointQueueOptions(options.prefix, options.queueExpiresMs);
+  const today = endpointQueueOptions(options.prefix, options.queueExpiresMs, options.queueType);
   let found: { consumerCount: number };
   try {
     found = await onChannel(connection, (ch) => ch.checkQueue(queue));

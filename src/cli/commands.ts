@@ -79,6 +79,7 @@ export async function upgradeQueuesCommand(
     url: config.broker.url,
     prefix: config.broker.prefix,
     queueExpiresMs: config.broker.queueExpiresMs,
+    queueType: config.broker.queueType,
     queues: [...wanted.values()],
     force,
     onQueue: ({ queue, outcome, count }) => {

@@ -209,15 +209,25 @@ export const dirs = kind({ type: 'list of paths', suffix: 's', takes: 'list' }, 
   if (found.length === 0) throw new Error('must name at least one directory');
   return found.map((item) => path.resolve(at.cwd, item));
 });
-/** A URL starting with one of `schemes`. It may hold a password: messages never repeat it. */
-export const url = kind({ type: 'URL' }, (value, at, { schemes }: { schemes: string[] }) => {
-  const url = text(value, at);
-  if (!schemes.some((scheme) => url.startsWith(scheme))) {
-    throw new Error(`must be a URL starting with ${schemes.join(' or ')}`);
-  }
-  if (!URL.canParse(url)) throw new Error('is not a valid URL');
-  return url;
-});
+/**
+ * A URL starting with one of `schemes`, or with `several`, URLs separated by "," (each named by
+ * its position). It may hold a password: messages never repeat it.
+ */
+export const url = kind(
+  { type: 'URL' },
+  (value, at, { schemes, several }: { schemes: string[]; several?: boolean }) => {
+    const given = text(value, at);
+    const urls = several === true ? given.split(',').map((item) => item.trim()) : [given];
+    urls.forEach((url, index) => {
+      const which = urls.length > 1 ? `: URL ${index + 1} of ${urls.length}` : '';
+      if (!schemes.some((scheme) => url.startsWith(scheme))) {
+        throw new Error(`must be a URL starting with ${schemes.join(' or ')}${which} is not`);
+      }
+      if (!URL.canParse(url)) throw new Error(`is not a valid URL${which} is not`);
+    });
+    return urls.join(',');
+  },
+);
 
 const PAUSE = duration(null, 'the pause between waves');
 /** A rollout in waves: `{batch, max_errors, pause}` (counts or percentages, a duration). */

@@ -77,6 +77,12 @@ function checkRules(config: TaskerConfig, fail: Fail): void {
       'must not be shorter than broker.reconnect_initial_delay',
     );
   }
+  if (broker.url.includes(',') && broker.url.includes('memory:')) {
+    throw fail('broker.url', 'names several brokers: the in-process one (memory:) comes alone');
+  }
+  if (isInProcessBroker(broker) && broker.queueType === 'quorum') {
+    throw fail('broker.queue_type', 'quorum needs RabbitMQ: the in-process broker has one kind');
+  }
   if (mode === 'production' && isInProcessBroker(broker)) {
     throw new ConfigError(
       'broker.url',

@@ -102,10 +102,20 @@ export const SECTIONS = {
     create_database: bool(false, 'create the database if missing (development)'),
   },
   broker: {
-    url: url('amqp://guest:guest@127.0.0.1:5672', 'amqp://…, amqps://…, or memory:', {
-      schemes: ['amqp://', 'amqps://', 'memory:'],
-      flag: '--broker-url URL',
-    }),
+    url: url(
+      'amqp://guest:guest@127.0.0.1:5672',
+      'amqp://…, several a,b,c (a cluster), or memory:',
+      {
+        schemes: ['amqp://', 'amqps://', 'memory:'],
+        several: true,
+        flag: '--broker-url URL',
+      },
+    ),
+    queue_type: oneOf(
+      ['classic', 'quorum'],
+      'classic',
+      'endpoint and results queues: quorum on a cluster',
+    ),
     prefix: string('tasker', 'exchange and queue name prefix', {
       flag: '--prefix NAME',
       pattern: /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/,

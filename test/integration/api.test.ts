@@ -487,6 +487,8 @@ describe('GET /types', () => {
       max_deliveries: 5,
       rollout: null,
       success_threshold: null,
+      retry: null,
+      priority: 0,
     });
     // backup sets no execution timeout: the default applies
     expect(res.body.types[1]).toMatchObject({ name: 'backup', execution_timeout_ms: 1_500_000 });

@@ -54,8 +54,14 @@ interface Fixture {
 const QUEUE_EXPIRES_MS = 4000;
 
 /** An AmqpBroker on the test RabbitMQ; `server` declares the worker exchange as a server does. */
-function amqpBroker(prefix: string, name: string, server: boolean): AmqpBroker {
+function amqpBroker(
+  prefix: string,
+  name: string,
+  server: boolean,
+  queueType: 'classic' | 'quorum' = 'classic',
+): AmqpBroker {
   return new AmqpBroker({
+    queueType,
     url: AMQP_URL,
     prefix,
     heartbeatSeconds: 30,
@@ -643,6 +649,20 @@ describe.each([
   });
 });
 
+/** Publish until the broker takes it: a declare refused for an old queue reopens the channel. */
+function publishEventually(broker: TaskBroker, message: TaskMessage): Promise<boolean> {
+  return waitFor(
+    () =>
+      broker.publishTask(message).then(
+        () => true,
+        () => false,
+      ),
+    (published) => published,
+    10_000,
+    `task ${message.id} published`,
+  );
+}
+
 describe('RabbitMQ broker only', () => {
   it('uses a queue an older tasker made with other arguments as it is', async () => {
     const prefix = uniqueName('old');
@@ -658,16 +678,7 @@ describe('RabbitMQ broker only', () => {
       await ch.assertQueue(legacy, durableQueueOptions(prefix));
       const message = task(['legacy']);
       // the first publish may find the declare refused (its channel reopens); the relay retries
-      await waitFor(
-        () =>
-          server.publishTask(message).then(
-            () => true,
-            () => false,
-          ),
-        (published) => published,
-        10_000,
-        'a publish to the old queue',
-      );
+      await publishEventually(server, message);
       expect((await ch.checkQueue(legacy)).messageCount).toBe(1);
       await agent.start();
       const c = collector();
@@ -684,6 +695,73 @@ describe('RabbitMQ broker only', () => {
       await connection.close();
       await agent.close();
       await server.close();
+      await deleteBrokerNames(`${prefix}.`);
+    }
+  });
+
+  it('keeps the classic queues of a deployment switched to quorum queues, results included', async () => {
+    const prefix = uniqueName('toq');
+    const classic = amqpBroker(prefix, 'classic-server', true);
+    const quorum = (name: string, server: boolean) => amqpBroker(prefix, name, server, 'quorum');
+    const connection = await amqp.connect(AMQP_URL);
+    const brokers: AmqpBroker[] = [classic];
+    try {
+      // a classic deployment: results, endpoint and control queues
+      await classic.start();
+      const first = await classic.consumeTasks(
+        { endpoint: 'q1', types: ['worker'], prefetch: 1 },
+        () => Promise.resolve(),
+        () => undefined,
+      );
+      await first.close();
+      const firstResults = await classic.consumeResults(
+        { prefetch: 10, batchSize: 10, lingerMs: 10 },
+        () => Promise.resolve(),
+      );
+      await firstResults.close();
+      await classic.close();
+      const server = quorum('quorum-server', true);
+      const agent = quorum('quorum-agent', false);
+      brokers.push(server, agent);
+      await server.start();
+      const got: ResultEvent[] = [];
+      await server.consumeResults({ prefetch: 10, batchSize: 10, lingerMs: 10 }, async (batch) => {
+        for (const delivery of batch) {
+          got.push(...parseResultMessage(delivery.content).events);
+          delivery.ack();
+        }
+      });
+      const message = task(['q1']);
+      await publishEventually(server, message);
+      await agent.start();
+      const c = collector();
+      await agent.consumeTasks(
+        { endpoint: 'q1', types: ['worker'], prefetch: 1 },
+        c.onTask,
+        () => undefined,
+      );
+      await c.received(1);
+      c.got[0]?.ack();
+      await agent.publishResult(result(message.id, 'q1'));
+      await waitFor(
+        async () => got.length,
+        (n) => n === 1,
+        10_000,
+        'the result recorded',
+      );
+      const ch = await connection.createChannel();
+      for (const queue of [
+        brokerNames.resultsQueue(prefix),
+        brokerNames.endpointQueue(prefix, 'worker', 'q1'),
+        brokerNames.controlQueue(prefix, 'q1'),
+      ]) {
+        // still there, as they were made
+        expect((await ch.checkQueue(queue)).queue).toBe(queue);
+      }
+      await ch.close();
+    } finally {
+      await connection.close();
+      for (const broker of brokers) await broker.close();
       await deleteBrokerNames(`${prefix}.`);
     }
   });

@@ -87,6 +87,7 @@ describe('defaults', () => {
       },
       broker: {
         url: 'amqp://guest:guest@127.0.0.1:5672',
+        queueType: 'classic',
         prefix: 'tasker',
         heartbeatSeconds: 30,
         confirmTimeoutMs: 5000,
@@ -240,6 +241,25 @@ api:
     });
     expect(config.taskTypes.backup.waitForEndpointsTimeoutMs).toBe(15_000);
     expect(config.taskTypes.report.maxDeliveries).toBe(3);
+  });
+
+  it('takes the nodes of a cluster as broker.url, each URL checked, and a queue type', () => {
+    const config = loadYaml(
+      'task_types: [w]\nbroker:\n  url: amqp://a:5672, amqp://b:5673\n  queue_type: quorum\n',
+    );
+    expect(config.broker).toMatchObject({
+      url: 'amqp://a:5672,amqp://b:5673',
+      queueType: 'quorum',
+    });
+    expect(() => loadYaml('task_types: [w]\nbroker:\n  url: amqp://a,http://b\n')).toThrow(
+      'must be a URL starting with amqp:// or amqps:// or memory:: URL 2 of 2 is not',
+    );
+    expect(() => loadYaml('task_types: [w]\nbroker:\n  url: "amqp://a,memory:"\n')).toThrow(
+      'the in-process one (memory:) comes alone',
+    );
+    expect(() =>
+      loadYaml('task_types: [w]\nbroker:\n  url: "memory:"\n  queue_type: quorum\n'),
+    ).toThrow('quorum needs RabbitMQ');
   });
 
   it('reads a retry policy and a priority per type; max_attempts 0 names its key', () => {
