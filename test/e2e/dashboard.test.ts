@@ -1,0 +1,218 @@
+/**
+ * The web dashboard (/ui) in a real headless Chromium, against the built `tasker server` (with
+ * an API token) and two `tasker agent` processes (console1, console2) on MariaDB and RabbitMQ:
+ * the page and its headers, the token asked once, a task posted through the API turning DONE on
+ * screen as it happens, a cancel clicked in the page stopping a running handler on its agent,
+ * and a wrong token seeing nothing but the message that it was refused.
+ */
+import type { Page } from 'playwright-core';
+import type { TaskWithResponses } from '../../src/store';
+import { callJson } from '../support/api-client';
+import { launchBrowser, type Browser } from '../support/browser';
+import {
+  assertBuilt,
+  childEnv,
+  startCli,
+  waitForHttp,
+  type Child,
+} from '../support/child-processes';
+import { freePort } from '../support/ports';
+import { createTestStack, type TestStack } from '../support/stack';
+
+const TOKEN = 'dashboard-test-token-5f0c2e';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+/** how long the page may take to show what the API says (the handlers take 2 s) */
+const SHOWN_WITHIN_MS = 30_000;
+
+let stack: TestStack;
+let url: string;
+let server: Child;
+const agents = new Map<string, Child>();
+let browser: Browser;
+
+beforeAll(async () => {
+  assertBuilt();
+  stack = await createTestStack({ set: [`api.tokens=${TOKEN}`] });
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  const types = ['--types', 'worker,backup'];
+  server = startCli(['server', ...stack.cliFlags, ...types, '--port', String(port)]);
+  await waitForHttp(`${url}/readyz`, server);
+  for (const endpoint of ['console1', 'console2']) {
+    const agent = startCli(
+      ['agent', ...stack.cliFlags, ...types, '--endpoint', endpoint, '--log-level', 'info'],
+      childEnv(),
+    );
+    agents.set(endpoint, agent);
+    await agent.waitForOutput('agent consuming', 30_000);
+  }
+  browser = await launchBrowser();
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  for (const agent of agents.values()) await agent.stop();
+  await server?.stop();
+  await stack?.cleanup();
+});
+
+/** What went wrong in the page: uncaught errors, and console errors but the 401s asked for. */
+function pageProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().includes('status of 401')) {
+      problems.push(`console: ${message.text()}`);
+    }
+  });
+  return problems;
+}
+
+/** A new tab on the dashboard at `hash`, the token entered when it asks for one. */
+async function openDashboard(hash: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.context.newPage();
+  const problems = pageProblems(page);
+  await page.goto(`${url}/ui/${hash}`);
+  await page.locator('#token-form').waitFor();
+  await page.locator('#token').fill(TOKEN);
+  await page.getByRole('button', { name: 'Open' }).click();
+  return { page, problems };
+}
+
+function postTask(type: string, body: unknown) {
+  return callJson<{ status: string }>(`${url}/${type}`, 'POST', body, AUTH);
+}
+
+/** The text of the first line that `child` logged with this `msg`, parsed. */
+function logged(child: Child, msg: string): Record<string, unknown> {
+  const line = child
+    .output()
+    .split('\n')
+    .find((text) => text.includes(`"msg":"${msg}"`));
+  if (line === undefined)
+    throw new Error(`${child.name} never logged "${msg}":\n${child.output()}`);
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+it('serves the page with a strict policy, asks for the token once and keeps it for the tab', async () => {
+  const page = await browser.context.newPage();
+  const problems = pageProblems(page);
+  const answer = await page.goto(`${url}/ui`);
+  expect(page.url()).toBe(`${url}/ui/`);
+  const headers = answer?.headers() ?? {};
+  expect(headers['content-security-policy']).toContain("script-src 'self'");
+  expect(headers['content-security-policy']).toContain("default-src 'none'");
+  expect(headers['content-security-policy']).not.toContain('unsafe-inline');
+  expect(headers['cache-control']).toBe('no-cache');
+  expect(headers['x-content-type-options']).toBe('nosniff');
+  expect(await page.locator('script:not([src])').count()).toBe(0);
+
+  await page.locator('#token-message', { hasText: 'This server needs an API token.' }).waitFor();
+  await page.locator('#token').fill(TOKEN);
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page.getByRole('heading', { name: 'Tasks' }).waitFor();
+  await page.getByRole('link', { name: 'Fleet' }).click();
+  await page.locator('tr[data-endpoint="console1"][data-status="online"]').waitFor();
+  await page.locator('tr[data-endpoint="console2"][data-status="online"]').waitFor();
+
+  // a reload keeps the token: the form is not shown again
+  await page.reload();
+  await page.locator('tr[data-endpoint="console1"]').waitFor();
+  expect(await page.locator('#token-form').isHidden()).toBe(true);
+  expect(problems).toEqual([]);
+
+  // a file that is not the dashboard's is a 404, with no token needed to find that out
+  const missing = await fetch(`${url}/ui/missing.js`);
+  expect(missing.status).toBe(404);
+  await page.close();
+});
+
+it('shows a task posted through the API turn DONE, live, without reloading', async () => {
+  const { page, problems } = await openDashboard('#/tasks?type=worker');
+  await page.getByRole('heading', { name: 'Tasks' }).waitFor();
+  await page.evaluate('window.sameDocument = "yes"');
+
+  const posted = await postTask('worker', {
+    identifier: 'dash-done',
+    payload: { seconds: 2 },
+    endpoints: ['console1', 'console2'],
+  });
+  expect(posted.status).toBe(201);
+  const row = page.locator('tr[data-task="worker/dash-done"]');
+  await row.locator('.badge', { hasText: 'DONE' }).waitFor({ timeout: SHOWN_WITHIN_MS });
+  expect(await row.textContent()).toContain('2 done, 0 failed, 0 pending of 2');
+
+  await row.getByRole('link', { name: 'dash-done' }).click();
+  await page.locator('.task-status', { hasText: 'DONE' }).waitFor();
+  await page.locator('.cell[data-endpoint="console2"][data-status="DONE"]').waitFor();
+  await page.locator('.cell[data-endpoint="console1"][data-status="DONE"]').click();
+  await page.locator('.detail pre.json', { hasText: 'yippie' }).waitFor();
+  expect(await page.locator('.detail h2').textContent()).toBe('console1 DONE');
+
+  // the same document all along: what changed on screen came through the stream
+  expect(await page.evaluate('window.sameDocument')).toBe('yes');
+  expect(problems).toEqual([]);
+  await page.close();
+});
+
+it('sends a cancel clicked in the page to the agent, which stops the running handler', async () => {
+  const posted = await postTask('worker', {
+    identifier: 'dash-cancel',
+    payload: { seconds: 300 },
+    endpoints: ['console1'],
+  });
+  expect(posted.status).toBe(201);
+  const { page, problems } = await openDashboard('#/task/worker/dash-cancel');
+  await page
+    .locator('.cell[data-endpoint="console1"][data-status="RUNNING"]')
+    .waitFor({ timeout: SHOWN_WITHIN_MS });
+
+  await page.getByRole('button', { name: 'Cancel task' }).click();
+  await page.getByRole('button', { name: 'Yes, cancel' }).click();
+  await page.locator('.cell[data-endpoint="console1"][data-status="CANCELLED"]').waitFor({
+    timeout: SHOWN_WITHIN_MS,
+  });
+  await page.locator('.task-status', { hasText: 'CANCELLED' }).waitFor();
+  expect(await page.getByRole('button', { name: 'Cancel task' }).isDisabled()).toBe(true);
+
+  // the agent heard the cancel while the handler ran, and reported the run cancelled
+  const agent = agents.get('console1') as Child;
+  await agent.waitForOutput('"msg":"task cancelled"');
+  expect(logged(agent, 'task cancelled')).toMatchObject({ running: true });
+  const { body } = await callJson<TaskWithResponses>(
+    `${url}/worker/dash-cancel`,
+    'GET',
+    undefined,
+    AUTH,
+  );
+  expect(body.task.status).toBe('CANCELLED');
+  expect(body.taskResponseList[0]).toMatchObject({ endpoint: 'console1', status: 'CANCELLED' });
+  expect(body.taskResponseList[0]?.errmsg).toContain('cancelled from the dashboard');
+  expect(problems).toEqual([]);
+  await page.close();
+});
+
+it('shows a wrong token nothing but the message that it was refused', async () => {
+  const statuses: number[] = [];
+  const page = await browser.context.newPage();
+  page.on('response', (response) => {
+    if (!new URL(response.url()).pathname.startsWith('/ui/')) statuses.push(response.status());
+  });
+  await page.goto(`${url}/ui/#/tasks`);
+  await page.locator('#token').fill('not-the-right-token-at-all');
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page
+    .locator('#token-message', { hasText: 'Token refused: the server did not accept this token.' })
+    .waitFor();
+
+  expect(await page.locator('#view').evaluate((view) => view.childElementCount)).toBe(0);
+  const text = await page.locator('body').innerText();
+  for (const data of ['dash-done', 'dash-cancel', 'console1', 'worker']) {
+    expect(text).not.toContain(data);
+  }
+  // every API request was refused, and the refused token is not kept
+  expect(statuses.length).toBeGreaterThan(0);
+  expect(new Set(statuses)).toEqual(new Set([401]));
+  expect(await page.evaluate('sessionStorage.getItem("tasker.token")')).toBeNull();
+  await page.close();
+});
