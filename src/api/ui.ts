@@ -6,7 +6,13 @@
  */
 import path from 'node:path';
 import express, { type RequestHandler, type Router } from 'express';
-import { NotFoundError } from '../domain';
+import {
+  NotFoundError,
+  RESPONSE_STATUSES,
+  TASK_STATUSES,
+  isTerminalResponse,
+  isTerminalTask,
+} from '../domain';
 import { findPackageRoot } from '../package';
 
 /** the dashboard's files: in the package's src/ui, whether run from src/ or from dist/ */
@@ -33,17 +39,25 @@ const securityHeaders: RequestHandler = (_req, res, next) => {
   next();
 };
 
-export function uiRoutes(): Router {
-  const router = express.Router();
-  // the page's links are relative (so that it works behind a proxy's path prefix): /ui must
-  // become /ui/ before its index is served
-  router.get('/ui', (req, res, next) => {
-    if (new URL(req.originalUrl, 'http://x').pathname !== '/ui') return next();
-    res.redirect(301, 'ui/');
+/**
+ * /ui/states.js, the states the page knows, made from the domain's lists so that the two never
+ * differ.
+ */
+const STATES_MODULE = [
+  `export const TASK_STATUSES = ${JSON.stringify(TASK_STATUSES)};`,
+  `export const FINAL_TASK_STATUSES = ${JSON.stringify(TASK_STATUSES.filter(isTerminalTask))};`,
+  `export const FINAL_RESPONSE_STATUSES = ${JSON.stringify(RESPONSE_STATUSES.filter(isTerminalResponse))};`,
+  '',
+].join('\n');
+
+/** the page's files: security headers on all, the states module, then src/ui */
+function uiFiles(): Router {
+  const files = express.Router();
+  files.use(securityHeaders);
+  files.get('/states.js', (_req, res) => {
+    res.type('text/javascript').set('Cache-Control', 'no-cache').send(STATES_MODULE);
   });
-  router.use(
-    '/ui',
-    securityHeaders,
+  files.use(
     express.static(UI_DIR, {
       index: 'index.html',
       redirect: false,
@@ -53,9 +67,21 @@ export function uiRoutes(): Router {
       cacheControl: false,
       setHeaders: (res) => res.setHeader('Cache-Control', 'no-cache'),
     }),
-    () => {
-      throw new NotFoundError('not_found', 'no such file of the dashboard');
-    },
   );
+  files.use(() => {
+    throw new NotFoundError('not_found', 'no such file of the dashboard');
+  });
+  return files;
+}
+
+export function uiRoutes(): Router {
+  const router = express.Router();
+  // the page's links are relative (so that it works behind a proxy's path prefix): /ui must
+  // become /ui/ before its index is served
+  router.get('/ui', (req, res, next) => {
+    if (new URL(req.originalUrl, 'http://x').pathname !== '/ui') return next();
+    res.redirect(301, 'ui/');
+  });
+  router.use('/ui', uiFiles());
   return router;
 }

@@ -42,9 +42,11 @@ export function time(iso) {
   if (iso === null || iso === undefined) return '–';
   const at = new Date(iso);
   const two = (n) => String(n).padStart(2, '0');
-  return (
+  return h(
+    'time',
+    { datetime: iso },
     `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())} ` +
-    `${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}`
+      `${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}`,
   );
 }
 
@@ -67,20 +69,12 @@ export function json(value) {
   return h('pre', { class: 'json' }, JSON.stringify(value, null, 2));
 }
 
-/** A table: a row of headings, then `rows` (tr elements). */
-export function table(headings, rows) {
-  return h(
-    'table',
+/** A table: a row of headings, then `body` (a tbody element). */
+export function table(headings, body) {
+  const head = h(
+    'tr',
     {},
-    h(
-      'thead',
-      {},
-      h(
-        'tr',
-        {},
-        headings.map((heading) => h('th', {}, heading)),
-      ),
-    ),
-    h('tbody', {}, rows),
+    headings.map((heading) => h('th', {}, heading)),
   );
+  return h('table', {}, h('thead', {}, head), body);
 }

@@ -7,9 +7,7 @@
 import { taskPath } from './api.js';
 import { badge, fill, h, json, time } from './dom.js';
 import { follow } from './live.js';
-
-const FINAL_TASK = ['DONE', 'FAILED', 'INCOMPLETE', 'CANCELLED'];
-const FINAL_RESPONSE = ['DONE', 'FAILED', 'TIMED_OUT', 'UNDELIVERED', 'CANCELLED'];
+import { FINAL_RESPONSE_STATUSES, FINAL_TASK_STATUSES } from './states.js';
 
 export async function taskView({ api, root, signal, say }, type, identifier) {
   const path = taskPath(type, identifier);
@@ -105,7 +103,7 @@ export async function taskView({ api, root, signal, say }, type, identifier) {
       confirming = yes;
       renderHead();
     };
-    if (confirming && !FINAL_TASK.includes(task.status)) {
+    if (confirming && !FINAL_TASK_STATUSES.includes(task.status)) {
       const cancel = () => {
         confirm(false);
         act('cancel', { reason: 'cancelled from the dashboard' }, () => 'Cancel sent.');
@@ -118,7 +116,7 @@ export async function taskView({ api, root, signal, say }, type, identifier) {
         h('button', { type: 'button', onclick: () => confirm(false) }, 'No'),
       );
     }
-    const final = FINAL_TASK.includes(task.status);
+    const final = FINAL_TASK_STATUSES.includes(task.status);
     const retryable = [...rows.values()].some((row) => row.status !== 'DONE');
     const retry = () => act('retry', {}, (answer) => `Round ${answer.round} started.`);
     return h(
@@ -222,7 +220,7 @@ function cellDetail(row) {
   if (row.status === 'PENDING' && row.registry !== undefined) {
     return h('span', { class: 'line' }, `agent ${row.registry.status.replace('_', ' ')}`);
   }
-  if (row.round > 1 && !FINAL_RESPONSE.includes(row.status)) {
+  if (row.round > 1 && !FINAL_RESPONSE_STATUSES.includes(row.status)) {
     return h('span', { class: 'line' }, `round ${row.round}`);
   }
   return null;

@@ -5,17 +5,8 @@
 import { taskPath } from './api.js';
 import { badge, fill, h, table, time } from './dom.js';
 import { debounce, follow } from './live.js';
+import { TASK_STATUSES } from './states.js';
 
-const STATUSES = [
-  'WAITING',
-  'SCHEDULED',
-  'CREATED',
-  'SENT',
-  'DONE',
-  'FAILED',
-  'INCOMPLETE',
-  'CANCELLED',
-];
 const PAGE = 50;
 /** the API's most tasks per page (api.max_list's default) */
 const MOST = 1000;
@@ -84,7 +75,7 @@ function filters(filter, types) {
       'type',
       types.map((type) => type.name),
     ),
-    select('status', STATUSES),
+    select('status', TASK_STATUSES),
     h('input', {
       name: 'identifier',
       placeholder: 'identifier starts with',

@@ -6,54 +6,32 @@
  * and a wrong token seeing nothing but the message that it was refused.
  */
 import type { Page } from 'playwright-core';
+import { TASK_STATUSES } from '../../src/domain';
 import type { TaskWithResponses } from '../../src/store';
 import { callJson } from '../support/api-client';
 import { launchBrowser, type Browser } from '../support/browser';
-import {
-  assertBuilt,
-  childEnv,
-  startCli,
-  waitForHttp,
-  type Child,
-} from '../support/child-processes';
-import { freePort } from '../support/ports';
-import { createTestStack, type TestStack } from '../support/stack';
+import type { Child } from '../support/child-processes';
+import { startProcessStack, type ProcessStack } from '../support/process-stack';
 
 const TOKEN = 'dashboard-test-token-5f0c2e';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 /** how long the page may take to show what the API says (the handlers take 2 s) */
 const SHOWN_WITHIN_MS = 30_000;
 
-let stack: TestStack;
+let processes: ProcessStack;
 let url: string;
-let server: Child;
-const agents = new Map<string, Child>();
 let browser: Browser;
 
 beforeAll(async () => {
-  assertBuilt();
-  stack = await createTestStack({ set: [`api.tokens=${TOKEN}`] });
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  const types = ['--types', 'worker,backup'];
-  server = startCli(['server', ...stack.cliFlags, ...types, '--port', String(port)]);
-  await waitForHttp(`${url}/readyz`, server);
-  for (const endpoint of ['console1', 'console2']) {
-    const agent = startCli(
-      ['agent', ...stack.cliFlags, ...types, '--endpoint', endpoint, '--log-level', 'info'],
-      childEnv(),
-    );
-    agents.set(endpoint, agent);
-    await agent.waitForOutput('agent consuming', 30_000);
-  }
+  processes = await startProcessStack([`api.tokens=${TOKEN}`]);
+  url = processes.url;
+  for (const endpoint of ['console1', 'console2']) await processes.startAgent(endpoint);
   browser = await launchBrowser();
 }, 90_000);
 
 afterAll(async () => {
   await browser?.close();
-  for (const agent of agents.values()) await agent.stop();
-  await server?.stop();
-  await stack?.cleanup();
+  await processes?.stop();
 });
 
 /** What went wrong in the page: uncaught errors, and console errors but the 401s asked for. */
@@ -130,6 +108,11 @@ it('serves the page with a strict policy, asks for the token once and keeps it f
 it('shows a task posted through the API turn DONE, live, without reloading', async () => {
   const { page, problems } = await openDashboard('#/tasks?type=worker');
   await page.getByRole('heading', { name: 'Tasks' }).waitFor();
+  // the states the page offers are the server's own (/ui/states.js)
+  expect(await page.locator('select[name="status"] option').allTextContents()).toEqual([
+    'any status',
+    ...TASK_STATUSES,
+  ]);
   await page.evaluate('window.sameDocument = "yes"');
 
   const posted = await postTask('worker', {
@@ -176,7 +159,7 @@ it('sends a cancel clicked in the page to the agent, which stops the running han
   expect(await page.getByRole('button', { name: 'Cancel task' }).isDisabled()).toBe(true);
 
   // the agent heard the cancel while the handler ran, and reported the run cancelled
-  const agent = agents.get('console1') as Child;
+  const agent = processes.agents.get('console1') as Child;
   await agent.waitForOutput('"msg":"task cancelled"');
   expect(logged(agent, 'task cancelled')).toMatchObject({ running: true });
   const { body } = await callJson<TaskWithResponses>(
@@ -188,6 +171,32 @@ it('sends a cancel clicked in the page to the agent, which stops the running han
   expect(body.task.status).toBe('CANCELLED');
   expect(body.taskResponseList[0]).toMatchObject({ endpoint: 'console1', status: 'CANCELLED' });
   expect(body.taskResponseList[0]?.errmsg).toContain('cancelled from the dashboard');
+  expect(problems).toEqual([]);
+  await page.close();
+});
+
+it("shows a failed endpoint's error, and runs it again in a new round with Retry", async () => {
+  const posted = await postTask('backup', { identifier: 'dash-retry', endpoints: ['console2'] });
+  expect(posted.status).toBe(201);
+  const { page, problems } = await openDashboard('#/task/backup/dash-retry');
+  const cell = page.locator('.cell[data-endpoint="console2"]');
+  await page.locator('.task-status', { hasText: 'FAILED' }).waitFor({ timeout: SHOWN_WITHIN_MS });
+  expect(await cell.locator('.error').textContent()).toBe('errnr 32: could not backup!');
+
+  await page.getByRole('button', { name: 'Retry' }).click();
+  await page.locator('#notice', { hasText: 'Round 2 started.' }).waitFor();
+  // the new round runs and fails again: the page follows it to its end
+  await page.locator('.task-head dt:text-is("round") + dd', { hasText: /^2$/ }).waitFor();
+  await page.locator('.task-status', { hasText: 'FAILED' }).waitFor({ timeout: SHOWN_WITHIN_MS });
+  await cell.click();
+  await page.locator('.detail .history li', { hasText: 'round 1, attempt 1: FAILED' }).waitFor();
+  const { body } = await callJson<TaskWithResponses>(
+    `${url}/backup/dash-retry`,
+    'GET',
+    undefined,
+    AUTH,
+  );
+  expect(body.task).toMatchObject({ status: 'FAILED', round: 2 });
   expect(problems).toEqual([]);
   await page.close();
 });

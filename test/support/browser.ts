@@ -1,7 +1,8 @@
 /**
  * A real headless Chromium for the dashboard's tests and its screenshots: the machine's own
  * (Debian's `chromium` package; TEST_CHROMIUM points elsewhere), driven by playwright-core, with
- * a fresh profile and nothing that reaches the internet. A missing browser fails loudly.
+ * a fresh profile, nothing that reaches the internet, and the times of the page in UTC. A
+ * missing browser fails loudly.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,6 +42,7 @@ export async function launchBrowser(
     headless: true,
     args: ARGS,
     viewport,
+    timezoneId: 'UTC',
   });
   return {
     context,
