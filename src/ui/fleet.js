@@ -7,8 +7,6 @@ import { badge, fill, h, table, time } from './dom.js';
 import { every } from './live.js';
 
 const REFRESH_MS = 5000;
-/** the API's most endpoints per page (api.max_list's default) */
-const MOST = 1000;
 
 export async function fleetView({ api, root, signal, say }) {
   const summary = h('section', { class: 'summary' });
@@ -34,15 +32,17 @@ export async function fleetView({ api, root, signal, say }) {
     ),
   );
   const read = async () => {
-    const page = await api.get(`endpoints?limit=${MOST}`, signal);
-    fill(summary, summaryOf(page.summary, page.next !== null));
+    // without a limit, a page is as long as the server allows (api.max_list)
+    const page = await api.get('endpoints', signal);
+    fill(summary, summaryOf(page.summary, page.next === null ? null : page.endpoints.length));
     fill(rows, page.endpoints.map(endpointRow));
   };
   await read();
   every(REFRESH_MS, signal, read, (error) => say(error.message, 'error'));
 }
 
-function summaryOf(summary, more) {
+/** The counts by status and version; `shown`: how many are listed, when not all are. */
+function summaryOf(summary, shown) {
   const counts = (record) =>
     Object.entries(record)
       .map(([name, count]) => `${name} ${count}`)
@@ -52,7 +52,7 @@ function summaryOf(summary, more) {
       'p',
       {},
       `${summary.total} endpoint(s): ${counts(summary.statuses)}`,
-      more ? ` (the first ${MOST} shown)` : '',
+      shown === null ? '' : ` (the first ${shown} shown)`,
     ),
     h('p', {}, `tasker versions: ${counts(summary.versions)}`),
   ];

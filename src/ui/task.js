@@ -42,7 +42,7 @@ export async function taskView({ api, root, signal, say }, type, identifier) {
   /** one row changed: its cell alone is drawn again, unless it is new or changed wave */
   const updateRow = (row) => {
     const before = rows.get(row.endpoint);
-    rows.set(row.endpoint, row);
+    rows.set(row.endpoint, withRegistry(row, before));
     const cell = cells.get(row.endpoint);
     if (cell === undefined || before.wave !== row.wave) return renderGrid();
     const made = endpointCell(row, row.endpoint === selected, select);
@@ -66,8 +66,11 @@ export async function taskView({ api, root, signal, say }, type, identifier) {
   const onEvent = ({ event, data }) => {
     if (event === 'snapshot') {
       task = data.task;
+      const before = new Map(rows);
       rows.clear();
-      for (const row of data.taskResponseList) rows.set(row.endpoint, row);
+      for (const row of data.taskResponseList) {
+        rows.set(row.endpoint, withRegistry(row, before.get(row.endpoint)));
+      }
       renderHead();
       renderGrid();
     } else if (event === 'task') {
@@ -131,6 +134,17 @@ export async function taskView({ api, root, signal, say }, type, identifier) {
   const first = await api.get(path, signal);
   onEvent({ event: 'snapshot', data: first });
   watch();
+}
+
+/**
+ * The row, with what the registry said of its agent while it is still PENDING: the GET tells
+ * it (an agent down, or never seen), the stream's events do not.
+ */
+function withRegistry(row, before) {
+  const registry = before?.registry;
+  return row.status === 'PENDING' && row.registry === undefined && registry !== undefined
+    ? { ...row, registry }
+    : row;
 }
 
 function taskHead(task, actions) {

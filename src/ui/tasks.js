@@ -8,8 +8,6 @@ import { debounce, follow } from './live.js';
 import { TASK_STATUSES } from './states.js';
 
 const PAGE = 50;
-/** the API's most tasks per page (api.max_list's default) */
-const MOST = 1000;
 /** changes that come close together cause one read */
 const SETTLE_MS = 250;
 
@@ -30,15 +28,21 @@ export async function tasksView({ api, root, signal, say }, query) {
     const path = type ? `${encodeURIComponent(type)}?${params}` : `tasks?${params}`;
     const page = await api.get(path, signal);
     fill(rows, page.tasks.map(taskRow));
-    more.hidden = page.next === null || limit >= MOST;
+    more.hidden = page.next === null;
     empty.hidden = page.tasks.length > 0;
   };
   const report = (error) => {
     if (!signal.aborted && error.status !== 401) say(error.message, 'error');
   };
+  // the list is one page that grows, so that reading it again keeps what was shown; past the
+  // server's api.max_list it is refused, and stays as it was
   more.addEventListener('click', () => {
-    limit = Math.min(MOST, limit + PAGE);
-    load().catch(report);
+    limit += PAGE;
+    load().catch((error) => {
+      limit -= PAGE;
+      more.hidden = true;
+      report(error);
+    });
   });
 
   fill(

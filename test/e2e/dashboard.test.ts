@@ -201,6 +201,35 @@ it("shows a failed endpoint's error, and runs it again in a new round with Retry
   await page.close();
 });
 
+it('lists the schedules, each linking to the tasks it made', async () => {
+  const made = await callJson(
+    `${url}/schedules`,
+    'POST',
+    { name: 'dash-hourly', type: 'worker', every: '1h', endpoints: ['console1'] },
+    AUTH,
+  );
+  expect(made.status).toBe(201);
+  const { page, problems } = await openDashboard('#/schedules');
+  const row = page.locator('tr[data-schedule="dash-hourly"]');
+  await row.waitFor();
+  expect(await row.locator('td').allTextContents()).toEqual([
+    'dash-hourly',
+    'worker',
+    'every 1 h',
+    'console1',
+    'active',
+    expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/),
+    '–',
+    '',
+  ]);
+  await row.getByRole('link', { name: 'dash-hourly' }).click();
+  await page.locator('.empty', { hasText: 'No tasks.' }).waitFor();
+  expect(new URL(page.url()).hash).toBe('#/tasks?type=worker&identifier=dash-hourly%40');
+  expect(await page.locator('input[name="identifier"]').inputValue()).toBe('dash-hourly@');
+  expect(problems).toEqual([]);
+  await page.close();
+});
+
 it('shows a wrong token nothing but the message that it was refused', async () => {
   const statuses: number[] = [];
   const page = await browser.context.newPage();
