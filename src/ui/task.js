@@ -151,6 +151,7 @@ function taskHead(task, actions) {
   const { counts } = task;
   const facts = [
     ['round', task.round],
+    ['priority', task.priority],
     ['version', task.version],
     ['started', time(task.start_time)],
     ['finished', time(task.finished_at)],
@@ -229,7 +230,11 @@ function cellDetail(row) {
     ];
   }
   if (row.errnr !== null && row.errnr !== 0) {
-    return h('span', { class: 'error' }, `errnr ${row.errnr}: ${row.errmsg ?? ''}`);
+    const error = h('span', { class: 'error' }, `errnr ${row.errnr}: ${row.errmsg ?? ''}`);
+    // a RETRYING row shows the run that asked for the next, and when that starts
+    return row.status === 'RETRYING' && row.next_attempt_at
+      ? [error, h('span', { class: 'line' }, 'next try ', time(row.next_attempt_at))]
+      : error;
   }
   if (row.status === 'PENDING' && row.registry !== undefined) {
     return h('span', { class: 'line' }, `agent ${row.registry.status.replace('_', ' ')}`);
@@ -254,6 +259,7 @@ function endpointDetail(response) {
         ['wave', response.wave],
         ['errnr', response.errnr],
         ['errmsg', response.errmsg],
+        ['next attempt', response.next_attempt_at ? time(response.next_attempt_at) : null],
         ['started', time(response.start_time)],
         ['finished', time(response.finished_at)],
         ['agent', agent ? `${agent.hostname} pid ${agent.pid}, tasker ${agent.version}` : null],

@@ -2,9 +2,13 @@
  * The web dashboard (/ui) in a real headless Chromium, against the built `tasker server` (with
  * an API token) and two `tasker agent` processes (console1, console2) on MariaDB and RabbitMQ:
  * the page and its headers, the token asked once, a task posted through the API turning DONE on
- * screen as it happens, a cancel clicked in the page stopping a running handler on its agent,
- * and a wrong token seeing nothing but the message that it was refused.
+ * screen as it happens, a cancel clicked in the page stopping a running handler on its agent, a
+ * failed endpoint and its retry, an endpoint waiting to run again, the schedules, and a wrong
+ * token seeing nothing but the message that it was refused.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { TASK_STATUSES } from '../../src/domain';
 import type { TaskWithResponses } from '../../src/store';
@@ -18,12 +22,30 @@ const AUTH = { authorization: `Bearer ${TOKEN}` };
 /** how long the page may take to show what the API says (the handlers take 2 s) */
 const SHOWN_WITHIN_MS = 30_000;
 
+// worker and backup (the built-in handlers), and mirror: a command that asks to be run again
+// later, every time
+const CONFIG = `
+task_types:
+  worker:
+  backup:
+  mirror:
+    retry: { max_attempts: 3, delay: 5m }
+agent:
+  handlers:
+    mirror:
+      command: ["/bin/sh", "-c", "echo the mirror is busy >&2; exit 75"]
+`;
+
 let processes: ProcessStack;
 let url: string;
 let browser: Browser;
+let dir: string;
 
 beforeAll(async () => {
-  processes = await startProcessStack([`api.tokens=${TOKEN}`]);
+  dir = mkdtempSync(join(tmpdir(), 'tasker-dashboard-'));
+  const config = join(dir, 'tasker.yaml');
+  writeFileSync(config, CONFIG);
+  processes = await startProcessStack([`api.tokens=${TOKEN}`], ['--config', config]);
   url = processes.url;
   for (const endpoint of ['console1', 'console2']) await processes.startAgent(endpoint);
   browser = await launchBrowser();
@@ -32,6 +54,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await processes?.stop();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
 /** What went wrong in the page: uncaught errors, and console errors but the 401s asked for. */
@@ -57,8 +80,26 @@ async function openDashboard(hash: string): Promise<{ page: Page; problems: stri
   return { page, problems };
 }
 
+async function getTask(type: string, identifier: string): Promise<TaskWithResponses> {
+  return (await callJson<TaskWithResponses>(`${url}/${type}/${identifier}`, 'GET', undefined, AUTH))
+    .body;
+}
+
 function postTask(type: string, body: unknown) {
   return callJson<{ status: string }>(`${url}/${type}`, 'POST', body, AUTH);
+}
+
+/** Post a task through the API, and open its page. */
+async function postAndOpen(type: string, body: { identifier: string; [key: string]: unknown }) {
+  const posted = await postTask(type, body);
+  expect(posted.status).toBe(201);
+  return openDashboard(`#/task/${type}/${body.identifier}`);
+}
+
+/** Nothing went wrong in the page all along; close it. */
+async function closeClean({ page, problems }: { page: Page; problems: string[] }): Promise<void> {
+  expect(problems).toEqual([]);
+  await page.close();
 }
 
 /** The text of the first line that `child` logged with this `msg`, parsed. */
@@ -97,12 +138,11 @@ it('serves the page with a strict policy, asks for the token once and keeps it f
   await page.reload();
   await page.locator('tr[data-endpoint="console1"]').waitFor();
   expect(await page.locator('#token-form').isHidden()).toBe(true);
-  expect(problems).toEqual([]);
 
   // a file that is not the dashboard's is a 404, with no token needed to find that out
   const missing = await fetch(`${url}/ui/missing.js`);
   expect(missing.status).toBe(404);
-  await page.close();
+  await closeClean({ page, problems });
 });
 
 it('shows a task posted through the API turn DONE, live, without reloading', async () => {
@@ -134,18 +174,15 @@ it('shows a task posted through the API turn DONE, live, without reloading', asy
 
   // the same document all along: what changed on screen came through the stream
   expect(await page.evaluate('window.sameDocument')).toBe('yes');
-  expect(problems).toEqual([]);
-  await page.close();
+  await closeClean({ page, problems });
 });
 
 it('sends a cancel clicked in the page to the agent, which stops the running handler', async () => {
-  const posted = await postTask('worker', {
+  const { page, problems } = await postAndOpen('worker', {
     identifier: 'dash-cancel',
     payload: { seconds: 300 },
     endpoints: ['console1'],
   });
-  expect(posted.status).toBe(201);
-  const { page, problems } = await openDashboard('#/task/worker/dash-cancel');
   await page
     .locator('.cell[data-endpoint="console1"][data-status="RUNNING"]')
     .waitFor({ timeout: SHOWN_WITHIN_MS });
@@ -162,23 +199,18 @@ it('sends a cancel clicked in the page to the agent, which stops the running han
   const agent = processes.agents.get('console1') as Child;
   await agent.waitForOutput('"msg":"task cancelled"');
   expect(logged(agent, 'task cancelled')).toMatchObject({ running: true });
-  const { body } = await callJson<TaskWithResponses>(
-    `${url}/worker/dash-cancel`,
-    'GET',
-    undefined,
-    AUTH,
-  );
+  const body = await getTask('worker', 'dash-cancel');
   expect(body.task.status).toBe('CANCELLED');
   expect(body.taskResponseList[0]).toMatchObject({ endpoint: 'console1', status: 'CANCELLED' });
   expect(body.taskResponseList[0]?.errmsg).toContain('cancelled from the dashboard');
-  expect(problems).toEqual([]);
-  await page.close();
+  await closeClean({ page, problems });
 });
 
 it("shows a failed endpoint's error, and runs it again in a new round with Retry", async () => {
-  const posted = await postTask('backup', { identifier: 'dash-retry', endpoints: ['console2'] });
-  expect(posted.status).toBe(201);
-  const { page, problems } = await openDashboard('#/task/backup/dash-retry');
+  const { page, problems } = await postAndOpen('backup', {
+    identifier: 'dash-retry',
+    endpoints: ['console2'],
+  });
   const cell = page.locator('.cell[data-endpoint="console2"]');
   await page.locator('.task-status', { hasText: 'FAILED' }).waitFor({ timeout: SHOWN_WITHIN_MS });
   expect(await cell.locator('.error').textContent()).toBe('errnr 32: could not backup!');
@@ -190,15 +222,32 @@ it("shows a failed endpoint's error, and runs it again in a new round with Retry
   await page.locator('.task-status', { hasText: 'FAILED' }).waitFor({ timeout: SHOWN_WITHIN_MS });
   await cell.click();
   await page.locator('.detail .history li', { hasText: 'round 1, attempt 1: FAILED' }).waitFor();
-  const { body } = await callJson<TaskWithResponses>(
-    `${url}/backup/dash-retry`,
-    'GET',
-    undefined,
-    AUTH,
-  );
+  const body = await getTask('backup', 'dash-retry');
   expect(body.task).toMatchObject({ status: 'FAILED', round: 2 });
-  expect(problems).toEqual([]);
-  await page.close();
+  await closeClean({ page, problems });
+});
+
+it("shows an endpoint waiting to run again: its run's error, and when it runs next", async () => {
+  const { page, problems } = await postAndOpen('mirror', {
+    identifier: 'dash-mirror',
+    endpoints: ['console1'],
+  });
+  const cell = page.locator('.cell[data-endpoint="console1"][data-status="RETRYING"]');
+  await cell.waitFor({ timeout: SHOWN_WITHIN_MS });
+  expect(await cell.locator('.error').textContent()).toBe('errnr 75: the mirror is busy');
+  const body = await getTask('mirror', 'dash-mirror');
+  expect(await cell.locator('time').getAttribute('datetime')).toBe(
+    body.taskResponseList[0]?.next_attempt_at,
+  );
+  expect(await page.locator('.task-status').textContent()).toBe('SENT');
+
+  // not left waiting for five minutes
+  await page.getByRole('button', { name: 'Cancel task' }).click();
+  await page.getByRole('button', { name: 'Yes, cancel' }).click();
+  await page.locator('.task-status', { hasText: 'CANCELLED' }).waitFor({
+    timeout: SHOWN_WITHIN_MS,
+  });
+  await closeClean({ page, problems });
 });
 
 it('lists the schedules, each linking to the tasks it made', async () => {
@@ -226,8 +275,7 @@ it('lists the schedules, each linking to the tasks it made', async () => {
   await page.locator('.empty', { hasText: 'No tasks.' }).waitFor();
   expect(new URL(page.url()).hash).toBe('#/tasks?type=worker&identifier=dash-hourly%40');
   expect(await page.locator('input[name="identifier"]').inputValue()).toBe('dash-hourly@');
-  expect(problems).toEqual([]);
-  await page.close();
+  await closeClean({ page, problems });
 });
 
 it('shows a wrong token nothing but the message that it was refused', async () => {

@@ -17,16 +17,19 @@ export interface ProcessStack {
   stop(): Promise<void>;
 }
 
-/** The server for `types` with `set` settings, listening on a free port, once it is ready. */
+/**
+ * The server with `set` settings, listening on a free port, once it is ready. `flags` go to the
+ * server and to every agent: by default the task types worker and backup (the built-in
+ * handlers); `--config FILE` for more.
+ */
 export async function startProcessStack(
   set: string[],
-  types = ['worker', 'backup'],
+  flags = ['--types', 'worker,backup'],
 ): Promise<ProcessStack> {
   assertBuilt();
   const stack = await createTestStack({ set });
   const port = await freePort();
-  const typeFlags = ['--types', types.join(',')];
-  const server = startCli(['server', ...stack.cliFlags, ...typeFlags, '--port', String(port)]);
+  const server = startCli(['server', ...stack.cliFlags, ...flags, '--port', String(port)]);
   const url = `http://127.0.0.1:${port}`;
   const agents = new Map<string, Child>();
   const stop = async (): Promise<void> => {
@@ -46,7 +49,7 @@ export async function startProcessStack(
     server,
     agents,
     startAgent: async (endpoint, extra = [], env = {}) => {
-      const args = ['agent', ...stack.cliFlags, ...typeFlags, '--endpoint', endpoint];
+      const args = ['agent', ...stack.cliFlags, ...flags, '--endpoint', endpoint];
       const agent = startCli([...args, ...extra, '--log-level', 'info'], childEnv(env));
       agents.set(endpoint, agent);
       await agent.waitForOutput('agent consuming', 30_000);
