@@ -13,6 +13,9 @@
  *
  * The client imports the domain's types and nothing else of src/: it is a program of its own
  * that needs no configuration, database or broker.
+ * src/ui is the web dashboard's files, ES modules that run in a browser: they import one another
+ * and ./states.js, which src/api/ui.ts makes from the domain's states, and nothing imports them
+ * (src/api serves them as files).
  * Folders of one layer do not import each other (log and metrics, store and broker, server and
  * agent).
  * migrations/ is data for the store and imports nothing from src/.
@@ -68,6 +71,22 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/cli/' },
       to: { path: '^src/client/', dynamic: false },
+    },
+    {
+      name: 'ui-runs-in-the-browser',
+      comment:
+        'src/ui runs in a browser: it imports its own modules and ./states.js (served by ' +
+        'src/api/ui.ts), nothing else',
+      severity: 'error',
+      from: { path: '^src/ui/' },
+      to: { pathNot: '^(src/ui/|\\./states\\.js$)' },
+    },
+    {
+      name: 'ui-is-served-not-imported',
+      comment: 'src/ui is served as files by src/api/ui.ts: no module of the server imports it',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/ui/' },
+      to: { path: '^src/ui/' },
     },
     {
       name: 'migrations-stand-apart',

@@ -2,8 +2,9 @@
  * The HTTP API, in the original tasker's shape: POST /<type> creates a task, GET /<type>/<identifier>
  * returns it with every endpoint's response (the routes of tasks are in task-routes.ts, of the
  * endpoint registry in fleet-routes.ts, of the configured task types in type-routes.ts, of
- * recurring schedules in schedule-routes.ts). Health checks stay open; everything else needs a
- * bearer token when tokens are configured, /metrics too when it is served here (metrics.ts).
+ * recurring schedules in schedule-routes.ts, of the web dashboard's files in ui.ts). Health checks
+ * and the dashboard's files stay open; everything else needs a bearer token when tokens are
+ * configured, /metrics too when it is served here (metrics.ts).
  */
 import express from 'express';
 import type { TaskBroker } from '../broker';
@@ -19,6 +20,7 @@ import { metricsRoute, requestDurations } from './metrics';
 import { scheduleRoutes } from './schedule-routes';
 import { taskRoutes } from './task-routes';
 import { typeRoutes } from './type-routes';
+import { uiRoutes } from './ui';
 
 export interface ApiDeps {
   db: Db;
@@ -64,6 +66,8 @@ export function createApp(deps: ApiDeps): express.Express {
     });
   });
 
+  // the dashboard's files hold no data: the page sends the token with each API request
+  app.use(uiRoutes());
   app.use(requireBearerToken(config.api.tokens));
   if (deps.metrics !== undefined && deps.scrapeMetrics !== undefined) {
     app.use(metricsRoute(deps.metrics, deps.scrapeMetrics));

@@ -12,7 +12,10 @@ import type { ServerMetrics } from '../metrics';
 export type MetricsFormat = Pick<ServerMetrics, 'contentType'>;
 import { errorHandler, notFound } from './errors';
 
-/** the route label of a request no route took (refused by the token check, or unknown) */
+/**
+ * the route label of a request no route took (refused by the token check, unknown, or a file of
+ * the dashboard)
+ */
 export const UNMATCHED_ROUTE = 'unmatched';
 
 /** Time each request from its arrival until its answer ends (or its client goes). */
