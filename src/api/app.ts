@@ -16,6 +16,7 @@ import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { fleetRoutes } from './fleet-routes';
 import { metricsRoute, requestDurations } from './metrics';
+import { requestIds } from './request-id';
 import { scheduleRoutes } from './schedule-routes';
 import { taskRoutes } from './task-routes';
 import { typeRoutes } from './type-routes';
@@ -46,6 +47,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(requestIds(log));
   if (deps.metrics !== undefined) app.use(requestDurations(deps.metrics));
 
   app.get('/healthz', (_req, res) => {
