@@ -82,6 +82,9 @@ function fromExpress(err: Error, req: Request): TaskerError | null {
   return null;
 }
 
+/** every code an error body may carry */
+export const ERROR_CODES = Object.keys(HTTP_STATUS) as ErrorCode[];
+
 export const notFound: RequestHandler = (req) => {
   throw new NotFoundError('not_found', `no route for ${req.method} ${req.path}`);
 };

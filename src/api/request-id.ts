@@ -9,7 +9,7 @@ import type { RequestHandler, Response } from 'express';
 import type { Logger } from '../log';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';
-const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 interface RequestLocals {
   requestId: string;
