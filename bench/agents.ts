@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { Agent } from '../src/agent';
 import { createBroker, type AmqpBroker } from '../src/broker';
 import { loadConfig, type TaskerConfig } from '../src/config';
-import { createLogger, type Logger } from '../src/log';
+import { createLogger, stderrSink, type Logger } from '../src/log';
 import { createAgent, startHandlerRunner } from '../src/cli/agent-command';
 
 const OPTIONS = {
@@ -56,7 +56,11 @@ async function main(): Promise<void> {
   const config = loadConfig({ mode: values.mode ?? 'test', env: process.env, flags });
   const endpoints = (values.endpoints ?? '').split(',').filter((e) => e !== '');
   if (endpoints.length === 0) throw new Error('--endpoints e1,e2,… is required');
-  const log = createLogger(config.log.level, { process: 'agent-host' });
+  const log = createLogger(
+    config.log.level,
+    { process: 'agent-host' },
+    stderrSink(config.log.format),
+  );
   // one sandbox for the host: as many handler processes as one agent would have, since the
   // agents here stand in for a fleet and their handlers share this machine's cores anyway
   const runner = await startHandlerRunner(config, log);

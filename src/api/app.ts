@@ -2,9 +2,10 @@
  * The HTTP API, in the original tasker's shape: POST /<type> creates a task, GET /<type>/<identifier>
  * returns it with every endpoint's response (the routes of tasks are in task-routes.ts, of the
  * endpoint registry in fleet-routes.ts, of the configured task types in type-routes.ts, of
- * recurring schedules in schedule-routes.ts, of the web dashboard's files in ui.ts). Health checks
- * and the dashboard's files stay open; everything else needs a bearer token when tokens are
- * configured, /metrics too when it is served here (metrics.ts).
+ * recurring schedules in schedule-routes.ts, of the web dashboard's files in ui.ts; the OpenAPI
+ * document of them all in openapi.ts). Health checks and the dashboard's files stay open;
+ * everything else needs a bearer token when tokens are configured, /metrics too when it is
+ * served here (metrics.ts).
  */
 import express from 'express';
 import type { TaskBroker } from '../broker';
@@ -17,6 +18,8 @@ import { requireBearerToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { fleetRoutes } from './fleet-routes';
 import { metricsRoute, requestDurations } from './metrics';
+import { openApiRoute } from './openapi';
+import { requestIds } from './request-id';
 import { scheduleRoutes } from './schedule-routes';
 import { taskRoutes } from './task-routes';
 import { typeRoutes } from './type-routes';
@@ -48,6 +51,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(requestIds(log));
   if (deps.metrics !== undefined) app.use(requestDurations(deps.metrics));
 
   app.get('/healthz', (_req, res) => {
@@ -69,9 +73,12 @@ export function createApp(deps: ApiDeps): express.Express {
   // the dashboard's files hold no data: the page sends the token with each API request
   app.use(uiRoutes());
   app.use(requireBearerToken(config.api.tokens));
-  if (deps.metrics !== undefined && deps.scrapeMetrics !== undefined) {
-    app.use(metricsRoute(deps.metrics, deps.scrapeMetrics));
-  }
+  const metrics =
+    deps.metrics !== undefined && deps.scrapeMetrics !== undefined
+      ? metricsRoute(deps.metrics, deps.scrapeMetrics)
+      : null;
+  if (metrics !== null) app.use(metrics);
+  app.use(openApiRoute(config, { metrics: metrics !== null }));
   // before the task routes: "endpoints", "types" and "schedules" are no task types
   app.use(fleetRoutes({ db, config }));
   app.use(typeRoutes(config));

@@ -1,10 +1,12 @@
 /**
  * The one place error codes become HTTP statuses. Clients always get JSON
- * `{error: {code, message}}`, never a stack trace; unexpected errors are logged in full.
+ * `{error: {code, message, request_id}}`, never a stack trace; unexpected errors are logged in
+ * full, with the request's id.
  */
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { NotFoundError, TaskerError, coerceError, type ErrorCode } from '../domain';
 import type { Logger } from '../log';
+import { requestIdOfResponse, requestLog } from './request-id';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -80,6 +82,9 @@ function fromExpress(err: Error, req: Request): TaskerError | null {
   return null;
 }
 
+/** every code an error body may carry */
+export const ERROR_CODES = Object.keys(HTTP_STATUS) as ErrorCode[];
+
 export const notFound: RequestHandler = (req) => {
   throw new NotFoundError('not_found', `no route for ${req.method} ${req.path}`);
 };
@@ -90,12 +95,14 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     const known = err instanceof TaskerError ? err : fromExpress(err, req);
     const status = known === null ? 500 : HTTP_STATUS[known.code];
     if (status >= 500) {
-      log.error('request failed', { method: req.method, path: req.path, err });
+      requestLog(res, log).error('request failed', { method: req.method, path: req.path, err });
     }
-    const body =
-      known === null || known.code === 'internal'
+    const body = {
+      ...(known === null || known.code === 'internal'
         ? { code: 'internal', message: 'internal error; see the server log' }
-        : { code: known.code, message: known.message, ...(known.details ?? {}) };
+        : { code: known.code, message: known.message, ...(known.details ?? {}) }),
+      request_id: requestIdOfResponse(res),
+    };
     if (status === 401) res.set('WWW-Authenticate', 'Bearer realm="tasker"');
     res.status(status).json({ error: body });
   };

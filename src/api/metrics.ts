@@ -11,6 +11,7 @@ import type { ServerMetrics } from '../metrics';
 /** What serves a scrape: the format it writes. */
 export type MetricsFormat = Pick<ServerMetrics, 'contentType'>;
 import { errorHandler, notFound } from './errors';
+import { requestIds } from './request-id';
 
 /**
  * the route label of a request no route took (refused by the token check, unknown, or a file of
@@ -57,6 +58,7 @@ export function createMetricsApp(
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(requestIds(log));
   app.use(metricsRoute(metrics, scrape));
   app.use(notFound);
   app.use(errorHandler(log));

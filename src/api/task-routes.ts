@@ -6,7 +6,14 @@
  */
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import type { TaskerConfig, TaskTypeConfig } from '../config';
-import { NotFoundError, TaskerError, TASK_STATUSES } from '../domain';
+import {
+  NotFoundError,
+  TaskerError,
+  TASK_STATUSES,
+  ValidationError,
+  rejectUnknownKeys,
+  type Fail,
+} from '../domain';
 import type { ChangeFeed, Intake } from '../server';
 import {
   cancelTask,
@@ -30,6 +37,7 @@ import {
   writeCursor,
 } from './validate';
 import { jsonParser, requireJson } from './json-body';
+import { EVENTS_QUERY, fieldNames } from './request-fields';
 import { streamChanges, streamTask, waitForTask } from './watch';
 
 export interface TaskRouteDeps {
@@ -40,6 +48,8 @@ export interface TaskRouteDeps {
   /** the outbox has something to publish now (a cancel, a round): the relay should look */
   onOutbox?: () => void;
 }
+
+const refused: Fail = (path, problem) => new ValidationError(`${path} ${problem}`, path);
 
 function taskTypeOf(req: Request, config: TaskerConfig): TaskTypeConfig {
   const name = String(req.params.type);
@@ -144,6 +154,7 @@ export function taskRoutes(deps: TaskRouteDeps): Router {
 
   router.get('/tasks', list);
   router.get('/events', (req, res) => {
+    rejectUnknownKeys(req.query, fieldNames(EVENTS_QUERY), '', refused);
     const types = words(req.query.type, Object.keys(config.taskTypes), 'type');
     const statuses = words(req.query.status, TASK_STATUSES, 'status');
     streamChanges(watch, { types, statuses }, req, res);

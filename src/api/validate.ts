@@ -1,6 +1,8 @@
 /**
- * What requests carry, checked field by field with errors that name the field: the body of a
- * new task `{identifier, payload?, endpoints?, rollout?, success_threshold?, priority?, not_before?, after?,
+ * What requests carry, checked field by field with errors that name the field (the fields each
+ * request takes, and their schemas for the OpenAPI document, are in request-fields.ts): the
+ * body of a new task `{identifier, payload?, endpoints?, rollout?, success_threshold?,
+ * priority?, not_before?, after?,
  * on_dependency_failure?}`
  * (endpoints: names, or a selector of the fleet), of a cancel and
  * of a retry, and the query of a task list or a wait. Nothing is written for a request that
@@ -36,6 +38,15 @@ import {
 } from '../domain';
 import { parseDuration } from '../config';
 import type { EndpointFilter, TaskFilter } from '../store';
+import {
+  CANCEL_BODY,
+  ENDPOINT_QUERY,
+  LIST_QUERY,
+  RETRY_BODY,
+  TASK_BODY,
+  WAIT_QUERY,
+  fieldNames,
+} from './request-fields';
 
 export interface CreateTaskBody {
   identifier: string;
@@ -131,22 +142,7 @@ export function parseCreateTaskBody(
   now = new Date(),
 ): CreateTaskBody {
   if (!isPlainObject(body)) throw new ValidationError('request body must be a JSON object');
-  rejectUnknownKeys(
-    body,
-    [
-      'identifier',
-      'payload',
-      'endpoints',
-      'rollout',
-      'success_threshold',
-      'not_before',
-      'after',
-      'on_dependency_failure',
-      'priority',
-    ],
-    '',
-    fail,
-  );
+  rejectUnknownKeys(body, fieldNames(TASK_BODY), '', fail);
   const identifier = readString(body, 'identifier', '', fail, {
     maxLength: limits.maxIdentifierLength,
   });
@@ -253,7 +249,7 @@ export interface CancelBody {
 
 /** `{endpoints?, reason?}`; no body cancels every endpoint. */
 export function parseCancelBody(body: unknown, limits: BodyLimits): CancelBody {
-  const obj = optionalObject(body, ['endpoints', 'reason']);
+  const obj = optionalObject(body, fieldNames(CANCEL_BODY));
   const reason =
     obj.reason === undefined || obj.reason === null
       ? 'cancelled by the operator'
@@ -269,7 +265,7 @@ export interface RetryBody {
 
 /** `{endpoints?, round?}`; no body retries every endpoint that did not succeed. */
 export function parseRetryBody(body: unknown, limits: BodyLimits): RetryBody {
-  const obj = optionalObject(body, ['endpoints', 'round']);
+  const obj = optionalObject(body, fieldNames(RETRY_BODY));
   return {
     endpoints: readEndpoints(obj.endpoints, limits.maxEndpoints),
     round:
@@ -298,11 +294,9 @@ function timestamp(query: Record<string, unknown>, key: string): Date | undefine
 /** A task list's filter as the query gives it; the route adds the type. */
 export type ListQuery = Omit<TaskFilter, 'type'>;
 
-const LIST_KEYS = ['status', 'endpoint', 'since', 'until', 'identifier', 'limit', 'cursor', 'type'];
-
 /** `?status=&endpoint=&since=&until=&identifier=&limit=&cursor=` of a task list. */
 export function parseListQuery(query: Record<string, unknown>, maxList: number): ListQuery {
-  rejectUnknownKeys(query, LIST_KEYS, '', fail);
+  rejectUnknownKeys(query, fieldNames(LIST_QUERY), '', fail);
   const parsed: ListQuery = { limit: Math.min(100, maxList) };
   const status = param(query, 'status');
   if (status !== undefined) {
@@ -346,16 +340,6 @@ function items(query: Record<string, unknown>, key: string): string[] {
   return given.flatMap((text) => text.split(',')).flatMap((item) => item.trim() || []);
 }
 
-const ENDPOINT_LIST_KEYS = [
-  'type',
-  'label',
-  'status',
-  'version',
-  'handler_version',
-  'limit',
-  'after',
-];
-
 /**
  * `?type=&label=k=v&status=&version=&handler_version=&limit=&after=` of the fleet's list:
  * labels and statuses may be repeated or comma-separated (all labels must match, any status).
@@ -364,7 +348,7 @@ export function parseEndpointQuery(
   query: Record<string, unknown>,
   maxList: number,
 ): EndpointFilter & { limit: number; after: string | null } {
-  rejectUnknownKeys(query, ENDPOINT_LIST_KEYS, '', fail);
+  rejectUnknownKeys(query, fieldNames(ENDPOINT_QUERY), '', fail);
   const type = param(query, 'type');
   const labels = Object.fromEntries(
     items(query, 'label').map((text) => readLabelFilter(text, 'label', fail)),
@@ -414,7 +398,7 @@ export function parseWaitQuery(
   ifNoneMatch: string | undefined,
   maxWaitMs: number,
 ): WaitQuery {
-  rejectUnknownKeys(query, ['wait', 'version'], '', fail);
+  rejectUnknownKeys(query, fieldNames(WAIT_QUERY), '', fail);
   let waitMs = 0;
   const wait = param(query, 'wait');
   if (wait !== undefined) {

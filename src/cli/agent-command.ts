@@ -16,7 +16,7 @@ import {
 } from '../agent';
 import { createBroker, type TaskBroker } from '../broker';
 import { isInProcessBroker, type TaskerConfig } from '../config';
-import { createLogger, type Logger } from '../log';
+import { createLogger, stderrSink, type Logger } from '../log';
 import { AgentMetrics } from '../metrics';
 import { startMetricsListener, type MetricsListener } from './metrics-listener';
 import { exitOnFatal, onShutdownSignals } from './signals';
@@ -118,7 +118,11 @@ export async function agentCommand(config: TaskerConfig, burst = false): Promise
         'RabbitMQ (--broker-url amqp://…)',
     );
   }
-  const log = createLogger(config.log.level, { process: 'agent', endpoint });
+  const log = createLogger(
+    config.log.level,
+    { process: 'agent', endpoint },
+    stderrSink(config.log.format),
+  );
   const broker = createBroker(config.broker, {
     connectionName: `tasker-agent ${endpoint}`,
     log: log.child({ part: 'broker' }),

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { MemoryBroker, upgradeQueues } from '../broker';
 import { isInProcessBroker, sqliteFile, type TaskerConfig } from '../config';
-import { createLogger, type Logger } from '../log';
+import { createLogger, stderrSink, type Logger } from '../log';
 import { startServer, type ServerHandle } from './server-process';
 import {
   createDb,
@@ -106,7 +106,7 @@ export async function serverCommand(config: TaskerConfig, migrate: boolean): Pro
         "the server's process; a separate server needs RabbitMQ (--broker-url amqp://…)",
     );
   }
-  const log = createLogger(config.log.level, { process: 'server' });
+  const log = createLogger(config.log.level, { process: 'server' }, stderrSink(config.log.format));
   if (migrate) await migrateCommand(config, 'latest');
   const server = await startServer(config, log, { onFatal: fatal(log) });
   onShutdownSignals(() => server.close(), log);
@@ -221,7 +221,7 @@ export async function upCommand(
   endpoints: string[],
   passthrough: string[],
 ): Promise<void> {
-  const log = createLogger(config.log.level, { process: 'up' });
+  const log = createLogger(config.log.level, { process: 'up' }, stderrSink(config.log.format));
   await migrateCommand(config, 'latest');
   const { server, agents } = isInProcessBroker(config.broker)
     ? await inProcessAgents(config, endpoints, log)

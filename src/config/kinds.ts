@@ -104,14 +104,15 @@ function amount(value: unknown, pattern: RegExp, factor: (unit?: string) => numb
 }
 
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** a duration's text, once trimmed: an amount and its unit (seconds without one) */
+export const DURATION_PATTERN = /^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?$/i;
 
 /**
  * A duration in milliseconds. A number (or a bare numeric string) means SECONDS, as in the
  * original tasker's `wait_for_endpoints_timeout: 60`; a string may carry a unit: "250ms", "5m".
  */
 export function parseDuration(value: unknown): number {
-  const pattern = /^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?$/i;
-  const ms = amount(value, pattern, (unit = 's') => DURATION_UNITS_MS[unit]);
+  const ms = amount(value, DURATION_PATTERN, (unit = 's') => DURATION_UNITS_MS[unit]);
   if (ms !== undefined) return ms;
   throw new Error(
     `must be a duration: a number of seconds or a string such as "250ms", "30s", "5m", "2h"; got ${show(value)}`,

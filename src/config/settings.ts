@@ -15,7 +15,7 @@ import path from 'node:path';
 import { MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS } from '../domain/fleet';
 import { MAX_PRIORITY, RESULT_LIMITS } from '../domain/messages';
 import { checkEndpoint, checkTaskType } from '../domain/names';
-import { LOG_LEVELS } from '../log';
+import { LOG_FORMATS, LOG_LEVELS } from '../log';
 import { bool, bytes, dir, dirs, duration, int, list, oneOf } from './kinds';
 import { commands, labels, retry, rollout, seconds, share, string, url } from './kinds';
 import type { At, Setting } from './kinds';
@@ -189,6 +189,12 @@ export const SECTIONS = {
   },
   log: {
     level: oneOf(LOG_LEVELS, 'info', 'least severe level logged', { flag: '--log-level LEVEL' }),
+    format: oneOf(
+      LOG_FORMATS,
+      'auto',
+      'records on stderr as JSON lines, or readable lines (auto: readable on a terminal)',
+      { flag: '--log-format FORMAT' },
+    ),
   },
 };
 

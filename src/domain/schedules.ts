@@ -94,7 +94,8 @@ function readTime(value: unknown, path: string, fail: Fail): Date | null {
   return new Date(at);
 }
 
-const SCHEDULE_KEYS = [
+/** the fields of a schedule's body (the API describes each in its OpenAPI document) */
+export const SCHEDULE_KEYS = [
   'name',
   'type',
   'payload',
@@ -106,7 +107,8 @@ const SCHEDULE_KEYS = [
   'end_at',
   'catch_up',
   'backoff',
-];
+] as const;
+export type ScheduleKey = (typeof SCHEDULE_KEYS)[number];
 
 /**
  * A schedule's body. With `base` (an update), the fields given replace the base's; `name`

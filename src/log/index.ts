@@ -1,11 +1,21 @@
 /**
- * Structured logging: one JSON object per line on stderr, so logs from the server and many
- * agents can be collected and searched. Deliberately tiny; swap for pino if you need transports.
+ * Structured logging through pino: one JSON object per line, so logs from the server and many
+ * agents can be collected and searched; in a terminal, readable lines instead (pretty.ts).
+ * Errors in any field keep their cause chain and a long message is clipped (errors.ts).
  */
+import { pino } from 'pino';
+import { serializeError } from './errors';
+import { formatRecord } from './pretty';
+
+export { formatRecord } from './pretty';
 
 /** Levels from the most to the least verbose; a logger emits its own level and those after it. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** JSON lines, readable lines, or readable lines only when stderr is a terminal. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -15,65 +25,76 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** Where a logger's records go: each a JSON object on one line, with its newline. */
+export type LogSink = (line: string) => void;
 
-const MAX_CAUSES = 5;
-/**
- * knex puts a failed statement's SQL before the database's reason in its error's message (and
- * so in the stack): a long one keeps its start and its end.
- */
-const MAX_ERROR_TEXT = 2000;
-
-function clip(text: string): string {
-  if (text.length <= MAX_ERROR_TEXT) return text;
-  const half = MAX_ERROR_TEXT / 2;
-  return `${text.slice(0, half - 1)}…${text.slice(-half)}`;
+/** stderr, as JSON lines or (`pretty`, or `auto` on a terminal) as readable ones. */
+export function stderrSink(format: LogFormat): LogSink {
+  const stderr = process.stderr;
+  const pretty = format === 'pretty' || (format === 'auto' && stderr.isTTY);
+  if (!pretty) return (line) => stderr.write(line);
+  const colour = stderr.isTTY && process.env.NO_COLOR === undefined;
+  return (line) => {
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      stderr.write(line);
+      return;
+    }
+    stderr.write(formatRecord(record, colour));
+  };
 }
 
-function serializeError(err: unknown, depth = 0): unknown {
-  if (!(err instanceof Error)) return err;
-  const out: Record<string, unknown> = { name: err.name, message: clip(err.message) };
-  const code = (err as { code?: unknown }).code;
-  if (code !== undefined) out.code = code;
-  if (depth === 0 && err.stack !== undefined) {
-    // the message, however long, then the frames
-    const frames = err.stack.indexOf('\n    at ');
-    out.stack =
-      frames < 0 ? clip(err.stack) : clip(err.stack.slice(0, frames)) + err.stack.slice(frames);
-  }
-  // a cause chain may loop; stop after a few links
-  if (err.cause !== undefined && depth < MAX_CAUSES)
-    out.cause = serializeError(err.cause, depth + 1);
+function fieldsOf(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) out[key] = serializeError(value);
   return out;
+}
+
+function wrap(logger: pino.Logger): Logger {
+  const at =
+    (level: LogLevel) =>
+    (msg: string, fields?: Record<string, unknown>): void => {
+      if (!logger.isLevelEnabled(level)) return;
+      if (fields === undefined) logger[level](msg);
+      else logger[level](fieldsOf(fields), msg);
+    };
+  return {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (fields) => wrap(logger.child(fieldsOf(fields))),
+  };
+}
+
+function pinoLogger(
+  level: LogLevel | 'silent',
+  base: Record<string, unknown>,
+  sink: LogSink,
+): Logger {
+  const logger = pino(
+    {
+      level,
+      base: fieldsOf(base),
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      // errors are serialized before they reach pino, with their causes and clipped (errors.ts)
+      serializers: { err: (value: unknown) => value },
+    },
+    { write: sink },
+  );
+  return wrap(logger);
 }
 
 export function createLogger(
   level: LogLevel,
   base: Record<string, unknown> = {},
-  write: (line: string) => void = (line) => process.stderr.write(line),
+  sink: LogSink = stderrSink('auto'),
 ): Logger {
-  const min = RANK[level];
-  const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
-    if (RANK[lvl] < min) return;
-    const record: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, ...base };
-    record.msg = msg;
-    for (const [key, value] of Object.entries(fields ?? {})) record[key] = serializeError(value);
-    let line: string;
-    try {
-      line = JSON.stringify(record);
-    } catch {
-      line = JSON.stringify({ time: record.time, level: lvl, msg, note: 'unserializable fields' });
-    }
-    write(`${line}\n`);
-  };
-  return {
-    debug: (msg, fields) => emit('debug', msg, fields),
-    info: (msg, fields) => emit('info', msg, fields),
-    warn: (msg, fields) => emit('warn', msg, fields),
-    error: (msg, fields) => emit('error', msg, fields),
-    child: (fields) => createLogger(level, { ...base, ...fields }, write),
-  };
+  return pinoLogger(level, base, sink);
 }
 
 /** A logger that drops everything (tests that do not care about logs). */
-export const silentLogger: Logger = createLogger('error', {}, () => undefined);
+export const silentLogger: Logger = pinoLogger('silent', {}, () => undefined);

@@ -409,6 +409,7 @@ describe('GET', () => {
     expect(res.body.error).toEqual({
       code: 'bad_request',
       message: "the path has a malformed percent-escape: Failed to decode param '%E0%A4%A'",
+      request_id: res.headers['x-request-id'],
     });
   });
 

@@ -129,7 +129,7 @@ describe('defaults', () => {
         metricsListen: null,
         heartbeatMs: 15_000,
       },
-      log: { level: 'info' },
+      log: { level: 'info', format: 'auto' },
     });
   });
 

@@ -1,7 +1,14 @@
 /**
- * The structured logger, checked through its `write` parameter: one JSON object per line.
+ * The structured logger, checked through its sink: one JSON object per line; and the readable
+ * lines a terminal shows instead.
  */
-import { createLogger, silentLogger, type LogLevel, type Logger } from '../../src/log';
+import {
+  createLogger,
+  formatRecord,
+  silentLogger,
+  type LogLevel,
+  type Logger,
+} from '../../src/log';
 
 function capture(
   level: LogLevel,
@@ -118,9 +125,9 @@ describe('createLogger', () => {
     expect(lines).toHaveLength(1);
   });
 
-  it('still writes a line when a field cannot be serialized', () => {
+  it('writes a field that refers to itself, and a bigint, without losing the record', () => {
     const { log, records } = capture('info');
-    const circular: Record<string, unknown> = {};
+    const circular: Record<string, unknown> = { name: 'loop' };
     circular.self = circular;
     log.info('odd fields', { circular, big: 1n });
     expect(records()).toEqual([
@@ -128,9 +135,16 @@ describe('createLogger', () => {
         time: expect.any(String),
         level: 'info',
         msg: 'odd fields',
-        note: 'unserializable fields',
+        circular: { name: 'loop', self: '[Circular]' },
+        big: 1,
       },
     ]);
+  });
+
+  it("serializes an Error given in a child logger's fields too", () => {
+    const { log, records } = capture('info');
+    log.child({ err: new RangeError('out of range') }).warn('w');
+    expect(records()[0].err).toMatchObject({ name: 'RangeError', message: 'out of range' });
   });
 
   it('adds the base fields to every record', () => {
@@ -168,5 +182,39 @@ describe('createLogger', () => {
     } finally {
       write.mockRestore();
     }
+  });
+});
+
+describe("formatRecord (a terminal's lines)", () => {
+  const record = (fields: Record<string, unknown>): Record<string, unknown> => {
+    const { log, records } = capture('debug', { process: 'server' });
+    log.child({ request_id: 'r-1' }).warn('publish failed', fields);
+    return records()[0] as Record<string, unknown>;
+  };
+
+  it('writes time, level, message and key=value fields on one line', () => {
+    const line = formatRecord(record({ task_id: 7, path: '/worker/a b', ok: true }));
+    expect(line).toMatch(
+      /^\d{2}:\d{2}:\d{2}\.\d{3} WARN  publish failed process=server request_id=r-1 task_id=7 path="\/worker\/a b" ok=true\n$/,
+    );
+  });
+
+  it('writes an error with its cause chain, and its stack frames indented below', () => {
+    const root = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const text = formatRecord(record({ err: new TypeError('could not publish', { cause: root }) }));
+    const [line, ...frames] = text.trimEnd().split('\n');
+    expect(line).toContain(
+      'err="TypeError: could not publish ← Error: connect ECONNREFUSED (ECONNREFUSED)"',
+    );
+    expect(frames.length).toBeGreaterThan(0);
+    for (const frame of frames) expect(frame).toMatch(/^ {4}at /);
+    expect(frames[0]).toContain('log.test.ts');
+  });
+
+  it('colours the level only when asked', () => {
+    const plain = formatRecord(record({}));
+    const coloured = formatRecord(record({}), true);
+    expect(plain).not.toContain('\u001b[');
+    expect(coloured).toContain('\u001b[33mWARN \u001b[0m');
   });
 });
