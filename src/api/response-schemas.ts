@@ -4,7 +4,13 @@
  * lists, the fleet, schedules, task types, health and errors. The test of the document
  * validates real answers against these, so a key added to a view and not here fails it.
  */
-import { ENDPOINT_STATUSES, RESPONSE_STATUSES, TASK_STATUSES, CATCH_UP_POLICIES } from '../domain';
+import {
+  CATCH_UP_POLICIES,
+  ENDPOINT_STATUSES,
+  MAX_PRIORITY,
+  RESPONSE_STATUSES,
+  TASK_STATUSES,
+} from '../domain';
 import type { JsonSchema } from './request-fields';
 
 export const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
@@ -21,6 +27,7 @@ function object(properties: Record<string, JsonSchema>, optional: string[] = [])
 const orNull = (schema: JsonSchema): JsonSchema => ({ anyOf: [schema, { type: 'null' }] });
 const STRING: JsonSchema = { type: 'string' };
 const INTEGER: JsonSchema = { type: 'integer' };
+const NUMBER: JsonSchema = { type: 'number' };
 const TIME: JsonSchema = { type: 'string', format: 'date-time' };
 const ANY: JsonSchema = {};
 const counts = (keys: readonly string[]): JsonSchema =>
@@ -66,6 +73,7 @@ const RESPONSE_PROPERTIES = {
   wave: INTEGER,
   deliver_by: orNull(TIME),
   cancel_requested_at: orNull(TIME),
+  next_attempt_at: { description: 'RETRYING: when the next run starts', ...orNull(TIME) },
   registry: {
     description: 'on GET of one task, for a PENDING row: its endpoint as the registry knows it',
     anyOf: [
@@ -108,6 +116,7 @@ export const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
     not_before: orNull(TIME),
     after: orNull({ type: 'array', items: STRING }),
     on_dependency_failure: orNull(STRING),
+    priority: { type: 'integer', minimum: 0, maximum: MAX_PRIORITY },
   }),
   Response: object(RESPONSE_PROPERTIES, ['registry']),
   TaskWithResponses: object({
@@ -214,6 +223,10 @@ export const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
     max_deliveries: INTEGER,
     rollout: orNull(object(ROLLOUT_PROPERTIES)),
     success_threshold: orNull(STRING),
+    retry: orNull(
+      object({ max_attempts: INTEGER, delay_ms: INTEGER, backoff: NUMBER, max_delay_ms: INTEGER }),
+    ),
+    priority: INTEGER,
   }),
   TaskTypeList: object({ types: { type: 'array', items: ref('TaskType') } }),
   Health: object({ status: { const: 'ok' } }),
