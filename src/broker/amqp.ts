@@ -23,6 +23,7 @@ import { ResultBatches } from './batches';
 import { ManagedChannel } from './channel';
 import { AmqpSession, splitBrokerUrls, type SessionOptions } from './session';
 import {
+  bindEndpointQueue,
   checkAgentExchanges,
   controlQueueOptions,
   declareCommon,
@@ -229,6 +230,7 @@ export class AmqpBroker implements TaskBroker {
     type: string,
     endpoint: string,
     ch: amqp.Channel,
+    addressed: boolean,
   ): Promise<string> {
     const queue = names.endpointQueue(this.prefix, type, endpoint);
     await this.declareQueue(
@@ -236,7 +238,7 @@ export class AmqpBroker implements TaskBroker {
       queue,
       endpointQueueOptions(this.prefix, this.options.queueExpiresMs, this.queueType),
     );
-    await ch.bindQueue(queue, names.taskExchange(this.prefix, type), '');
+    await bindEndpointQueue(ch, this.prefix, type, endpoint, addressed);
     return queue;
   }
 
@@ -325,22 +327,30 @@ export class AmqpBroker implements TaskBroker {
       (message.endpoints ?? []).map((endpoint) =>
         this.declareOnce(
           names.endpointQueue(this.prefix, message.type, endpoint),
-          (ch) => this.declareEndpointQueue(message.type, endpoint, ch),
+          (ch) => this.declareEndpointQueue(message.type, endpoint, ch, true),
           redeclareMs,
         ),
       ),
     );
     const ttl = Math.max(1, taskExpiresAt(message) - Date.now());
-    await this.confirmPublish(exchange, Buffer.from(JSON.stringify(message)), {
-      persistent: true,
-      contentType: 'application/json',
-      messageId: `task-${message.id}`,
-      type: 'task',
-      priority: message.priority ?? 0,
-      expiration: String(ttl),
-      timestamp: Math.floor(Date.now() / 1000),
-      appId: 'tasker',
-    });
+    // a task for named endpoints goes to their queues alone: one publish, routed by BCC (the
+    // header is removed before delivery), not a copy for every endpoint queue of the type
+    const { endpoints } = message;
+    await this.confirmPublish(
+      endpoints === null ? exchange : names.addressedExchange(this.prefix, message.type),
+      Buffer.from(JSON.stringify(message)),
+      {
+        persistent: true,
+        contentType: 'application/json',
+        messageId: `task-${message.id}`,
+        type: 'task',
+        priority: message.priority ?? 0,
+        expiration: String(ttl),
+        timestamp: Math.floor(Date.now() / 1000),
+        appId: 'tasker',
+        ...(endpoints === null ? {} : { BCC: endpoints }),
+      },
+    );
   }
 
   async publishControl(message: ControlMessage): Promise<void> {
@@ -556,7 +566,7 @@ export class AmqpBroker implements TaskBroker {
           });
         for (const type of options.types) {
           await checkAgentExchanges(ch, this.prefix, type);
-          const queue = await this.declareEndpointQueue(type, options.endpoint, ch);
+          const queue = await this.declareEndpointQueue(type, options.endpoint, ch, false);
           await consumeQueue(queue, (delivery) => void onTask(delivery));
         }
         if (onControl !== undefined) {

@@ -344,7 +344,13 @@ export class MemoryBroker implements TaskBroker {
     // AmqpBroker sets `expiration` to the time left until the message expires, at least 1 ms
     const expiresAt = Math.max(Date.now() + 1, deadline);
     const exchange = names.taskExchange(this.prefix, message.type);
+    // a task for named endpoints reaches their queues alone, as AmqpBroker routes it by BCC
+    const addressed =
+      message.endpoints === null
+        ? null
+        : new Set(message.endpoints.map((e) => names.endpointQueue(this.prefix, message.type, e)));
     for (const name of this.bindings.get(exchange) ?? []) {
+      if (addressed !== null && !addressed.has(name)) continue;
       const queue = this.queue(name);
       const priority = message.priority ?? 0;
       // as RabbitMQ's x-max-priority queues: after the messages of its priority and above

@@ -6,7 +6,14 @@ import type { Options } from 'amqplib';
 import { MAX_PRIORITY } from '../domain';
 
 export const names = {
+  /** a fanout exchange: a broadcast reaches every endpoint queue of the type */
   taskExchange: (prefix: string, type: string): string => `${prefix}.${type}`,
+  /**
+   * a direct exchange: a task for named endpoints is published once, with their names as its
+   * BCC routing keys, and reaches their queues alone (the server binds each queue by its
+   * endpoint's name when it declares it for such a task)
+   */
+  addressedExchange: (prefix: string, type: string): string => `${prefix}.${type}.addressed`,
   endpointQueue: (prefix: string, type: string, endpoint: string): string =>
     `${prefix}.${type}.${endpoint}`,
   resultsExchange: (prefix: string): string => `${prefix}.results`,
@@ -112,6 +119,24 @@ export async function declareCommon(
 
 export async function declareTaskType(ch: Declarer, prefix: string, type: string): Promise<void> {
   await ch.assertExchange(names.taskExchange(prefix, type), 'fanout', { durable: true });
+  await ch.assertExchange(names.addressedExchange(prefix, type), 'direct', { durable: true });
+}
+
+/**
+ * Bind an endpoint's queue to its type's exchanges: the fanout one (broadcasts), and, with
+ * `addressed`, the direct one by the endpoint's name (tasks naming it). Agents bind the first
+ * only: they have no rights on the direct exchange.
+ */
+export async function bindEndpointQueue(
+  ch: Declarer,
+  prefix: string,
+  type: string,
+  endpoint: string,
+  addressed: boolean,
+): Promise<void> {
+  const queue = names.endpointQueue(prefix, type, endpoint);
+  await ch.bindQueue(queue, names.taskExchange(prefix, type), '');
+  if (addressed) await ch.bindQueue(queue, names.addressedExchange(prefix, type), endpoint);
 }
 
 /**

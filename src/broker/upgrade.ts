@@ -17,7 +17,13 @@
 import amqp, { type ConfirmChannel, type GetMessage } from 'amqplib';
 import { MAX_PRIORITY } from '../domain';
 import { splitBrokerUrls } from './session';
-import { endpointQueueOptions, names, type QueueType } from './topology';
+import {
+  bindEndpointQueue,
+  declareTaskType,
+  endpointQueueOptions,
+  names,
+  type QueueType,
+} from './topology';
 
 export interface QueueUpgradeOptions {
   /** one URL, or a cluster's nodes separated by "," (the first that answers is used) */
@@ -119,19 +125,24 @@ async function upgradeQueue(
     return { queue, outcome: 'busy', count: found.consumerCount };
   }
   const exchange = names.taskExchange(options.prefix, type);
+  const addressed = names.addressedExchange(options.prefix, type);
   const holding = holdingQueue(options.prefix, type, endpoint);
   const moved = await onChannel(connection, async (ch) => {
     await ch.assertQueue(holding, {
       durable: true,
       arguments: { 'x-max-priority': MAX_PRIORITY },
     });
+    await declareTaskType(ch, options.prefix, type);
     await ch.bindQueue(holding, exchange, '');
+    await ch.bindQueue(holding, addressed, endpoint);
     await ch.unbindQueue(queue, exchange, '');
+    await ch.unbindQueue(queue, addressed, endpoint);
     const out = await moveMessages(ch, queue, holding);
     await ch.deleteQueue(queue, { ifEmpty: true });
     await ch.assertQueue(queue, today);
-    await ch.bindQueue(queue, exchange, '');
+    await bindEndpointQueue(ch, options.prefix, type, endpoint, true);
     await ch.unbindQueue(holding, exchange, '');
+    await ch.unbindQueue(holding, addressed, endpoint);
     await moveMessages(ch, holding, queue);
     await ch.deleteQueue(holding, { ifEmpty: true });
     return out;

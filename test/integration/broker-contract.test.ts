@@ -260,6 +260,19 @@ describe.each([
     await sub.close();
   });
 
+  it('puts a task for named endpoints in their queues alone, a broadcast in every one', async () => {
+    const [a, b, other] = ['to-a', 'to-b', 'other'].map((kind) => uniqueName(kind));
+    const sub = await consume(other as string, collector());
+    await sub.cancel();
+    await broker.publishTask(task([a as string, b as string]));
+    for (const endpoint of [a, b]) expect(await fixture.depth(queueOf(endpoint as string))).toBe(1);
+    expect(await fixture.depth(queueOf(other as string))).toBe(0);
+    await broker.publishTask(task(null));
+    expect(await fixture.depth(queueOf(other as string))).toBe(1);
+    expect(await fixture.depth(queueOf(a as string))).toBe(2);
+    await sub.close();
+  });
+
   it('delivers the waiting tasks by priority, highest first, in order within one', async () => {
     const endpoint = uniqueName('prio');
     const sent = [0, 9, 5, 9, 0].map((priority) => ({ ...task([endpoint]), priority }));
