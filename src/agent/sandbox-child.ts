@@ -4,7 +4,7 @@
  * outcome back. Whatever the handler does to this process (exit, crash, leak, block) ends here;
  * the agent sees the exit and fails that one run.
  */
-import { createLogger, type Logger } from '../log';
+import { createLogger, deferredLogger, type Logger } from '../log';
 import { importHandler, type LoadedHandler } from './loader';
 import { CancelRequest, runHandler } from './run';
 import type { ChildMessage, ParentMessage } from './sandbox-protocol';
@@ -28,9 +28,12 @@ function handlerAt(file: string): Promise<LoadedHandler> {
   return handler;
 }
 
-/** A logger whose JSON lines go to the agent, which logs them with the run's fields. */
+/**
+ * A logger whose JSON lines go to the agent, which logs them with the run's fields; made only
+ * if the handler writes to it.
+ */
 function runLogger(id: number): Logger {
-  return createLogger('debug', {}, (line) => send({ kind: 'log', id, line }));
+  return deferredLogger(() => createLogger('debug', {}, (line) => send({ kind: 'log', id, line })));
 }
 
 async function load(files: string[]): Promise<void> {

@@ -96,5 +96,21 @@ export function createLogger(
   return pinoLogger(level, base, sink);
 }
 
+/**
+ * A logger made by `make` when it is first used: for a logger per handler run, which most runs
+ * never write to (making a pino logger costs far more than a run of a small handler).
+ */
+export function deferredLogger(make: () => Logger): Logger {
+  let made: Logger | null = null;
+  const logger = (): Logger => (made ??= make());
+  return {
+    debug: (msg, fields) => logger().debug(msg, fields),
+    info: (msg, fields) => logger().info(msg, fields),
+    warn: (msg, fields) => logger().warn(msg, fields),
+    error: (msg, fields) => logger().error(msg, fields),
+    child: (fields) => deferredLogger(() => logger().child(fields)),
+  };
+}
+
 /** A logger that drops everything (tests that do not care about logs). */
 export const silentLogger: Logger = pinoLogger('silent', {}, () => undefined);

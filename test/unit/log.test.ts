@@ -4,6 +4,7 @@
  */
 import {
   createLogger,
+  deferredLogger,
   formatRecord,
   silentLogger,
   type LogLevel,
@@ -216,5 +217,26 @@ describe("formatRecord (a terminal's lines)", () => {
     const coloured = formatRecord(record({}), true);
     expect(plain).not.toContain('\u001b[');
     expect(coloured).toContain('\u001b[33mWARN \u001b[0m');
+  });
+});
+
+describe('deferredLogger', () => {
+  it('makes its logger only when first written to, and a child only when the child is', () => {
+    const lines: string[] = [];
+    let made = 0;
+    const logger = deferredLogger(() => {
+      made += 1;
+      return createLogger('debug', {}, (line) => lines.push(line));
+    });
+    const child = logger.child({ run: 1 });
+    expect(made).toBe(0);
+    child.info('hello', { n: 2 });
+    expect(made).toBe(1);
+    logger.warn('again');
+    expect(made).toBe(1);
+    expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toMatchObject([
+      { level: 'info', msg: 'hello', run: 1, n: 2 },
+      { level: 'warn', msg: 'again' },
+    ]);
   });
 });
