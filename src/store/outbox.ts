@@ -167,6 +167,24 @@ export async function relayDueTasks(
     // One statement per row, by primary key: an IN list on a small table may be run as a scan
     // that waits on rows another relay holds, and deadlocks.
     for (const id of done) await trx('outbox').where({ id }).delete();
+    // Lock the tasks about to change by primary key and in id order, as the recorder and the
+    // sweeper do (lockTasks), before writing them or their rows. Written otherwise (a task's
+    // rows first, or its (status, id) index entry first, which an UPDATE filtered on status may
+    // take) they deadlock with the recorder, and a pass rolled back after its confirms
+    // publishes its rows again when retried.
+    const touched = [...new Set([...started.map(({ task }) => Number(task.id)), ...sent])];
+    if (touched.length > 0) {
+      await forUpdate(
+        trx,
+        trx('tasks')
+          .select('id')
+          .whereIn(
+            'id',
+            touched.sort((a, b) => a - b),
+          )
+          .orderBy('id'),
+      );
+    }
     for (const { task, body, deliverBy } of started) {
       const rows = trx('task_responses')
         .where({ task_id: task.id, round: body.round })
