@@ -7,7 +7,8 @@ import { listBrokerNames } from '../support/services';
 import { sleep, waitFor } from '../support/waiting';
 import { Cluster, expectClean } from './cluster';
 
-const QUEUE_EXPIRES_MS = 12_000;
+// long enough for the 1,000 made-up queues to be declared, ten POSTs of 100, before the first expire
+const QUEUE_EXPIRES_MS = 30_000;
 
 /** The prefix's queues as rabbitmqctl lists them (listing does not renew a queue's expiry). */
 async function queues(prefix: string): Promise<string[]> {
