@@ -11,10 +11,10 @@ import type { Page } from 'playwright-core';
 import { isTerminalTask } from '../src/domain';
 import { findPackageRoot } from '../src/package';
 import type { TaskWithResponses } from '../src/store';
-import { callJson } from '../test/support/api-client';
-import { launchBrowser } from '../test/support/browser';
-import { startProcessStack, type ProcessStack } from '../test/support/process-stack';
-import { waitFor } from '../test/support/waiting';
+import { callJson } from './support/api-client';
+import { launchBrowser } from './support/browser';
+import { startProcessStack, type ProcessStack } from './support/process-stack';
+import { waitFor } from './support/waiting';
 
 const IMAGES = path.join(findPackageRoot(), 'docs', 'images');
 const TOKEN = 'screenshot-token-4d1c9a7e';
