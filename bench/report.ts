@@ -24,6 +24,8 @@ export interface Results {
   /** amqp_post: the broker alone, shaped like the POST phase (no consumers, its in-flight count) */
   ceilings: { amqp?: AmqpCeiling; amqp_post?: AmqpCeiling; mariadb?: MariaDbCeiling };
   post?: PostPhase;
+  /** the POST phase again: with two servers, with quorum queues */
+  scale?: { two_servers?: PostPhase; quorum?: PostPhase };
   e2e?: E2ePhase;
   width?: WidthPhase;
   soak?: SoakPhase;
@@ -158,6 +160,25 @@ export function render(r: Results): string {
     rows.push([
       '  answered SENT / CREATED / errors',
       `${fmtInt(p.answered_sent)} / ${fmtInt(p.answered_created)} / ${fmtInt(Object.values(p.errors).reduce((a, b) => a + b, 0))}`,
+    ]);
+  }
+  // what one accepted task costs each part, for sizing (docs/scaling.md)
+  const costs: Array<[string, PostPhase | undefined]> = [
+    ['one server, classic queues', r.post],
+    ['two servers, classic queues', r.scale?.two_servers],
+    ['one server, quorum queues', r.scale?.quorum],
+  ];
+  for (const [what, phase] of costs) {
+    if (!phase) continue;
+    const ms = (role: string): string => {
+      const share = phase.cpu[role];
+      return share === undefined || phase.accepted === 0
+        ? '-'
+        : ((share.cpu_s * 1000) / phase.accepted).toFixed(2);
+    };
+    rows.push([
+      `POST, ${what}: tasks/s, p99; CPU ms per task: server(s) / RabbitMQ / MariaDB`,
+      `${fmtInt(phase.tasks_per_s)}, ${fmtMs(phase.latency.p99_ms)}; ${ms('server')} / ${ms('rabbitmq')} / ${ms('mariadb')}`,
     ]);
   }
   const e = r.e2e;

@@ -7,7 +7,8 @@
  *
  * Options:
  *   --quick                         small N, short durations (CI smoke, < 1 min)
- *   --phases ceilings,post,e2e,width,soak  run only these
+ *   --phases ceilings,post,scale,e2e,width,soak,fleet  run only these (scale: the POST phase
+ *                                   again with two servers, and with quorum queues)
  *   --server-node-args="--cpu-prof --cpu-prof-dir=DIR"   node flags for the server (note the =)
  *   --agent-node-args="…"           node flags for agent processes, after those of
  *                                   deploy/tasker-agent@.service (which agents always get)
@@ -38,7 +39,7 @@ import { watchersPhase } from './phases/watchers';
 import { handlerCosts } from './phases/handler-cost';
 import { checkTargets, render, type Results } from './report';
 
-const PHASES = ['ceilings', 'post', 'e2e', 'width', 'soak', 'fleet'] as const;
+const PHASES = ['ceilings', 'post', 'scale', 'e2e', 'width', 'soak', 'fleet'] as const;
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -224,6 +225,27 @@ async function main(): Promise<number> {
       });
       servers.push(results.post.server_peak_rss_bytes ?? 0);
     });
+  }
+  if (phases.has('scale')) {
+    // the POST phase again, as capacity planning asks: two servers, then quorum queues
+    const variants: Array<['two_servers' | 'quorum', StackOptions]> = [
+      ['two_servers', { ...stack, servers: 2 }],
+      ['quorum', { ...stack, set: [...(stack.set ?? []), 'broker.queue_type=quorum'] }],
+    ];
+    for (const [name, variant] of variants) {
+      await attempt(`scale: ${name}`, async () => {
+        const phase = await postPhase({
+          durationMs: settings.postMs,
+          warmupTasks: settings.postWarmup,
+          concurrency: settings.concurrency,
+          endpoints: 10,
+          stack: variant,
+          part: name === 'quorum' ? 'postq' : 'post2',
+          progress,
+        });
+        results.scale = { ...results.scale, [name]: phase };
+      });
+    }
   }
   if (phases.has('e2e')) {
     await attempt('e2e', async () => {

@@ -46,6 +46,8 @@ export function request(
 
 export interface PostLoadOptions {
   baseUrl: string;
+  /** several servers: each POST goes to the next in turn (instead of baseUrl) */
+  baseUrls?: string[];
   type: string;
   endpoints: string[];
   concurrency: number;
@@ -74,7 +76,7 @@ export interface PostLoadResult {
 /** Keep `concurrency` POSTs in flight until `count` were sent or `durationMs` passed. */
 export async function postLoad(options: PostLoadOptions): Promise<PostLoadResult> {
   const agent = keepAliveAgent(options.concurrency);
-  const url = `${options.baseUrl}/${options.type}`;
+  const urls = (options.baseUrls ?? [options.baseUrl]).map((base) => `${base}/${options.type}`);
   const limit = options.count ?? Number.POSITIVE_INFINITY;
   const result: PostLoadResult = {
     accepted: 0,
@@ -98,7 +100,7 @@ export async function postLoad(options: PostLoadOptions): Promise<PostLoadResult
         endpoints: options.endpoints,
       });
       try {
-        const res = await request(agent, url, 'POST', body);
+        const res = await request(agent, urls[n % urls.length] as string, 'POST', body);
         result.latenciesMs.push(res.ms);
         if (res.status === 201 || res.status === 200) {
           result.accepted += 1;

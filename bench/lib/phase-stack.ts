@@ -32,14 +32,20 @@ export interface StackOptions {
   serverNodeArgs?: string[];
   /** node flags for agent processes (CLI agents and agent hosts), after the deployed ones */
   agentNodeArgs?: string[];
+  /** `tasker server` processes on the one database and broker (1) */
+  servers?: number;
 }
 
 export interface Stack {
   readonly part: string;
   readonly db: string;
   readonly prefix: string;
+  /** the first server's */
   readonly baseUrl: string;
   readonly server: Child;
+  /** every server's, in order */
+  readonly baseUrls: string[];
+  readonly servers: Child[];
   /** a connection to the phase's database, for polling */
   readonly sql: Connection;
   /** flags that point a `tasker` process at this stack */
@@ -81,15 +87,22 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
   await new Promise<void>((resolve) => migrate.process.once('exit', () => resolve()));
   if (migrate.process.exitCode !== 0) throw new Error(`migrate failed:\n${migrate.output()}`);
 
-  const port = await freePort();
-  const server = startLogged(
-    `${part}-server`,
-    CLI,
-    ['server', ...flags, '--host', '127.0.0.1', '--port', String(port)],
-    options.serverNodeArgs ?? [],
-  );
-  const baseUrl = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${baseUrl}/readyz`, server, 20_000);
+  const servers: Child[] = [];
+  const baseUrls: string[] = [];
+  for (let i = 0; i < (options.servers ?? 1); i += 1) {
+    const port = await freePort();
+    const server = startLogged(
+      i === 0 ? `${part}-server` : `${part}-server${i + 1}`,
+      CLI,
+      ['server', ...flags, '--host', '127.0.0.1', '--port', String(port)],
+      options.serverNodeArgs ?? [],
+    );
+    servers.push(server);
+    baseUrls.push(`http://127.0.0.1:${port}`);
+    await waitForHttp(`${baseUrls[i]}/readyz`, server, 20_000);
+  }
+  const server = servers[0] as Child;
+  const baseUrl = baseUrls[0] as string;
   const sql = await mysqlRoot(db);
   const agents: Child[] = [];
 
@@ -99,6 +112,8 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
     prefix,
     baseUrl,
     server,
+    baseUrls,
+    servers,
     sql,
     flags,
     startCliAgent: (endpoint, extra = []) => {
@@ -135,7 +150,7 @@ export async function startStack(part: string, options: StackOptions = {}): Prom
     // run's final cleanup, which reports what it could not remove
     close: async () => {
       await Promise.all(agents.map((agent) => agent.stop()));
-      await server.stop();
+      await Promise.all(servers.map((one) => one.stop()));
       await sql.end().catch(() => undefined);
       await dropDatabase(db).catch(() => undefined);
       await deleteBrokerNames(`${prefix}.`, AMQP_URL).catch(() => undefined);

@@ -16,12 +16,18 @@ export interface PostPhaseOptions {
   warmupTasks: number;
   concurrency: number;
   endpoints: number;
-  /** node flags, extra settings for the processes */
+  /** node flags, extra settings for the processes, how many servers */
   stack: StackOptions;
+  /** names the phase's database, prefix and logs ('post') */
+  part?: string;
   progress: (line: string) => void;
 }
 
 export interface PostPhase {
+  /** `tasker server` processes the POSTs went to, in turn */
+  servers: number;
+  /** of the endpoint queues */
+  queue_type: string;
   concurrency: number;
   endpoints_per_task: number;
   duration_ms: number;
@@ -46,11 +52,15 @@ export interface PostPhase {
 export async function postPhase(options: PostPhaseOptions): Promise<PostPhase> {
   const { progress } = options;
   progress('POST: starting server');
-  const stack = await startStack('post', options.stack);
+  const stack = await startStack(options.part ?? 'post', options.stack);
+  const queueType = (options.stack.set ?? []).includes('broker.queue_type=quorum')
+    ? 'quorum'
+    : 'classic';
   try {
     const endpoints = endpointNames(options.endpoints);
     const base = {
       baseUrl: stack.baseUrl,
+      baseUrls: stack.baseUrls,
       type: TYPE,
       endpoints,
       concurrency: options.concurrency,
@@ -62,7 +72,10 @@ export async function postPhase(options: PostPhaseOptions): Promise<PostPhase> {
     }
     progress(`POST: ${options.durationMs / 1000} s at ${options.concurrency} in flight`);
     const dbMeter = await startDbMeter();
-    const meter = startCpuMeter({ server: [stack.server.pid], ...servicePids() });
+    const meter = startCpuMeter({
+      server: stack.servers.map((server) => server.pid),
+      ...servicePids(),
+    });
     const run = await postLoad({
       ...base,
       durationMs: options.durationMs,
@@ -82,6 +95,8 @@ export async function postPhase(options: PostPhaseOptions): Promise<PostPhase> {
     const [e1] = await watch.depths([`${stack.prefix}.${TYPE}.e1`]);
     await watch.close();
     return {
+      servers: stack.servers.length,
+      queue_type: queueType,
       concurrency: options.concurrency,
       endpoints_per_task: options.endpoints,
       duration_ms: Math.round(run.elapsedMs),
