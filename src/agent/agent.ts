@@ -10,10 +10,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Delivery, Subscription, TaskBroker } from '../broker';
 import {
-  RESULT_LIMITS,
   WIRE_VERSION,
   decideRetry,
-  readWireRetry,
+  retryFromWire,
   retryKindOf,
   parseControlMessage,
   parseTaskMessage,
@@ -32,7 +31,7 @@ import { OutputCapture, type CapturedOutput } from './output';
 import { lockStateDir, type DirLock } from './lock';
 import { ReportSender } from './reports';
 import type { HandlerTask } from './contract';
-import { CANCELLED_ERRNR, CancelRequest, progressReport, type Outcome } from './run';
+import { CANCELLED_ERRNR, CancelRequest, progressReport, truncate, type Outcome } from './run';
 import type { HandlerRunner } from './runner';
 
 export interface AgentOptions {
@@ -91,14 +90,6 @@ type Execution = ResultEvent | typeof LATE | typeof WAITED | typeof SHUTDOWN;
 
 /** A task's run in a round: what the agent's memory of runs is keyed by. */
 const runKey = (task: Pick<TaskMessage, 'id' | 'round'>): string => `${task.id}:${task.round}`;
-
-const failMessage = (path: string, problem: string): Error => new Error(`${path} ${problem}`);
-
-/** An errmsg within what the recorder takes. */
-function clip(text: string): string {
-  const max = RESULT_LIMITS.errmsgChars;
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-}
 
 /** Wait `ms`, or less if `signal` aborts first: whether the whole wait passed. */
 async function waitUnlessStopped(ms: number, signal: AbortSignal): Promise<boolean> {
@@ -420,7 +411,7 @@ export class Agent {
    */
   private async runCounted(task: TaskMessage, redelivered: boolean): Promise<Execution> {
     const { runner } = this.options;
-    const policy = task.retry === undefined ? null : readWireRetry(task.retry, failMessage);
+    const policy = task.retry === undefined ? null : retryFromWire(task.retry);
     const deadline = taskExpiresAt(task);
     const stop = this.stopper(task);
     try {
@@ -504,7 +495,7 @@ export class Agent {
           event: 'finished',
           status,
           errnr,
-          errmsg: why === '' ? errmsg : clip(`${errmsg ?? 'failed'} (${why})`),
+          errmsg: why === '' ? errmsg : truncate(`${errmsg ?? 'failed'} (${why})`),
           payload,
           ...kept,
         });

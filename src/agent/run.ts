@@ -61,7 +61,7 @@ function describe(value: unknown): string {
 }
 
 /** An errmsg the recorder takes: within its length, and none rather than empty. */
-function truncate(text: string): string | null {
+export function truncate(text: string): string | null {
   const max = RESULT_LIMITS.errmsgChars;
   if (text === '') return null;
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;

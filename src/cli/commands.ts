@@ -4,6 +4,7 @@
  * an agent never loads the API, knex or mysql2.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { checkEndpoint } from '../domain';
 import { MemoryBroker, upgradeQueues } from '../broker';
 import { isInProcessBroker, sqliteFile, type TaskerConfig } from '../config';
 import { createLogger, stderrSink, type Logger } from '../log';
@@ -52,6 +53,8 @@ export async function migrateCommand(
  * queues are those of the registry's endpoints for their types, and of `--endpoints a,b` for
  * every configured type. Exits non-zero when a queue was left busy.
  */
+const usageFail = (path: string, problem: string): Error => new Error(`${path} ${problem}`);
+
 export async function upgradeQueuesCommand(
   config: TaskerConfig,
   named: string[],
@@ -60,6 +63,8 @@ export async function upgradeQueuesCommand(
   if (isInProcessBroker(config.broker)) {
     throw new Error('upgrade-queues is for RabbitMQ; broker memory: keeps no queues');
   }
+  // a name that cannot be an endpoint's is refused before anything is touched
+  named.forEach((name, i) => checkEndpoint(name, `--endpoints[${i}]`, usageFail));
   const types = Object.keys(config.taskTypes);
   const wanted = new Map<string, { type: string; endpoint: string }>();
   const add = (type: string, endpoint: string): void => {

@@ -107,11 +107,21 @@ export function readWireRetry(value: unknown, fail: Fail): RetryPolicy | null {
   if (typeof backoff !== 'number' || !(backoff >= 1 && backoff <= MAX_BACKOFF)) {
     throw fail('retry.backoff', `must be a number from 1 to ${MAX_BACKOFF}`);
   }
-  return {
-    maxAttempts: int('max_attempts', 1, MAX_ATTEMPTS),
-    delayMs: int('delay_ms', 0),
+  return retryFromWire({
+    max_attempts: int('max_attempts', 1, MAX_ATTEMPTS),
+    delay_ms: int('delay_ms', 0),
     backoff,
-    maxDelayMs: int('max_delay_ms', 0),
+    max_delay_ms: int('max_delay_ms', 0),
+  });
+}
+
+/** A task message's `retry` as checked when the message was parsed (readWireRetry). */
+export function retryFromWire(wire: WireRetry): RetryPolicy {
+  return {
+    maxAttempts: wire.max_attempts,
+    delayMs: wire.delay_ms,
+    backoff: wire.backoff,
+    maxDelayMs: wire.max_delay_ms,
   };
 }
 

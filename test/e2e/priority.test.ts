@@ -164,6 +164,9 @@ it('upgrades a queue made without priorities, keeping its tasks; a consumed one 
   await ch.consume(old('old2'), () => undefined);
 
   const args = ['upgrade-queues', ...stack.cliFlags, '--config', config];
+  const refused = await runCli([...args, '--endpoints', 'old1,no such'], childEnv());
+  expect(refused.code).toBe(1);
+  expect(refused.output).toContain('--endpoints[1] must be 1-64 letters');
   const result = await runCli([...args, '--endpoints', 'old1,old2'], childEnv());
   expect(result.output).toContain(`${old('old1')}: upgraded, 3 message(s) kept`);
   expect(result.output).toContain(`${old('old2')}: left alone: 1 consumer(s)`);
