@@ -155,6 +155,12 @@ export function render(r: Results): string {
       '  latency p50 / p90 / p99 / max',
       `${fmtMs(p.latency.p50_ms)} / ${fmtMs(p.latency.p90_ms)} / ${fmtMs(p.latency.p99_ms)} / ${fmtMs(p.latency.max_ms)}`,
     ]);
+    rows.push([
+      '  mean wait per POST: write / publish to confirm / mark SENT / rest',
+      [p.steps.write_ms, p.steps.publish_ms, p.steps.mark_ms, p.steps.rest_ms]
+        .map((ms) => (ms === null ? '-' : `${ms.toFixed(1)} ms`))
+        .join(' / '),
+    ]);
     rows.push(['  CPU, % of one core', formatCpu(p.cpu)]);
     rows.push(['  MariaDB', perUnit(p.db_status_delta, p.accepted, 'task')]);
     rows.push([

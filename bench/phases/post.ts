@@ -10,6 +10,7 @@ import { peakRss } from '../lib/run-processes';
 import { watchQueues } from '../lib/queue-watch';
 import { TYPE, startStack, taskStatusCounts, type StackOptions } from '../lib/phase-stack';
 import { latency, rate, type Latency } from '../lib/stats';
+import { scrapeSteps, stepMeans, type AcceptSteps } from '../lib/accept-steps';
 
 export interface PostPhaseOptions {
   durationMs: number;
@@ -34,6 +35,8 @@ export interface PostPhase {
   accepted: number;
   tasks_per_s: number;
   latency: Latency;
+  /** mean ms a POST waited for each durable step, and for the rest of the request */
+  steps: AcceptSteps;
   answered_sent: number;
   answered_created: number;
   errors: Record<string, number>;
@@ -71,6 +74,7 @@ export async function postPhase(options: PostPhaseOptions): Promise<PostPhase> {
       throw new Error(`warm-up: ${JSON.stringify(warm.errors)} ${warm.firstError ?? ''}`);
     }
     progress(`POST: ${options.durationMs / 1000} s at ${options.concurrency} in flight`);
+    const stepsBefore = await scrapeSteps(stack.baseUrls);
     const dbMeter = await startDbMeter();
     const meter = startCpuMeter({
       server: stack.servers.map((server) => server.pid),
@@ -84,6 +88,7 @@ export async function postPhase(options: PostPhaseOptions): Promise<PostPhase> {
     });
     const cpu = meter.stop();
     const dbDelta = await dbMeter.stop();
+    const steps = stepMeans(stepsBefore, await scrapeSteps(stack.baseUrls));
     const serverRss = peakRss(stack.server.pid);
     // let the relay publish what was answered CREATED, then look at SQL and the queue
     let after = await taskStatusCounts(stack.sql);
@@ -103,6 +108,7 @@ export async function postPhase(options: PostPhaseOptions): Promise<PostPhase> {
       accepted: run.accepted,
       tasks_per_s: rate(run.accepted, run.elapsedMs),
       latency: latency(run.latenciesMs),
+      steps,
       answered_sent: run.sent,
       answered_created: run.created,
       errors: run.errors,

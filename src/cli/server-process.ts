@@ -11,7 +11,7 @@ import { createApp } from '../api';
 import { createBroker, type TaskBroker } from '../broker';
 import type { TaskerConfig } from '../config';
 import type { Logger } from '../log';
-import { ServerMetrics } from '../metrics';
+import { ServerMetrics, type AcceptStep } from '../metrics';
 import {
   ChangeFeed,
   Intake,
@@ -165,6 +165,9 @@ export async function startServer(
           metrics?.taskCreated(task.type);
           onChanged([{ task, rows: [] }]);
         },
+        ...(metrics === undefined
+          ? {}
+          : { onStep: (step: AcceptStep, seconds: number) => metrics.acceptStep(step, seconds) }),
       });
       // the API's watchers hear of every server's changes
       await feed.start();

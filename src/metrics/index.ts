@@ -18,6 +18,9 @@ export interface DatabaseSnapshot {
   endpoints: { online: number; offline: number; stopped: number };
 }
 
+/** The durable steps a request waits for, in a row, to accept a task and answer it SENT. */
+export type AcceptStep = 'write' | 'publish' | 'mark';
+
 const SECONDS_FAST = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const SECONDS_SLOW = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const HTTP_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -54,6 +57,14 @@ export class ServerMetrics {
     name: 'tasker_publish_confirm_seconds',
     help: "From publishing a task or cancel to the broker's confirm (or the failure), in seconds",
     labelNames: ['kind', 'outcome'] as const,
+    buckets: SECONDS_FAST,
+    registers: [this.registry],
+  });
+
+  private readonly acceptSeconds = new Histogram({
+    name: 'tasker_task_accept_step_seconds',
+    help: "The durable steps of accepting a task, in a row: write (its commit), publish (to the broker's confirm), mark (SENT committed)",
+    labelNames: ['step'] as const,
     buckets: SECONDS_FAST,
     registers: [this.registry],
   });
@@ -142,6 +153,11 @@ export class ServerMetrics {
 
   published(kind: string, outcome: 'confirmed' | 'failed', seconds: number): void {
     this.publishSeconds.observe({ kind, outcome }, seconds);
+  }
+
+  /** One durable step of accepting a task, as the request waited for it. */
+  acceptStep(step: AcceptStep, seconds: number): void {
+    this.acceptSeconds.observe({ step }, seconds);
   }
 
   recorderBatchTaken(messages: number): void {

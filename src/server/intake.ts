@@ -19,6 +19,7 @@ import {
   type Share,
 } from '../domain';
 import type { Logger } from '../log';
+import type { AcceptStep } from '../metrics';
 import {
   TaskWriter,
   findTaskIds,
@@ -70,7 +71,12 @@ export interface IntakeDeps {
   onPublishDeferred?: () => void;
   /** a task was accepted, as it is now (SENT, or CREATED when left to the relay) */
   onAccepted?: (task: TaskRow) => void;
+  /** how long the request waited for one durable step (the metrics time them) */
+  onStep?: (step: AcceptStep, seconds: number) => void;
 }
+
+/** Seconds since `started` (from process.hrtime.bigint()). */
+const secondsSince = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1e9;
 
 export class Intake {
   private readonly tasks: TaskWriter;
@@ -88,6 +94,7 @@ export class Intake {
     const endpoints =
       selector === null ? request.endpoints : await this.select(type, request.identifier, selector);
     const after = request.after === undefined ? null : await this.dependencies(type, request);
+    const writing = process.hrtime.bigint();
     const result = await this.tasks.create({
       type: type.name,
       identifier: request.identifier,
@@ -113,6 +120,7 @@ export class Intake {
     });
     const { task, created } = result;
     if (!created) return { task, created };
+    this.deps.onStep?.('write', secondsSince(writing));
     if (isHeldTask(task.status)) {
       // its time or its dependencies have not come: the scheduler releases it into the outbox
       log.info('task held', { task_id: task.id, type: task.type, status: task.status });
@@ -211,11 +219,16 @@ export class Intake {
 
   /** Publish and mark SENT, waiting at most `publish_wait`; false means "left to the relay". */
   private async publishNow({ task, publication, outboxId }: CreateResult): Promise<boolean> {
-    const { broker, publish, config, log } = this.deps;
+    const { broker, publish, config, log, onStep } = this.deps;
     if (!broker.isConnected || outboxId === null) return false;
-    const confirmed = publish
-      .task(task, publication, task.deliver_by)
-      .then(() => this.markSent({ taskId: task.id, outboxId }).then(() => true));
+    let started = process.hrtime.bigint();
+    const confirmed = publish.task(task, publication, task.deliver_by).then(async () => {
+      onStep?.('publish', secondsSince(started));
+      started = process.hrtime.bigint();
+      await this.markSent({ taskId: task.id, outboxId });
+      onStep?.('mark', secondsSince(started));
+      return true;
+    });
     // cleared once answered: a pending timer would keep this request's promises for publish_wait
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<false>((resolve) => {

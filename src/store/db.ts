@@ -63,6 +63,67 @@ export function forUpdate<Q extends Knex.QueryBuilder>(
   return (options.skipLocked === true ? locked.skipLocked() : locked) as Q;
 }
 
+/** per pool (its config object, which its transactions share): does INSERT … RETURNING work */
+const returningSupport = new WeakMap<object, Promise<boolean>>();
+
+/**
+ * Whether this database answers INSERT … RETURNING: SQLite and MariaDB 10.5 and later do, MySQL
+ * does not. Asked once per pool.
+ */
+export function supportsReturning(db: Knex): Promise<boolean> {
+  if (engineOf(db) === 'sqlite') return Promise.resolve(true);
+  const key = db.client.config as object;
+  let known = returningSupport.get(key);
+  if (known === undefined) {
+    known = db
+      .raw('SELECT VERSION() AS version')
+      .then(([rows]: [Array<{ version: string }>]) => mariadbWithReturning(rows[0]?.version ?? ''));
+    // a failed probe is asked again next time
+    known.catch(() => returningSupport.delete(key));
+    returningSupport.set(key, known);
+  }
+  return known;
+}
+
+/**
+ * Take this answer instead of asking the database: MySQL's way on MariaDB, for a test of the
+ * path MySQL takes.
+ */
+export function assumeReturning(db: Knex, supported: boolean): void {
+  returningSupport.set(db.client.config as object, Promise.resolve(supported));
+}
+
+/** "10.11.19-MariaDB-0+deb12u1" → true; MySQL's "8.0.36" or MariaDB before 10.5 → false */
+export function mariadbWithReturning(version: string): boolean {
+  const match = /^(\d+)\.(\d+)\..*mariadb/i.exec(version);
+  if (match === null) return false;
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  return major > 10 || (major === 10 && minor >= 5);
+}
+
+/**
+ * Insert rows and read back these columns of each, in one round trip: INSERT … RETURNING, where
+ * `supportsReturning` said the database has it.
+ */
+export async function insertReturning<T extends object>(
+  trx: Knex,
+  table: string,
+  rows: readonly object[],
+  columns: readonly string[],
+): Promise<T[]> {
+  if (engineOf(trx) === 'sqlite') {
+    return (await trx(table)
+      .insert(rows)
+      .returning([...columns])) as T[];
+  }
+  const { sql, bindings } = trx(table).insert(rows).toSQL();
+  const [returned] = (await trx.raw(
+    `${sql} RETURNING ${columns.map((column) => `\`${column}\``).join(', ')}`,
+    bindings,
+  )) as [T[]];
+  return returned;
+}
+
 function knexLog(log: Logger): Knex.Config['log'] {
   // knex prints pool and driver trouble with console.log; keep it in our structured log
   return {

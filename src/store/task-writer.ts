@@ -23,7 +23,14 @@ import {
   type TaskRef,
   refText,
 } from '../domain';
-import { asStoreError, isDuplicateKey, withTransaction, type Db } from './db';
+import {
+  asStoreError,
+  insertReturning,
+  isDuplicateKey,
+  supportsReturning,
+  withTransaction,
+  type Db,
+} from './db';
 import { stateToRow } from './locked-tasks';
 import {
   parseJsonColumn,
@@ -172,7 +179,7 @@ function pendingResponses(taskId: number, input: NewTask): ResponseRow[] {
   });
 }
 
-function outboxRow(taskId: number, input: NewTask): Record<string, unknown> {
+function outboxRow(taskId: number, input: NewTask): { task_id: number } & Record<string, unknown> {
   return {
     task_id: taskId,
     kind: 'task',
@@ -212,13 +219,7 @@ export async function writeNewTasks(
   inputs: readonly NewTask[],
   rows: ReadonlyArray<Omit<TaskRow, 'id'>> = inputs.map(taskRow),
 ): Promise<CreateResult[]> {
-  let ids: number[];
-  if (rows.length === 1) {
-    ids = ((await trx('tasks').insert(rows)) as number[]).map(Number);
-  } else {
-    await trx('tasks').insert(rows);
-    ids = await idsOf(trx, rows);
-  }
+  const ids = await insertTaskRows(trx, rows);
   const responses = inputs.flatMap((input, i) => pendingResponses(ids[i] as number, input));
   await insertChunked(trx, 'task_responses', responses);
   await insertChunked(
@@ -233,23 +234,64 @@ export async function writeNewTasks(
     ),
   );
   // a held task gets its outbox row from the scheduler, when it is released
-  await insertChunked(
+  const outboxOf = await insertOutboxRows(
     trx,
-    'outbox',
     inputs.flatMap((input, i) => (isDelayed(input) ? [] : [outboxRow(ids[i] as number, input)])),
   );
-  // new tasks have no other outbox rows yet
-  const outbox = (await trx('outbox').select('id', 'task_id').whereIn('task_id', ids)) as Array<{
-    id: number;
-    task_id: number;
-  }>;
-  const outboxOf = new Map(outbox.map((row) => [Number(row.task_id), Number(row.id)]));
   return rows.map((row, i) => ({
     task: { ...row, id: ids[i] as number },
     created: true,
     publication: firstPublication(inputs[i] as NewTask),
     outboxId: outboxOf.get(ids[i] as number) ?? null,
   }));
+}
+
+/**
+ * Insert task rows; their ids, in their order. One statement where the database returns what it
+ * inserted (MariaDB, SQLite); else the insert and a read of the ids.
+ */
+async function insertTaskRows(
+  trx: Knex.Transaction,
+  rows: ReadonlyArray<Omit<TaskRow, 'id'>>,
+): Promise<number[]> {
+  if (rows.length === 1) return ((await trx('tasks').insert(rows)) as number[]).map(Number);
+  if (!(await supportsReturning(trx))) {
+    await trx('tasks').insert(rows);
+    return idsOf(trx, rows);
+  }
+  const returned = await insertReturning<Pick<TaskRow, 'id' | 'type' | 'identifier'>>(
+    trx,
+    'tasks',
+    rows,
+    ['id', 'type', 'identifier'],
+  );
+  const byKey = new Map(returned.map((row) => [taskKey(row.type, row.identifier), Number(row.id)]));
+  return rows.map((row) => idOf(byKey, row));
+}
+
+type OutboxId = { id: number; task_id: number };
+
+/** Insert new tasks' outbox rows (none of them has another yet); their ids by task id. */
+async function insertOutboxRows(
+  trx: Knex.Transaction,
+  rows: ReadonlyArray<{ task_id: number }>,
+): Promise<Map<number, number>> {
+  let inserted: OutboxId[] = [];
+  if (rows.length === 0) {
+    // nothing to insert
+  } else if (await supportsReturning(trx)) {
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      const chunk = rows.slice(i, i + INSERT_CHUNK);
+      inserted.push(...(await insertReturning<OutboxId>(trx, 'outbox', chunk, ['id', 'task_id'])));
+    }
+  } else {
+    await insertChunked(trx, 'outbox', rows);
+    const taskIds = rows.map((row) => row.task_id);
+    inserted = (await trx('outbox')
+      .select('id', 'task_id')
+      .whereIn('task_id', taskIds)) as OutboxId[];
+  }
+  return new Map(inserted.map((row) => [Number(row.task_id), Number(row.id)]));
 }
 
 type TaskName = Pick<TaskRow, 'type' | 'identifier'>;
@@ -271,12 +313,14 @@ async function storedIds(db: Knex, names: readonly TaskName[]): Promise<Map<stri
 /** The ids of rows just inserted together, in their order. */
 async function idsOf(trx: Knex.Transaction, rows: readonly TaskName[]): Promise<number[]> {
   const byKey = await storedIds(trx, rows);
-  return rows.map((row) => {
-    const id = byKey.get(taskKey(row.type, row.identifier));
-    if (id === undefined)
-      throw new Error(`task ${row.type}/${row.identifier} not found after insert`);
-    return id;
-  });
+  return rows.map((row) => idOf(byKey, row));
+}
+
+function idOf(byKey: ReadonlyMap<string, number>, row: TaskName): number {
+  const id = byKey.get(taskKey(row.type, row.identifier));
+  if (id === undefined)
+    throw new Error(`task ${row.type}/${row.identifier} not found after insert`);
+  return id;
 }
 
 const taskKey = (type: string, identifier: string): string => `${type}\u0000${identifier}`;

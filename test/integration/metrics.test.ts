@@ -131,6 +131,12 @@ describe('behind the API tokens', () => {
     expect(
       moved('tasker_publish_confirm_seconds_count', { kind: 'task', outcome: 'confirmed' }),
     ).toBe(5);
+    // each of the five waited for its write, its publish and its mark SENT, in that order; a
+    // retry of a task already accepted waits for none of them
+    for (const step of ['write', 'publish', 'mark']) {
+      expect(moved('tasker_task_accept_step_seconds_count', { step })).toBe(5);
+      expect(moved('tasker_task_accept_step_seconds_sum', { step })).toBeGreaterThan(0);
+    }
     // every recorded event's age observed once; at least the five tasks' ten finished events
     const events =
       moved('tasker_recorder_events_total', { outcome: 'applied' }) +

@@ -48,7 +48,12 @@ import {
   type TaskRow,
 } from '../../src/store';
 import { sqliteFile } from '../../src/config';
-import { forUpdate } from '../../src/store/db';
+import {
+  assumeReturning,
+  forUpdate,
+  mariadbWithReturning,
+  supportsReturning,
+} from '../../src/store/db';
 import { TIMESTAMP_COLUMNS } from '../../src/store/sqlite';
 import {
   ConflictError,
@@ -103,6 +108,11 @@ let stack: StoreFixture;
 interface TaskRowLike {
   identifier: string;
   payload: string;
+}
+
+interface OutboxLike {
+  id: number;
+  task_id: number;
 }
 
 let seq = 0;
@@ -264,7 +274,7 @@ describe.each([
       });
       expect(inserts).toBeLessThanOrEqual(4);
       expect(new Set(results.map((r) => r.task.id)).size).toBe(40);
-      for (const [i, { task, created }] of results.entries()) {
+      for (const [i, { task, created, outboxId }] of results.entries()) {
         expect(created).toBe(true);
         const stored = (await stack.db('tasks').where({ id: task.id }).first()) as TaskRowLike;
         expect([stored.identifier, JSON.parse(stored.payload)]).toEqual([
@@ -273,9 +283,73 @@ describe.each([
         ]);
         const rows = await rowsOf(task.id);
         expect(rows.map((r) => r.endpoint)).toEqual(i % 2 === 0 ? ['a', 'b', 'c'] : []);
-        expect(await stack.db('outbox').where({ task_id: task.id })).toHaveLength(1);
+        const outbox = (await stack.db('outbox').where({ task_id: task.id })) as OutboxLike[];
+        expect(outbox.map((row) => Number(row.id))).toEqual([outboxId]);
       }
     });
+
+    /** The statements a group of `count` new tasks is written with, by their first words. */
+    async function groupStatements(db: Db, count: number): Promise<string[]> {
+      const writer = new TaskWriter(db, ONE_GROUP_AT_A_TIME);
+      const inputs = Array.from({ length: count }, (_, i) => newTask({ payload: { i } }));
+      await supportsReturning(db);
+      const statements: string[] = [];
+      const onQuery = (query: { sql: string }): void => {
+        statements.push(query.sql.split(' ').slice(0, 3).join(' ').toLowerCase());
+      };
+      db.on('query', onQuery);
+      // the first is written alone; the others arrive while it is, and go as one group
+      const first = writer.create(newTask());
+      try {
+        const results = await Promise.all(inputs.map((input) => writer.create(input)));
+        await first;
+        for (const [i, result] of results.entries()) {
+          const stored = (await db('tasks').where({ id: result.task.id }).first()) as TaskRowLike;
+          expect(JSON.parse(stored.payload)).toEqual({ i });
+          const outbox = (await db('outbox').where({ task_id: result.task.id })) as OutboxLike[];
+          expect(outbox.map((row) => Number(row.id))).toEqual([result.outboxId]);
+        }
+      } finally {
+        db.off('query', onQuery);
+      }
+      // the group's inserts and reads, not this test's reads of what was stored
+      return statements.filter((sql) => /^(insert|select `)/.test(sql));
+    }
+
+    it('writes a group with one INSERT a table and reads nothing back: the inserts return the ids', async () => {
+      const statements = await groupStatements(stack.db, 5);
+      const oneTable = [
+        'insert into `tasks`',
+        'insert into `task_responses`',
+        'insert into `outbox`',
+      ];
+      // the first task alone, then the group of five
+      expect(statements).toEqual([...oneTable, ...oneTable]);
+    });
+
+    if (engine === 'MariaDB') {
+      it('writes a group as on MySQL, which has no INSERT … RETURNING: inserts, then reads of the ids', async () => {
+        assumeReturning(stack.db, false);
+        try {
+          const statements = await groupStatements(stack.db, 5);
+          expect(statements).toEqual([
+            // the first task alone: its id is the insert's
+            'insert into `tasks`',
+            'insert into `task_responses`',
+            'insert into `outbox`',
+            'select `id`, `task_id`',
+            // the group of five
+            'insert into `tasks`',
+            'select `id`, `identifier`',
+            'insert into `task_responses`',
+            'insert into `outbox`',
+            'select `id`, `task_id`',
+          ]);
+        } finally {
+          assumeReturning(stack.db, true);
+        }
+      });
+    }
 
     it('gives each task of a group its own answer when one of them is a duplicate', async () => {
       const writer = new TaskWriter(stack.db);
@@ -1539,6 +1613,17 @@ describe('SQLite only', () => {
     expect(() => createDb({ url: 'sqlite3:x.db', ...POOL })).toThrow(
       'database url scheme sqlite3: is not supported',
     );
+  });
+});
+
+describe('INSERT … RETURNING', () => {
+  it('is taken on MariaDB 10.5 and later, never on MySQL', () => {
+    expect(mariadbWithReturning('10.11.19-MariaDB-0+deb12u1')).toBe(true);
+    expect(mariadbWithReturning('10.5.0-MariaDB')).toBe(true);
+    expect(mariadbWithReturning('11.4.2-MariaDB-ubu2404')).toBe(true);
+    expect(mariadbWithReturning('10.4.32-MariaDB')).toBe(false);
+    expect(mariadbWithReturning('8.0.36')).toBe(false);
+    expect(mariadbWithReturning('8.4.0-0ubuntu0.24.04.1')).toBe(false);
   });
 });
 
