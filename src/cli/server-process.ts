@@ -169,8 +169,7 @@ export async function startServer(
           ? {}
           : { onStep: (step: AcceptStep, seconds: number) => metrics.acceptStep(step, seconds) }),
       });
-      // the API's watchers hear of every server's changes
-      await feed.start();
+      // the API's watchers hear of every server's changes, listening while they wait
       cleanups.push(() => feed.close());
       const app = createApp({
         db,
