@@ -153,11 +153,11 @@ export function taskRoutes(deps: TaskRouteDeps): Router {
   };
 
   router.get('/tasks', list);
-  router.get('/events', async (req, res) => {
+  router.get('/events', (req, res) => {
     rejectUnknownKeys(req.query, fieldNames(EVENTS_QUERY), '', refused);
     const types = words(req.query.type, Object.keys(config.taskTypes), 'type');
     const statuses = words(req.query.status, TASK_STATUSES, 'status');
-    await streamChanges(watch, { types, statuses }, req, res);
+    streamChanges(watch, { types, statuses }, req, res);
   });
 
   router.get('/:type', list);

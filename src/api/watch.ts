@@ -58,10 +58,7 @@ function nextChange(
   abort: AbortSignal,
 ): Promise<number> {
   return new Promise((resolve) => {
-    let woken = false;
     const done = (): void => {
-      if (woken) return;
-      woken = true;
       const wokenAt = Date.now();
       clearTimeout(timer);
       stop();
@@ -70,10 +67,7 @@ function nextChange(
       setTimeout(() => resolve(wokenAt), COALESCE_MS);
     };
     const timer = setTimeout(done, ms);
-    const listening = changes.isListening;
     const stop = changes.watch(taskId, done);
-    // a feed that was not listening heard nothing until now: look at the task again then
-    if (!listening) void changes.listen().then(done);
     abort.addEventListener('abort', done, { once: true });
   });
 }
@@ -183,16 +177,12 @@ export async function streamTask(
 }
 
 /** The event stream of every task's changes, optionally of some types and statuses only. */
-export async function streamChanges(
+export function streamChanges(
   deps: WatchDeps,
   filter: { types: string[] | null; statuses: string[] | null },
   req: Request,
   res: Response,
-): Promise<void> {
-  // the stream opens once this server hears changes: none made after it opened is missed
-  await deps.changes.listen();
-  // a client that left meanwhile would never be told to stop below
-  if (res.socket === null || res.socket.destroyed) return;
+): void {
   const stream = openStream(res);
   const stop = deps.changes.watchAll((event: ChangeEvent) => {
     if (filter.types !== null && !filter.types.includes(event.type)) return;

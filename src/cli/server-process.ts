@@ -169,7 +169,8 @@ export async function startServer(
           ? {}
           : { onStep: (step: AcceptStep, seconds: number) => metrics.acceptStep(step, seconds) }),
       });
-      // the API's watchers hear of every server's changes, listening while they wait
+      // the API's watchers hear of every server's changes
+      await feed.start();
       cleanups.push(() => feed.close());
       const app = createApp({
         db,

@@ -1,11 +1,10 @@
 /**
  * Changes of tasks after they are committed: published to the events exchange, where other
- * systems subscribe, and received from it to wake this server's clients that wait for news of a
- * task (long polls, event streams). The server holding a client's stream need not be the one
- * that recorded the change. A server listens only while it holds such clients (and a while
- * after the last left): one that holds none does not take in every change of every server. A
- * change event that is lost (a server dies between its commit and its publish) is made up for
- * by the watchers, which look at the database again every few seconds anyway.
+ * systems subscribe and every server listens, and received from it to wake this server's
+ * clients that wait for news of a task (long polls, event streams). The server holding a
+ * client's stream need not be the one that recorded the change. A change event that is lost (a
+ * server dies between its commit and its publish) is made up for by the watchers, which look at
+ * the database again every few seconds anyway.
  */
 import type { Subscription, TaskBroker } from '../broker';
 import { WIRE_VERSION, type ChangeEvent } from '../domain';
@@ -14,8 +13,6 @@ import type { ResponseRow, TaskChange, TaskRow } from '../store';
 
 /** change events on their way to the broker at once; more are dropped (with a warning) */
 const MAX_IN_FLIGHT = 1000;
-/** how long the feed keeps listening after its last watcher left, for the next one */
-const LISTEN_LINGER_MS = 60_000;
 
 export function changeEvent(task: TaskRow, rows: readonly ResponseRow[] = []): ChangeEvent {
   return {
@@ -39,24 +36,18 @@ export function changeEvent(task: TaskRow, rows: readonly ResponseRow[] = []): C
 export class ChangeFeed {
   private inFlight = 0;
   private dropped = 0;
-  /** the subscription while listening, or on its way; null when not listening */
-  private subscribing: Promise<Subscription | null> | null = null;
-  private subscribed = false;
-  private lingering: NodeJS.Timeout | null = null;
-  private closed = false;
+  private subscription: Subscription | null = null;
   private readonly byTask = new Map<number, Set<(event: ChangeEvent) => void>>();
   private readonly everything = new Set<(event: ChangeEvent) => void>();
 
   /**
    * `onCommitted` hears every committed change this server publishes, whichever part made it
-   * (the metrics count them there). `lingerMs`: how long to go on listening after the last
-   * watcher left.
+   * (the metrics count them there).
    */
   constructor(
     private readonly broker: TaskBroker,
     private readonly log: Logger,
     private readonly onCommitted: (changes: readonly TaskChange[]) => void = () => undefined,
-    private readonly lingerMs = LISTEN_LINGER_MS,
   ) {}
 
   /** Publish committed changes, without waiting: a change is news, not a decision. */
@@ -84,40 +75,9 @@ export class ChangeFeed {
       });
   }
 
-  /** Whether change events reach this server now (its queue is bound and consumed). */
-  get isListening(): boolean {
-    return this.subscribed;
-  }
-
-  /**
-   * Listen to the events exchange, if not already; resolves once listening (or once trying
-   * failed: the watchers read the database every few seconds meanwhile, and the next watcher
-   * tries again). Watchers call it themselves; a watcher that must not miss a change made before
-   * it resolved reads the task again after it.
-   */
-  listen(): Promise<void> {
-    this.stopLingering();
-    if (this.closed) return Promise.resolve();
-    if (this.subscribing === null) {
-      const subscribing: Promise<Subscription | null> = this.broker
-        .consumeChanges((event) => this.deliver(event))
-        .then(
-          (subscription) => {
-            // unless stopped meanwhile, which closes it
-            if (this.subscribing === subscribing) this.subscribed = true;
-            return subscription;
-          },
-          (err: unknown) => {
-            this.log.warn('not listening to change events; watchers read the database meanwhile', {
-              err,
-            });
-            if (this.subscribing === subscribing) this.subscribing = null;
-            return null;
-          },
-        );
-      this.subscribing = subscribing;
-    }
-    return this.subscribing.then(() => undefined);
+  /** Listen to the events exchange; from then on watchers hear of every server's changes. */
+  async start(): Promise<void> {
+    this.subscription ??= await this.broker.consumeChanges((event) => this.deliver(event));
   }
 
   private deliver(event: ChangeEvent): void {
@@ -125,7 +85,7 @@ export class ChangeFeed {
     for (const listener of this.everything) listener(event);
   }
 
-  /** Be told of changes of one task (listening if not yet); returns how to stop. */
+  /** Be told of changes of one task; returns how to stop. */
   watch(taskId: number, listener: (event: ChangeEvent) => void): () => void {
     let listeners = this.byTask.get(taskId);
     if (listeners === undefined) {
@@ -133,21 +93,16 @@ export class ChangeFeed {
       this.byTask.set(taskId, listeners);
     }
     listeners.add(listener);
-    void this.listen();
     return () => {
-      if (!listeners.delete(listener)) return;
+      listeners.delete(listener);
       if (listeners.size === 0) this.byTask.delete(taskId);
-      this.lingerIfUnwatched();
     };
   }
 
-  /** Be told of every change (listening if not yet); returns how to stop. */
+  /** Be told of every change; returns how to stop. */
   watchAll(listener: (event: ChangeEvent) => void): () => void {
     this.everything.add(listener);
-    void this.listen();
-    return () => {
-      if (this.everything.delete(listener)) this.lingerIfUnwatched();
-    };
+    return () => void this.everything.delete(listener);
   }
 
   /** How many watch one task or all, for the metrics. */
@@ -158,36 +113,7 @@ export class ChangeFeed {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    await this.stopListening();
-  }
-
-  /** The last watcher left: stop listening unless another comes within `lingerMs`. */
-  private lingerIfUnwatched(): void {
-    if (this.watchers > 0 || this.lingering !== null || this.subscribing === null) return;
-    this.lingering = setTimeout(() => {
-      this.lingering = null;
-      if (this.watchers === 0) void this.stopListening();
-    }, this.lingerMs);
-    this.lingering.unref();
-  }
-
-  private stopLingering(): void {
-    if (this.lingering === null) return;
-    clearTimeout(this.lingering);
-    this.lingering = null;
-  }
-
-  private async stopListening(): Promise<void> {
-    this.stopLingering();
-    const subscribing = this.subscribing;
-    this.subscribing = null;
-    this.subscribed = false;
-    const subscription = await subscribing;
-    await subscription
-      ?.close()
-      .catch((err: unknown) =>
-        this.log.debug('could not stop listening to change events', { err }),
-      );
+    await this.subscription?.close();
+    this.subscription = null;
   }
 }

@@ -87,6 +87,7 @@ it('keeps one row per endpoint and runs each handler once when everything arrive
   closers.push(() => sweeper.stop());
   const intake = new Intake({ db: stack.db, broker, config: stack.config, publish, log: testLog });
   const changes = new ChangeFeed(broker, testLog);
+  await changes.start();
   closers.push(() => changes.close());
   const app = createApp({
     db: stack.db,

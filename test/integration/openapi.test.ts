@@ -42,6 +42,7 @@ beforeAll(async () => {
   await broker.session.waitUntilConnected(5000);
   const { config, db } = stack;
   changes = new ChangeFeed(broker, testLog);
+  await changes.start();
   const publish = outboxPublishers(broker, config.taskTypes);
   const metrics = new ServerMetrics({ defaultMetrics: false });
   app = createApp({
