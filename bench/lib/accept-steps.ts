@@ -1,9 +1,10 @@
 /**
  * Where a POST's time goes: the servers' `tasker_task_accept_step_seconds` (write, publish,
  * mark) and their POST requests' `tasker_http_request_duration_seconds`, read from /metrics
- * before and after a load. The difference gives each step's mean, and what the request spent
+ * before and after a load (parsed, and so checked, by the tests' strict parser). The difference gives each step's mean, and what the request spent
  * besides them (HTTP, checks, waiting for the event loop).
  */
+import { parsePrometheusText, type Sample } from '../../test/support/prometheus-text';
 import { keepAliveAgent, request } from './http-load';
 
 export interface StepTotals {
@@ -20,8 +21,12 @@ export interface AcceptSteps {
   rest_ms: number | null;
 }
 
-const SAMPLE =
-  /^(tasker_task_accept_step_seconds|tasker_http_request_duration_seconds)_(sum|count)\{([^}]*)\} (\S+)$/;
+/** The step a sample adds to, if any: a step of the histogram, or the POST requests' time. */
+function stepOf(sample: Sample): string | null {
+  const { labels } = sample;
+  if (sample.name.startsWith('tasker_task_accept_step_seconds_')) return labels.step ?? null;
+  return labels.method === 'POST' && labels.route === '/:type' ? 'request' : null;
+}
 
 /** The step sums of one scrape of these servers together. */
 export async function scrapeSteps(baseUrls: readonly string[]): Promise<StepTotals> {
@@ -31,20 +36,18 @@ export async function scrapeSteps(baseUrls: readonly string[]): Promise<StepTota
     for (const base of baseUrls) {
       const { status, body } = await request(agent, `${base}/metrics`, 'GET');
       if (status !== 200) throw new Error(`GET ${base}/metrics answered ${status}`);
-      for (const line of body.split('\n')) {
-        const match = SAMPLE.exec(line);
-        if (match === null) continue;
-        const [, metric, part, labels = '', value = '0'] = match;
-        let step: string | null = null;
-        if (metric === 'tasker_task_accept_step_seconds') {
-          step = /step="(\w+)"/.exec(labels)?.[1] ?? null;
-        } else if (/method="POST"/.test(labels) && /route="\/:type"/.test(labels)) {
-          step = 'request';
+      const families = parsePrometheusText(body);
+      for (const name of [
+        'tasker_task_accept_step_seconds',
+        'tasker_http_request_duration_seconds',
+      ]) {
+        for (const sample of families.get(name)?.samples ?? []) {
+          const step = stepOf(sample);
+          if (step === null) continue;
+          const entry = (totals[step] ??= { seconds: 0, count: 0 });
+          if (sample.name === `${name}_sum`) entry.seconds += sample.value;
+          else if (sample.name === `${name}_count`) entry.count += sample.value;
         }
-        if (step === null) continue;
-        const entry = (totals[step] ??= { seconds: 0, count: 0 });
-        if (part === 'sum') entry.seconds += Number(value);
-        else entry.count += Number(value);
       }
     }
   } finally {

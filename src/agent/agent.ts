@@ -23,7 +23,7 @@ import {
   type TaskMessage,
 } from '../domain';
 import type { Logger } from '../log';
-import type { AgentMetrics } from '../metrics';
+import { secondsSince, type AgentMetrics } from '../metrics';
 import { VERSION } from '../package';
 import { AttemptJournal, type RunCounts } from './attempts';
 import { HeartbeatSender } from './heartbeat';
@@ -609,8 +609,7 @@ export class Agent {
       });
       log.info('task finished', { status: outcome.status, errnr: outcome.errnr });
       if (!outcome.abandoned) {
-        const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
-        this.options.metrics?.handlerRan(task.type, outcome.status, seconds);
+        this.options.metrics?.handlerRan(task.type, outcome.status, secondsSince(startedAt));
       }
       return { outcome, output: output.result() };
     } finally {

@@ -47,14 +47,14 @@ export async function migrateCommand(
   }
 }
 
+const usageFail = (path: string, problem: string): Error => new Error(`${path} ${problem}`);
+
 /**
  * `tasker upgrade-queues`: rebuild the endpoint queues of the configured task types that an
  * older tasker made with other arguments, keeping their messages (src/broker/upgrade.ts). The
  * queues are those of the registry's endpoints for their types, and of `--endpoints a,b` for
  * every configured type. Exits non-zero when a queue was left busy.
  */
-const usageFail = (path: string, problem: string): Error => new Error(`${path} ${problem}`);
-
 export async function upgradeQueuesCommand(
   config: TaskerConfig,
   named: string[],

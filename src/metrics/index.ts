@@ -18,6 +18,11 @@ export interface DatabaseSnapshot {
   endpoints: { online: number; offline: number; stopped: number };
 }
 
+/** Seconds since `started`, a reading of process.hrtime.bigint(): for timing what metrics observe. */
+export function secondsSince(started: bigint): number {
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
 /** The durable steps a request waits for, in a row, to accept a task and answer it SENT. */
 export type AcceptStep = 'write' | 'publish' | 'mark';
 

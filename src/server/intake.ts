@@ -19,7 +19,7 @@ import {
   type Share,
 } from '../domain';
 import type { Logger } from '../log';
-import type { AcceptStep } from '../metrics';
+import { secondsSince, type AcceptStep } from '../metrics';
 import {
   TaskWriter,
   findTaskIds,
@@ -74,9 +74,6 @@ export interface IntakeDeps {
   /** how long the request waited for one durable step (the metrics time them) */
   onStep?: (step: AcceptStep, seconds: number) => void;
 }
-
-/** Seconds since `started` (from process.hrtime.bigint()). */
-const secondsSince = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1e9;
 
 export class Intake {
   private readonly tasks: TaskWriter;

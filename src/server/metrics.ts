@@ -4,7 +4,7 @@
  * read from the database when Prometheus scrapes, kept a few seconds.
  */
 import { isTerminalTask } from '../domain';
-import { CachedProbe, type DatabaseSnapshot, type ServerMetrics } from '../metrics';
+import { CachedProbe, secondsSince, type DatabaseSnapshot, type ServerMetrics } from '../metrics';
 import { endpointCounts, outboxStats, type Db, type Publishers, type TaskChange } from '../store';
 
 /** scrapes within this share one read of the database */
@@ -38,13 +38,12 @@ export function countChanges(metrics: ServerMetrics, changes: readonly TaskChang
 export function timedPublishers(publish: Publishers, metrics: ServerMetrics): Publishers {
   const timed = async <T>(kind: string, send: () => Promise<T>): Promise<T> => {
     const started = process.hrtime.bigint();
-    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
     try {
       const result = await send();
-      metrics.published(kind, 'confirmed', seconds());
+      metrics.published(kind, 'confirmed', secondsSince(started));
       return result;
     } catch (err) {
-      metrics.published(kind, 'failed', seconds());
+      metrics.published(kind, 'failed', secondsSince(started));
       throw err;
     }
   };

@@ -219,7 +219,9 @@ export async function writeNewTasks(
   inputs: readonly NewTask[],
   rows: ReadonlyArray<Omit<TaskRow, 'id'>> = inputs.map(taskRow),
 ): Promise<CreateResult[]> {
-  const ids = await insertTaskRows(trx, rows);
+  // asked once per pool; the answer picks how ids come back for tasks and outbox rows alike
+  const returning = await supportsReturning(trx);
+  const ids = await insertTaskRows(trx, rows, returning);
   const responses = inputs.flatMap((input, i) => pendingResponses(ids[i] as number, input));
   await insertChunked(trx, 'task_responses', responses);
   await insertChunked(
@@ -237,6 +239,7 @@ export async function writeNewTasks(
   const outboxOf = await insertOutboxRows(
     trx,
     inputs.flatMap((input, i) => (isDelayed(input) ? [] : [outboxRow(ids[i] as number, input)])),
+    returning,
   );
   return rows.map((row, i) => ({
     task: { ...row, id: ids[i] as number },
@@ -248,14 +251,15 @@ export async function writeNewTasks(
 
 /**
  * Insert task rows; their ids, in their order. One statement where the database returns what it
- * inserted (MariaDB, SQLite); else the insert and a read of the ids.
+ * inserted (`returning`: MariaDB, SQLite); else the insert and a read of the ids.
  */
 async function insertTaskRows(
   trx: Knex.Transaction,
   rows: ReadonlyArray<Omit<TaskRow, 'id'>>,
+  returning: boolean,
 ): Promise<number[]> {
   if (rows.length === 1) return ((await trx('tasks').insert(rows)) as number[]).map(Number);
-  if (!(await supportsReturning(trx))) {
+  if (!returning) {
     await trx('tasks').insert(rows);
     return idsOf(trx, rows);
   }
@@ -275,11 +279,11 @@ type OutboxId = { id: number; task_id: number };
 async function insertOutboxRows(
   trx: Knex.Transaction,
   rows: ReadonlyArray<{ task_id: number }>,
+  returning: boolean,
 ): Promise<Map<number, number>> {
-  let inserted: OutboxId[] = [];
-  if (rows.length === 0) {
-    // nothing to insert
-  } else if (await supportsReturning(trx)) {
+  if (rows.length === 0) return new Map();
+  const inserted: OutboxId[] = [];
+  if (returning) {
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK);
       inserted.push(...(await insertReturning<OutboxId>(trx, 'outbox', chunk, ['id', 'task_id'])));
@@ -287,9 +291,9 @@ async function insertOutboxRows(
   } else {
     await insertChunked(trx, 'outbox', rows);
     const taskIds = rows.map((row) => row.task_id);
-    inserted = (await trx('outbox')
-      .select('id', 'task_id')
-      .whereIn('task_id', taskIds)) as OutboxId[];
+    inserted.push(
+      ...((await trx('outbox').select('id', 'task_id').whereIn('task_id', taskIds)) as OutboxId[]),
+    );
   }
   return new Map(inserted.map((row) => [Number(row.task_id), Number(row.id)]));
 }
